@@ -1,0 +1,56 @@
+# VFM Lens — two commands: `make run` and `make test`. Everything they need is installed here.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip install --disable-pip-version-check -c constraints.txt
+HOST ?= 127.0.0.1
+PORT ?= 8501
+MODELS ?= clip_vit_b32 dinov2_small sam_vit_b
+
+.PHONY: setup setup-dev run test test-fast browser-deps weights bench lint clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install -q --upgrade pip
+
+$(VENV)/.run-deps: requirements.txt constraints.txt | $(PY)
+	$(PIP) -r requirements.txt
+	@touch $@
+
+$(VENV)/.dev-deps: requirements-dev.txt $(VENV)/.run-deps
+	$(PIP) -r requirements-dev.txt
+	@touch $@
+
+setup: $(VENV)/.run-deps
+setup-dev: $(VENV)/.dev-deps
+
+## run: set up (first time) and serve the dashboard on http://$(HOST):$(PORT)
+run: setup
+	$(VENV)/bin/streamlit run app.py --server.address $(HOST) --server.port $(PORT)
+
+## browser-deps: Debian's chromium for the browser tests (Playwright drives the system browser)
+browser-deps:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium fonts-dejavu-core >/dev/null; }
+
+## test: set up (first time) and run the whole suite, browser tests included
+test: setup-dev browser-deps
+	$(PY) -m pytest
+
+test-fast: setup-dev
+	$(PY) -m pytest -m "not browser and not slow"
+
+## weights: prefetch weights into the cache for offline use, e.g. make weights MODELS="dinov2_small sam_vit_b"
+weights: setup
+	$(PY) -m core.weights $(MODELS)
+
+bench: setup-dev
+	for f in bench/bench_*.py; do m=$$(basename $$f .py); echo "== $$m"; $(PY) -m bench.$$m || exit 1; done
+
+lint: setup-dev
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+
+clean:
+	rm -rf $(VENV) .pytest_cache test-artifacts

@@ -1,0 +1,20 @@
+"""VFM Lens: router only. Shared sidebar and banner, then the chosen page."""
+
+import streamlit as st
+
+from components.sidebar import show_random_banner, show_sidebar
+
+st.set_page_config(page_title="VFM Lens", page_icon=":material/center_focus_strong:", layout="wide")
+
+page = st.navigation(
+    [
+        st.Page("pages/upload.py", title="Upload", icon=":material/upload:", default=True),
+        st.Page("pages/pca_foreground.py", title="PCA Foreground", icon=":material/palette:"),
+        st.Page("pages/embedding_scatter.py", title="Embedding Scatter", icon=":material/scatter_plot:"),
+        st.Page("pages/patch_matching.py", title="Patch Matching", icon=":material/join:"),
+        st.Page("pages/segment.py", title="Segment", icon=":material/content_cut:"),
+        st.Page("pages/models.py", title="Models", icon=":material/model_training:"),
+    ]
+)
+show_random_banner(show_sidebar())
+page.run()

@@ -1,0 +1,1 @@
+"""Streamlit widgets. Each takes numpy arrays or core results and owns its session_state keys."""

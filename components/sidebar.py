@@ -1,0 +1,70 @@
+"""The shared sidebar: device, one model per family with its weights, and the random-weights banner."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from components.state import get_engine
+from core import config, registry
+from core.weights import WeightsStatus
+
+FAMILIES = {"clip": "CLIP", "dinov2": "DINOv2", "sam": "SAM"}
+_DEFAULTS = {"clip": "clip_vit_b32", "dinov2": "dinov2_small", "sam": "sam_vit_b"}
+_TINY = {"clip": "clip_tiny", "dinov2": "dinov2_tiny", "sam": "sam_tiny"}
+
+
+def default_model(family: str) -> str:
+    return (_TINY if config.profile() == "tiny" else _DEFAULTS)[family]
+
+
+def selected_model(family: str) -> str:
+    """The ``name@weights`` the user chose for `family` (the default before the sidebar ran)."""
+    name = st.session_state.get(f"sidebar_{family}_model", default_model(family))
+    spec = registry.get(name)
+    weights = st.session_state.get(f"sidebar_{family}_weights", spec.default_weights)
+    return f"{name}@{weights if weights in spec.weight_options else spec.default_weights}"
+
+
+def _model_picker(family: str) -> WeightsStatus:
+    names = [s.name for s in registry.list_models(family)]
+    name = st.selectbox(
+        FAMILIES[family],
+        names,
+        index=names.index(default_model(family)),
+        format_func=lambda n: registry.get(n).title,
+        key=f"sidebar_{family}_model",
+    )
+    spec = registry.get(name)
+    if len(spec.weight_options) > 1:
+        st.selectbox(
+            f"{FAMILIES[family]} weights",
+            spec.weight_options,
+            key=f"sidebar_{family}_weights",
+            label_visibility="collapsed",
+        )
+    status = get_engine().weights_status(selected_model(family))
+    icon = {"pretrained": ":material/verified:", "local": ":material/folder:", "random": ":material/casino:"}[
+        status.label
+    ]
+    st.caption(f"{icon} weights: **{status.label}** — {status.message}")
+    return status
+
+
+def show_sidebar() -> list[WeightsStatus]:
+    """Render the sidebar; returns the weights status of the chosen model of each family."""
+    engine = get_engine()
+    with st.sidebar:
+        st.markdown(f"**Device:** `{engine.device.type}` ({str(engine.dtype).removeprefix('torch.')})")
+        statuses = [_model_picker(family) for family in FAMILIES]
+    return statuses
+
+
+def show_random_banner(statuses: list[WeightsStatus]) -> None:
+    """A visible banner on every page when any chosen model has random weights."""
+    random = [s.ref.spec.title for s in statuses if s.is_random]
+    if random:
+        st.warning(
+            f"**Random weights:** {', '.join(random)}. Their outputs show the architecture at work, "
+            "not what the model learned. See the sidebar for how to get the real weights.",
+            icon=":material/casino:",
+        )

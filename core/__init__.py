@@ -1,0 +1,1 @@
+"""VFM Lens core: models, engine, cache, data and analyses. Never imports streamlit."""

@@ -1,0 +1,60 @@
+"""Small image utilities shared by the analyses: resizing patch-grid maps, colour maps, blending, PNG."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from plotly.colors import hex_to_rgb, sample_colorscale, sequential
+
+
+def resize_map(values: np.ndarray, size: tuple[int, int], nearest: bool = False) -> np.ndarray:
+    """(h, w) or (h, w, C) float map → (H, W[, C]) float32 at `size` = (H, W); bilinear or nearest."""
+    arr = torch.from_numpy(np.ascontiguousarray(values, dtype=np.float32))
+    chw = arr[None, None] if arr.ndim == 2 else arr.permute(2, 0, 1)[None]
+    mode = {"mode": "nearest"} if nearest else {"mode": "bilinear", "align_corners": False}
+    out = F.interpolate(chw, size=size, **mode)[0]
+    return (out[0] if arr.ndim == 2 else out.permute(1, 2, 0)).numpy()
+
+
+def colorize(
+    values: np.ndarray, scale: str = "Viridis", vmin: float | None = None, vmax: float | None = None
+) -> np.ndarray:
+    """(H, W) float → (H, W, 3) uint8 through a plotly colour scale (256-entry lookup table)."""
+    lo = float(np.nanmin(values)) if vmin is None else vmin
+    hi = float(np.nanmax(values)) if vmax is None else vmax
+    lut = _lut(scale)
+    idx = np.clip((values - lo) / max(hi - lo, 1e-12) * 255, 0, 255).astype(np.uint8)
+    return lut[idx]
+
+
+def _lut(scale: str) -> np.ndarray:
+    colors = sample_colorscale(getattr(sequential, scale), np.linspace(0, 1, 256), colortype="rgb")
+    return np.array([[float(c) for c in s[4:-1].split(",")] for s in colors]).round().astype(np.uint8)
+
+
+def palette(n: int) -> np.ndarray:
+    """(n, 3) uint8 distinct colours for classes, masks and objects."""
+    from plotly.colors import qualitative
+
+    base = qualitative.Plotly + qualitative.D3 + qualitative.Alphabet
+    return np.array([hex_to_rgb(base[i % len(base)]) for i in range(n)], dtype=np.uint8)
+
+
+def blend(image: np.ndarray, overlay: np.ndarray, alpha: float, where: np.ndarray | None = None) -> np.ndarray:
+    """HWC uint8 image with an HWC uint8 overlay at opacity `alpha`, only where the (H, W) bool mask is set."""
+    mixed = image.astype(np.float32) * (1 - alpha) + overlay.astype(np.float32) * alpha
+    if where is not None:
+        mixed = np.where(where[..., None], mixed, image)
+    return mixed.round().astype(np.uint8)
+
+
+def to_png(image: np.ndarray) -> bytes:
+    """HWC uint8 (RGB or RGBA) or HW bool/uint8 → PNG bytes."""
+    arr = image.astype(np.uint8) * 255 if image.dtype == bool else image
+    buffer = io.BytesIO()
+    Image.fromarray(arr).save(buffer, format="PNG")
+    return buffer.getvalue()

@@ -1,0 +1,275 @@
+"""Images in, clean HWC uint8 RGB arrays out — or a reason, by file name, why not.
+
+Sources: uploaded files, a zip, a server folder (class-subfolder layout gives labels), and built-in
+samples that ship inside installed packages (scikit-image photos; scikit-learn digits, labeled).
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+MAX_PIXELS = 64_000_000  # larger images are refused (decompression bombs, 20,000² scans)
+MAX_SIDE = 2048  # larger accepted images are downscaled for the working set (and it is said)
+MAX_FILE_BYTES = 64 * 2**20
+MAX_ZIP_BYTES = 2 * 2**30  # total uncompressed
+MAX_ZIP_RATIO = 200  # uncompressed / compressed, per archive
+MAX_ZIP_FILES = 20_000
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # Pillow raises DecompressionBombError beyond twice this
+
+
+class ImageError(ValueError):
+    """An input that cannot become an image; the message is written for the user."""
+
+
+@dataclass(frozen=True)
+class Skipped:
+    name: str
+    reason: str
+
+
+@dataclass
+class ImageItem:
+    name: str
+    image: np.ndarray  # HWC uint8 RGB
+    label: str | None = None
+    note: str | None = None  # what was done to it (resized, first frame of an animation, ...)
+
+
+@dataclass
+class ImageSet:
+    items: list[ImageItem] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+
+    @property
+    def images(self) -> list[np.ndarray]:
+        return [it.image for it in self.items]
+
+    @property
+    def names(self) -> list[str]:
+        return [it.name for it in self.items]
+
+    @property
+    def labels(self) -> list[str | None]:
+        return [it.label for it in self.items]
+
+    @property
+    def is_labeled(self) -> bool:
+        return bool(self.items) and all(it.label is not None for it in self.items)
+
+    def class_counts(self) -> dict[str, int]:
+        return dict(sorted(Counter(it.label for it in self.items if it.label is not None).items()))
+
+    def extend(self, other: ImageSet) -> ImageSet:
+        return ImageSet(self.items + other.items, self.skipped + other.skipped)
+
+
+# ---- one image --------------------------------------------------------------------------------
+def _to_rgb(img: Image.Image) -> Image.Image:
+    """Any Pillow mode → RGB: alpha composited on white, 16-bit and float scaled, CMYK converted."""
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0
+        if img.mode == "F":
+            lo, hi = float(np.nanmin(arr)), float(np.nanmax(arr))
+            arr, top = arr - lo, max(hi - lo, 1e-12)
+        img = Image.fromarray(np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8))
+    if img.mode == "P":
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "PA"):
+        img = img.convert("RGBA")
+        background = Image.new("RGBA", img.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(background, img)
+    return img.convert("RGB")
+
+
+def load_image(source: bytes | str | Path, name: str | None = None) -> tuple[np.ndarray, str | None]:
+    """Decode one image to HWC uint8 RGB, EXIF orientation applied. Returns (image, note); raises ImageError."""
+    name = name or str(source)
+    data = Path(source).read_bytes() if isinstance(source, (str, Path)) else source
+    if not data:
+        raise ImageError("the file is empty")
+    if len(data) > MAX_FILE_BYTES:
+        raise ImageError(f"the file is {len(data) / 2**20:.0f} MB; the limit is {MAX_FILE_BYTES / 2**20:.0f} MB")
+    try:
+        img = Image.open(io.BytesIO(data))
+        w, h = img.size
+        if w * h > MAX_PIXELS:
+            raise ImageError(f"the image is {w}×{h} pixels; the limit is {MAX_PIXELS / 1e6:.0f} megapixels")
+        frames = getattr(img, "n_frames", 1)
+        img.load()
+        img = ImageOps.exif_transpose(img)
+        rgb = _to_rgb(img)
+    except ImageError:
+        raise
+    except Image.DecompressionBombError:
+        raise ImageError(f"refused as a possible decompression bomb (over {MAX_PIXELS / 1e6:.0f} megapixels)") from None
+    except UnidentifiedImageError:
+        raise ImageError("not an image Pillow can read (wrong extension, or not an image at all)") from None
+    except (OSError, SyntaxError, ValueError) as exc:  # truncated or corrupt data
+        raise ImageError(f"the image data is damaged ({exc})") from None
+    notes = [f"first of {frames} frames"] if frames > 1 else []
+    if max(rgb.size) > MAX_SIDE:
+        notes.append(f"downscaled from {rgb.size[0]}×{rgb.size[1]}")
+        rgb.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.LANCZOS)
+    return np.asarray(rgb, dtype=np.uint8).copy(), "; ".join(notes) or None
+
+
+def _add(result: ImageSet, name: str, data: bytes, label: str | None) -> None:
+    try:
+        image, note = load_image(data, name)
+    except ImageError as exc:
+        result.skipped.append(Skipped(name, str(exc)))
+        return
+    result.items.append(ImageItem(name, image, label, note))
+
+
+# ---- many images ------------------------------------------------------------------------------
+def _label_of(parts: tuple[str, ...]) -> str | None:
+    return parts[-2] if len(parts) >= 2 else None
+
+
+def _strip_common_root(paths: list[PurePosixPath]) -> list[tuple[str, ...]]:
+    parts = [p.parts for p in paths]
+    while parts and all(len(p) > 1 for p in parts) and len({p[0] for p in parts}) == 1 and not _is_class_layout(parts):
+        parts = [p[1:] for p in parts]
+    return parts
+
+
+def _is_class_layout(parts: list[tuple[str, ...]]) -> bool:
+    """True when every file sits exactly one folder deep and there are at least two such folders."""
+    return all(len(p) == 2 for p in parts) and len({p[0] for p in parts}) >= 2
+
+
+def _ignored(path: str) -> bool:
+    parts = PurePosixPath(path).parts
+    return any((p.startswith(".") and p not in (".", "..")) or p == "__MACOSX" for p in parts)
+
+
+def load_zip(data: bytes, name: str = "archive.zip") -> ImageSet:
+    """Images of a zip; `class/file.jpg` (optionally under one top folder) gives labels.
+
+    Entries with absolute or `..` paths, nested archives and non-images are skipped with a reason;
+    an archive that would unpack to too much (a zip bomb) is refused whole."""
+    result = ImageSet()
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+        infos = [i for i in archive.infolist() if not i.is_dir() and not _ignored(i.filename)]
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        return ImageSet(skipped=[Skipped(name, f"not a readable zip archive ({exc})")])
+    total = sum(i.file_size for i in infos)
+    packed = max(1, sum(i.compress_size for i in infos))
+    if len(infos) > MAX_ZIP_FILES or total > MAX_ZIP_BYTES or (total > 64 * 2**20 and total / packed > MAX_ZIP_RATIO):
+        return ImageSet(
+            skipped=[
+                Skipped(
+                    name,
+                    f"refused: it would unpack to {total / 2**20:.0f} MB in {len(infos)} files "
+                    f"(limits {MAX_ZIP_BYTES / 2**30:.0f} GB, {MAX_ZIP_FILES} files, ratio {MAX_ZIP_RATIO}:1)",
+                )
+            ]
+        )
+    safe = []
+    for info in infos:
+        path = PurePosixPath(info.filename.replace("\\", "/"))
+        if path.is_absolute() or ".." in path.parts or (path.parts and ":" in path.parts[0]):
+            result.skipped.append(Skipped(info.filename, "refused: the path points outside the archive"))
+        elif path.suffix.lower() == ".zip":
+            result.skipped.append(Skipped(info.filename, "nested zip archives are not opened; upload it on its own"))
+        elif path.suffix.lower() not in IMAGE_SUFFIXES:
+            result.skipped.append(Skipped(info.filename, f"not an image file type ({path.suffix or 'no extension'})"))
+        else:
+            safe.append((info, path))
+    for (info, _), parts in zip(safe, _strip_common_root([p for _, p in safe]), strict=True):
+        try:
+            payload = archive.read(info)
+        except (zipfile.BadZipFile, OSError, RuntimeError) as exc:  # CRC errors, encrypted entries
+            result.skipped.append(Skipped(info.filename, f"could not be read from the archive ({exc})"))
+            continue
+        _add(result, info.filename, payload, _label_of(parts))
+    return result
+
+
+def load_files(files: Iterable[tuple[str, bytes]]) -> ImageSet:
+    """Uploaded (name, bytes) pairs; a .zip among them is opened with `load_zip`."""
+    result = ImageSet()
+    for name, data in files:
+        if name.lower().endswith(".zip"):
+            result = result.extend(load_zip(data, name))
+        else:
+            _add(result, name, data, None)
+    return result
+
+
+def confine(path: str | Path, roots: Iterable[Path]) -> Path:
+    """`path` resolved (symlinks followed) if it lies inside one of `roots`; else ImageError."""
+    resolved = Path(path).expanduser().resolve()
+    allowed = [Path(r).expanduser().resolve() for r in roots]
+    if not any(resolved == r or resolved.is_relative_to(r) for r in allowed):
+        raise ImageError(
+            f"{path} is outside the allowed dataset folders ({', '.join(map(str, allowed))}); "
+            "set VFM_LENS_DATA_ROOTS to allow more"
+        )
+    if not resolved.is_dir():
+        raise ImageError(f"{path} is not a folder")
+    return resolved
+
+
+def load_folder(path: str | Path, roots: Iterable[Path], limit: int = MAX_ZIP_FILES) -> ImageSet:
+    """A server folder; `class/file.jpg` gives labels. Files are confined to `roots` (no symlink escape)."""
+    root = confine(path, roots)
+    result = ImageSet()
+    files = sorted(p for p in root.rglob("*") if p.is_file() and not _ignored(str(p.relative_to(root))))
+    rel = [PurePosixPath(p.relative_to(root).as_posix()) for p in files]
+    for file, parts in zip(files[:limit], _strip_common_root(rel)[:limit], strict=True):
+        name = "/".join(parts)
+        if file.suffix.lower() not in IMAGE_SUFFIXES:
+            result.skipped.append(Skipped(name, f"not an image file type ({file.suffix or 'no extension'})"))
+        elif not file.resolve().is_relative_to(root):
+            result.skipped.append(Skipped(name, "refused: a link that points outside the dataset folder"))
+        else:
+            _add(result, name, file.read_bytes(), _label_of(parts))
+    if len(files) > limit:
+        result.skipped.append(Skipped(str(path), f"only the first {limit} of {len(files)} files were read"))
+    return result
+
+
+# ---- built-in samples (ship inside installed packages: work offline) ---------------------------
+SAMPLE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "camera")
+
+
+def load_samples() -> ImageSet:
+    """scikit-image's sample photos plus scikit-learn's two, unlabeled, as RGB."""
+    import skimage.data
+    from sklearn.datasets import load_sample_images
+
+    items = [
+        ImageItem(f"{n}.png", np.asarray(_to_rgb(Image.fromarray(getattr(skimage.data, n)())))) for n in SAMPLE_PHOTOS
+    ]
+    bunch = load_sample_images()
+    items += [ImageItem(Path(f).name, im) for f, im in zip(bunch.filenames, bunch.images, strict=True)]
+    return ImageSet(items)
+
+
+def load_digits_set(per_class: int = 30, side: int = 32, seed: int = 0) -> ImageSet:
+    """scikit-learn's 8×8 digits (10 classes), `per_class` each, upscaled to `side` px RGB, labeled."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    rng = np.random.default_rng(seed)
+    items = []
+    for cls in range(10):
+        picks = rng.permutation(np.flatnonzero(digits.target == cls))[:per_class]
+        for i in picks:
+            gray = (255 - digits.images[i] / 16 * 255).astype(np.uint8)  # dark digit on white
+            big = Image.fromarray(gray).resize((side, side), Image.Resampling.BILINEAR).convert("RGB")
+            items.append(ImageItem(f"digit_{cls}_{i}.png", np.asarray(big), str(cls)))
+    return ImageSet(items)

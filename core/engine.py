@@ -1,0 +1,294 @@
+"""The engine: one per server, shared by every session and thread.
+
+Calls are stateless: they take images (HWC uint8 RGB numpy arrays) and a model reference, and return
+CPU numpy arrays. Results are keyed by image content hash and the weights actually loaded, kept in
+a small in-memory LRU and in the persistent on-disk cache. There is never a shared "current image".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from core import config
+from core.cache import CacheKey, EmbeddingCache
+from core.models import Adapter, build_adapter
+from core.models.sam import SamEmbedding, SamPrediction
+from core.registry import ModelRef, parse
+from core.weights import WeightsStatus, fetch, locate
+
+log = logging.getLogger(__name__)
+Progress = Callable[[int, int], None]  # (done, total)
+
+
+def image_hash(image: np.ndarray) -> str:
+    """Content hash of an image array (shape and dtype included)."""
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(f"{image.shape}{image.dtype}".encode())
+    digest.update(np.ascontiguousarray(image).data)
+    return digest.hexdigest()
+
+
+def pick_device(preferred: str | None = None) -> torch.device:
+    if preferred:
+        return torch.device(preferred)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def run_batched(
+    items: Sequence, fn: Callable[[Sequence], list], batch_size: int, progress: Progress | None = None
+) -> list:
+    """Apply `fn` to `items` in batches; on CUDA out-of-memory halve the batch and carry on."""
+    out: list = []
+    start = 0
+    while start < len(items):
+        chunk = items[start : start + batch_size]
+        try:
+            out.extend(fn(chunk))
+        except torch.OutOfMemoryError:
+            if batch_size == 1:
+                raise
+            batch_size = max(1, batch_size // 2)
+            log.warning("out of memory: batch size reduced to %d", batch_size)
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            continue
+        start += len(chunk)
+        if progress:
+            progress(start, len(items))
+    return out
+
+
+@dataclass
+class LoadedModel:
+    adapter: Adapter
+    status: WeightsStatus
+    lock: threading.Lock  # one forward at a time per model: bounded memory, no interleaving
+
+    @property
+    def key(self) -> str:
+        """``name@weights`` of the weights actually loaded (``@random`` when they were unavailable)."""
+        return f"{self.adapter.spec.name}@{self.adapter.weights}"
+
+
+class _MemoryLRU:
+    """A small thread-safe LRU of arrays, bounded in bytes."""
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes, self._bytes = max_bytes, 0
+        self._items: OrderedDict[str, tuple[object, int]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str):
+        with self._lock:
+            if key not in self._items:
+                return None
+            self._items.move_to_end(key)
+            return self._items[key][0]
+
+    def put(self, key: str, value, nbytes: int) -> None:
+        with self._lock:
+            if key in self._items:
+                return
+            self._items[key] = (value, nbytes)
+            self._bytes += nbytes
+            while self._bytes > self.max_bytes and len(self._items) > 1:
+                _, (_, size) = self._items.popitem(last=False)
+                self._bytes -= size
+
+
+class Engine:
+    def __init__(
+        self,
+        device: str | None = None,
+        cache: EmbeddingCache | None = None,
+        batch_size: int | None = None,
+        max_models: int = 4,
+        memory_bytes: int = 1 << 30,
+    ):
+        self.device = pick_device(device)
+        self.dtype = torch.bfloat16 if self.device.type == "cuda" else torch.float32
+        self.cache = cache
+        self.batch_size = batch_size or (64 if self.device.type == "cuda" else 8)
+        self.max_models = max_models
+        self._models: OrderedDict[str, LoadedModel] = OrderedDict()
+        self._load_locks: dict[str, threading.Lock] = {}
+        self._lock = threading.Lock()
+        self._memory = _MemoryLRU(memory_bytes)
+
+    @classmethod
+    def from_config(cls) -> Engine:
+        """The server's engine, with the persistent cache where the environment says."""
+        return cls(cache=EmbeddingCache(config.cache_dir() / "embeddings", config.cache_size_bytes()))
+
+    # ---- models -----------------------------------------------------------------------------
+    def weights_status(self, model: str | ModelRef) -> WeightsStatus:
+        """Where `model`'s weights come from, without loading it (fast)."""
+        ref = parse(model)
+        with self._lock:
+            loaded = self._models.get(str(ref))
+        return loaded.status if loaded else locate(ref)
+
+    def model(self, model: str | ModelRef) -> LoadedModel:
+        """The loaded model, built on first use under a per-model lock (concurrent first use loads once)."""
+        ref = parse(model)
+        name = str(ref)
+        with self._lock:
+            if name in self._models:
+                self._models.move_to_end(name)
+                return self._models[name]
+            load_lock = self._load_locks.setdefault(name, threading.Lock())
+        with load_lock:
+            with self._lock:
+                if name in self._models:
+                    return self._models[name]
+            loaded = self._load(ref)
+            with self._lock:
+                self._models[name] = loaded
+                while len(self._models) > self.max_models:
+                    evicted, _ = self._models.popitem(last=False)
+                    log.info("evicted %s (least recently used)", evicted)
+            return loaded
+
+    def _load(self, ref: ModelRef) -> LoadedModel:
+        status = locate(ref)
+        path = fetch(ref) if status.source == "download" else status.path
+        weights = "random" if status.is_random else ref.weights
+        adapter = build_adapter(ref.spec, weights, path, self.device)
+        if status.source == "download":
+            status = locate(ref)
+        return LoadedModel(adapter, status, threading.Lock())
+
+    @contextmanager
+    def _forward(self, loaded: LoadedModel) -> Iterator[None]:
+        """Per-model lock, inference mode and (on CUDA) bf16 autocast around one forward pass."""
+        autocast = torch.autocast("cuda", dtype=self.dtype) if self.device.type == "cuda" else nullcontext()
+        with loaded.lock, torch.inference_mode(), autocast:
+            yield
+
+    # ---- cached, batched calls --------------------------------------------------------------
+    def _cached(
+        self,
+        images: Sequence[np.ndarray],
+        key: Callable[[str], CacheKey],
+        compute: Callable[[list[np.ndarray]], list[np.ndarray]],
+        progress: Progress | None,
+    ) -> list[np.ndarray]:
+        keys = [key(image_hash(im)) for im in images]
+        found = [self._lookup(k) for k in keys]
+        missing = [i for i, value in enumerate(found) if value is None]
+        done = len(images) - len(missing)
+        if progress:
+            progress(done, len(images))
+
+        def step(batch: Sequence[int]) -> list[np.ndarray]:
+            arrays = compute([images[i] for i in batch])
+            for i, array in zip(batch, arrays, strict=True):
+                self._store(keys[i], array)
+                found[i] = array
+            return arrays
+
+        report = (lambda n, _total: progress(done + n, len(images))) if progress else None
+        run_batched(missing, step, self.batch_size, report)
+        return found
+
+    def _lookup(self, key: CacheKey) -> np.ndarray | None:
+        value = self._memory.get(str(key))
+        if value is None and self.cache is not None:
+            value = self.cache.get(key)
+            if value is not None:
+                self._memory.put(str(key), value, value.nbytes)
+        return value
+
+    def _store(self, key: CacheKey, array: np.ndarray) -> None:
+        self._memory.put(str(key), array, array.nbytes)
+        if self.cache is not None:
+            self.cache.set(key, array)
+
+    def embed(
+        self, images: Sequence[np.ndarray], model: str | ModelRef, progress: Progress | None = None
+    ) -> np.ndarray:
+        """(N, D) float32 image embeddings: CLIP image embedding, DINOv2 CLS, SAM spatial mean."""
+        loaded = self.model(model)
+        if loaded.adapter.spec.family == "sam":
+            means = []
+            for i, im in enumerate(images):
+                means.append(self.sam_embedding(im, model).features.mean(axis=(1, 2)))
+                if progress:
+                    progress(i + 1, len(images))
+            return (
+                np.stack(means).astype(np.float32)
+                if means
+                else np.zeros((0, loaded.adapter.spec.embed_dim), np.float32)
+            )
+
+        def compute(batch: list[np.ndarray]) -> list[np.ndarray]:
+            with self._forward(loaded):
+                return list(_to_numpy(loaded.adapter.embed(batch)))
+
+        rows = self._cached(images, lambda h: CacheKey(h, loaded.key, "embed"), compute, progress)
+        return np.stack(rows) if rows else np.zeros((0, loaded.adapter.spec.embed_dim), np.float32)
+
+    def patch_tokens(
+        self,
+        images: Sequence[np.ndarray],
+        model: str | ModelRef,
+        layer: int | None = None,
+        size: int | None = None,
+        progress: Progress | None = None,
+    ) -> np.ndarray:
+        """(N, h, w, D) float32 DINOv2 patch tokens; see `DINOv2Adapter.patch_tokens` for layer and size."""
+        loaded = self.model(model)
+        if loaded.adapter.spec.family != "dinov2":
+            raise ValueError(f"patch tokens come from DINOv2 models, not {loaded.adapter.spec.title}")
+        size = size or loaded.adapter.spec.input_size
+
+        def compute(batch: list[np.ndarray]) -> list[np.ndarray]:
+            with self._forward(loaded):
+                return list(_to_numpy(loaded.adapter.patch_tokens(batch, size, layer)))
+
+        rows = self._cached(images, lambda h: CacheKey(h, loaded.key, "patch_tokens", layer, size), compute, progress)
+        return np.stack(rows)
+
+    def sam_embedding(self, image: np.ndarray, model: str | ModelRef = "sam_vit_b") -> SamEmbedding:
+        """The SAM image embedding of one image, computed once and cached by image hash."""
+        loaded = self.model(model)
+        key = CacheKey(image_hash(image), loaded.key, "sam_embedding")
+        features = self._lookup(key)
+        if features is None:
+            with self._forward(loaded):
+                embedding = loaded.adapter.image_embedding(image)
+            self._store(key, embedding.features)
+            return embedding
+        return loaded.adapter.embedding_from(features, image)
+
+    def sam_predict(
+        self,
+        embedding: SamEmbedding,
+        model: str | ModelRef = "sam_vit_b",
+        points: np.ndarray | None = None,
+        labels: np.ndarray | None = None,
+        box: np.ndarray | None = None,
+        mask_input: np.ndarray | None = None,
+        multimask: bool = True,
+    ) -> SamPrediction:
+        """Masks for prompts on an image embedding; see `SAMAdapter.predict` for conventions."""
+        loaded = self.model(model)
+        with loaded.lock, torch.inference_mode():  # fp32: SAM's postprocessing converts to numpy
+            return loaded.adapter.predict(embedding, points, labels, box, mask_input, multimask)
+
+
+def _to_numpy(tensor: torch.Tensor) -> np.ndarray:
+    return tensor.float().cpu().numpy()

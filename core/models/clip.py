@@ -1,0 +1,58 @@
+"""CLIP image tower through open_clip, with open_clip's own eval preprocessing."""
+
+from __future__ import annotations
+
+import numpy as np
+import open_clip
+import torch
+from open_clip.transform import PreprocessCfg, image_transform_v2
+from PIL import Image
+
+from core.registry import ModelSpec
+
+
+def _register_tiny(spec: ModelSpec) -> None:
+    """open_clip finds architectures by name in its config folders; add the tiny one once."""
+    if spec.arch in open_clip.list_models():
+        return
+    import json
+    import tempfile
+    from pathlib import Path
+
+    folder = Path(tempfile.mkdtemp(prefix="vfm-lens-clip-"))
+    (folder / f"{spec.arch}.json").write_text(json.dumps(spec.config))
+    open_clip.add_model_config(folder)
+
+
+def build_module(spec: ModelSpec, path: str | None, tag: str | None = None, device: str = "cpu") -> open_clip.CLIP:
+    """open_clip model for `spec`; `path` is a checkpoint file, None gives random weights.
+
+    Loading from a file skips what open_clip reads from a pretrained tag (QuickGELU for the OpenAI
+    weights, the tag's mean/std), so the tag's settings are passed explicitly.
+    """
+    if spec.tiny:
+        _register_tiny(spec)
+    tag_cfg = open_clip.get_pretrained_cfg(spec.arch, tag) if tag else {}
+    return open_clip.create_model(
+        spec.arch,
+        pretrained=path,
+        weights_only=True,
+        device=device,
+        force_quick_gelu=bool(tag_cfg.get("quick_gelu", False)),
+        force_preprocess_cfg={k: tag_cfg[k] for k in ("mean", "std", "interpolation", "resize_mode") if k in tag_cfg},
+    )
+
+
+class CLIPAdapter:
+    def __init__(self, spec: ModelSpec, weights: str, path: str | None):
+        self.spec, self.weights = spec, weights
+        self.module = build_module(spec, path, weights if path else None)
+        self.preprocess = image_transform_v2(PreprocessCfg(**self.module.visual.preprocess_cfg), is_train=False)
+
+    def pixels(self, images: list[np.ndarray]) -> torch.Tensor:
+        """HWC uint8 RGB → (B, 3, S, S) float, exactly as open_clip's eval transform does it."""
+        return torch.stack([self.preprocess(Image.fromarray(im)) for im in images])
+
+    def embed(self, images: list[np.ndarray]) -> torch.Tensor:
+        device = next(self.module.parameters()).device
+        return self.module.encode_image(self.pixels(images).to(device))

@@ -1,0 +1,99 @@
+"""DINOv2 (with or without registers) through transformers, with its own image processor."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from transformers import (
+    BitImageProcessor,
+    Dinov2Config,
+    Dinov2Model,
+    Dinov2WithRegistersConfig,
+    Dinov2WithRegistersModel,
+)
+
+from core.registry import ModelSpec
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+# hidden size, layers, heads of the published checkpoints (their config.json), for random init offline
+_DIMS = {"small": (384, 12, 6), "base": (768, 12, 12), "large": (1024, 24, 16), "giant": (1536, 40, 24)}
+
+
+def _config(spec: ModelSpec) -> Dinov2Config:
+    config_cls = Dinov2WithRegistersConfig if spec.registers else Dinov2Config
+    if spec.tiny:
+        return config_cls(**spec.config)
+    size = spec.arch.rsplit("-", 1)[-1]
+    hidden, layers, heads = _DIMS[size]
+    extra = {"num_register_tokens": spec.registers} if spec.registers else {}
+    return config_cls(
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        patch_size=14,
+        image_size=518,
+        layerscale_value=1.0,
+        use_swiglu_ffn=size == "giant",
+        **extra,
+    )
+
+
+def build_module(spec: ModelSpec, path: str | None) -> Dinov2Model | Dinov2WithRegistersModel:
+    """transformers model for `spec`; `path` is a `save_pretrained` folder, None gives random weights."""
+    model_cls = Dinov2WithRegistersModel if spec.registers else Dinov2Model
+    if path is None:
+        return model_cls(_config(spec))
+    return model_cls.from_pretrained(path, local_files_only=True)
+
+
+def _processor(size: int, crop: bool) -> BitImageProcessor:
+    """The DINOv2 eval transform: resize (shortest edge 256/224 × size) + centre crop, or a square resize."""
+    resize = {"shortest_edge": round(size * 256 / 224)} if crop else {"height": size, "width": size}
+    return BitImageProcessor(
+        size=resize,
+        crop_size={"height": size, "width": size},
+        do_center_crop=crop,
+        resample=3,
+        image_mean=IMAGENET_MEAN,
+        image_std=IMAGENET_STD,
+    )
+
+
+class DINOv2Adapter:
+    def __init__(self, spec: ModelSpec, weights: str, path: str | None):
+        self.spec, self.weights = spec, weights
+        self.module = build_module(spec, path)
+        self.num_layers = self.module.config.num_hidden_layers
+        self._crop = _processor(spec.input_size, crop=True)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.module.parameters()).device
+
+    def pixels(self, images: list[np.ndarray], size: int | None = None) -> torch.Tensor:
+        """HWC uint8 RGB → (B, 3, S, S): eval crop at the model's size, or a square resize to `size`."""
+        processor = self._crop if size is None else _processor(size, crop=False)
+        return processor(images=list(images), return_tensors="pt")["pixel_values"]
+
+    def embed(self, images: list[np.ndarray]) -> torch.Tensor:
+        """Normalised CLS token, (B, D)."""
+        return self.module(pixel_values=self.pixels(images).to(self.device)).pooler_output
+
+    def patch_tokens(self, images: list[np.ndarray], size: int, layer: int | None = None) -> torch.Tensor:
+        """(B, h, w, D) patch tokens of an image resized to `size`×`size` (a multiple of 14).
+
+        layer None: the last layer after the final LayerNorm (what DINOv2's PCA pictures use);
+        layer k in 1..num_layers: the raw output of block k. CLS and register tokens are dropped.
+        """
+        if size % self.spec.patch_size:
+            raise ValueError(f"size must be a multiple of {self.spec.patch_size}, got {size}")
+        if layer is not None and not 1 <= layer <= self.num_layers:
+            raise ValueError(f"layer must be in 1..{self.num_layers}, got {layer}")
+        out = self.module(
+            pixel_values=self.pixels(images, size).to(self.device), output_hidden_states=layer is not None
+        )
+        tokens = out.last_hidden_state if layer is None else out.hidden_states[layer]
+        grid = size // self.spec.patch_size
+        patches = tokens[:, 1 + self.spec.registers :]
+        return patches.reshape(len(images), grid, grid, -1)

@@ -1,0 +1,200 @@
+"""Model registry: one `ModelSpec` per model; architecture and weights are separate axes.
+
+A model is named by a reference string ``name`` or ``name@weights`` (for example
+``clip_vit_b32@laion2b_s34b_b79k`` or ``dinov2_small@random``). ``random`` always means the same
+architecture with seeded random-init weights; tiny test models only have ``random``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+Family = Literal["clip", "dinov2", "sam"]
+RANDOM = "random"
+
+SAM_URL = "https://dl.fbaipublicfiles.com/segment_anything/"
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A checkpoint file fetched by URL and verified by SHA-256 (SAM)."""
+
+    filename: str
+    sha256: str
+    size: int
+
+    @property
+    def url(self) -> str:
+        return SAM_URL + self.filename
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    family: Family
+    arch: str  # upstream architecture id: open_clip name, HF repo id, or SAM registry key
+    title: str
+    input_size: int  # side of the square model input, pixels
+    patch_size: int
+    embed_dim: int  # dimension of `Engine.embed` for this model
+    weights: tuple[str, ...] = ()  # pretrained tags, first is the default; empty = random only
+    checkpoint: Checkpoint | None = None
+    registers: int = 0
+    tiny: bool = False
+    config: dict = field(default_factory=dict, compare=False, hash=False)  # tiny-model dims
+
+    @property
+    def default_weights(self) -> str:
+        return self.weights[0] if self.weights else RANDOM
+
+    @property
+    def weight_options(self) -> tuple[str, ...]:
+        return (*self.weights, RANDOM)
+
+
+def _clip(name: str, arch: str, title: str, patch: int, dim: int, tags: tuple[str, ...]) -> ModelSpec:
+    return ModelSpec(name, "clip", arch, title, 224, patch, dim, tags)
+
+
+def _dinov2(size: str, dim: int, registers: bool = False) -> ModelSpec:
+    repo = f"facebook/dinov2-with-registers-{size}" if registers else f"facebook/dinov2-{size}"
+    letter = {"small": "S", "base": "B", "large": "L", "giant": "g"}[size]
+    name = f"dinov2_{size}_reg" if registers else f"dinov2_{size}"
+    title = f"DINOv2 ViT-{letter}/14" + (" + registers" if registers else "")
+    return ModelSpec(name, "dinov2", repo, title, 224, 14, dim, ("hf",), registers=4 * registers)
+
+
+def _sam(kind: str, title: str, checkpoint: Checkpoint) -> ModelSpec:
+    return ModelSpec(f"sam_{kind}", "sam", kind, title, 1024, 16, 256, ("meta",), checkpoint)
+
+
+_TINY_DINOV2 = {
+    "hidden_size": 32,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "intermediate_size": 64,
+    "patch_size": 14,
+    "image_size": 56,
+}
+
+_SPECS: tuple[ModelSpec, ...] = (
+    _clip("clip_vit_b32", "ViT-B-32", "CLIP ViT-B/32", 32, 512, ("openai", "laion2b_s34b_b79k")),
+    _clip("clip_vit_l14", "ViT-L-14", "CLIP ViT-L/14", 14, 768, ("openai", "laion2b_s32b_b82k")),
+    *(_dinov2(s, d) for s, d in (("small", 384), ("base", 768), ("large", 1024), ("giant", 1536))),
+    *(_dinov2(s, d, True) for s, d in (("small", 384), ("base", 768), ("large", 1024), ("giant", 1536))),
+    _sam(
+        "vit_b",
+        "SAM ViT-B",
+        Checkpoint(
+            "sam_vit_b_01ec64.pth", "ec2df62732614e57411cdcf32a23ffdf28910380d03139ee0f4fcbe91eb8c912", 375_042_383
+        ),
+    ),
+    _sam(
+        "vit_l",
+        "SAM ViT-L",
+        Checkpoint(
+            "sam_vit_l_0b3195.pth", "3adcc4315b642a4d2101128f611684e8734c41232a17c648ed1693702a49a622", 1_249_524_607
+        ),
+    ),
+    _sam(
+        "vit_h",
+        "SAM ViT-H",
+        Checkpoint(
+            "sam_vit_h_4b8939.pth", "a7bf3b02f3ebf1267aba913ff637d9a2d5c33d3173bb679e46d9f338c26f262e", 2_564_550_879
+        ),
+    ),
+    # Tiny random-init variants, built from the same library classes (offline use and tests).
+    ModelSpec(
+        "clip_tiny",
+        "clip",
+        "vfm-lens-clip-tiny",
+        "CLIP tiny (test)",
+        64,
+        16,
+        32,
+        tiny=True,
+        config={
+            "embed_dim": 32,
+            "vision_cfg": {"image_size": 64, "layers": 2, "width": 64, "patch_size": 16, "head_width": 32},
+            "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1},
+        },
+    ),
+    ModelSpec(
+        "dinov2_tiny",
+        "dinov2",
+        "dinov2-tiny",
+        "DINOv2 tiny (test)",
+        56,
+        14,
+        32,
+        tiny=True,
+        config=_TINY_DINOV2,
+    ),
+    ModelSpec(
+        "dinov2_tiny_reg",
+        "dinov2",
+        "dinov2-tiny-reg",
+        "DINOv2 tiny + registers (test)",
+        56,
+        14,
+        32,
+        registers=4,
+        tiny=True,
+        config={**_TINY_DINOV2, "num_register_tokens": 4},
+    ),
+    ModelSpec(
+        "sam_tiny",
+        "sam",
+        "sam-tiny",
+        "SAM tiny (test)",
+        256,
+        16,
+        32,
+        tiny=True,
+        config={
+            "encoder_embed_dim": 32,
+            "encoder_depth": 2,
+            "encoder_num_heads": 2,
+            "encoder_global_attn_indexes": (1,),
+            "window_size": 4,
+            "prompt_embed_dim": 32,
+            "image_size": 256,
+        },
+    ),
+)
+_BY_NAME = {s.name: s for s in _SPECS}
+
+
+def list_models(family: Family | None = None, include_tiny: bool = True) -> list[ModelSpec]:
+    return [s for s in _SPECS if (family is None or s.family == family) and (include_tiny or not s.tiny)]
+
+
+def get(name: str) -> ModelSpec:
+    try:
+        return _BY_NAME[name]
+    except KeyError:
+        raise KeyError(f"Unknown model {name!r}; known: {', '.join(_BY_NAME)}") from None
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A spec plus the weights asked for. `str(ref)` is the ``name@weights`` form."""
+
+    spec: ModelSpec
+    weights: str
+
+    def __str__(self) -> str:
+        return f"{self.spec.name}@{self.weights}"
+
+
+def parse(ref: str | ModelRef) -> ModelRef:
+    """``"dinov2_small"`` → default weights; ``"clip_vit_b32@laion2b_s34b_b79k"`` → that tag."""
+    if isinstance(ref, ModelRef):
+        return ref
+    name, _, weights = ref.partition("@")
+    spec = get(name)
+    weights = weights or spec.default_weights
+    if weights not in spec.weight_options:
+        raise ValueError(f"{spec.title} has no weights {weights!r}; choose from {', '.join(spec.weight_options)}")
+    return ModelRef(spec, weights)

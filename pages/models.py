@@ -1,0 +1,23 @@
+"""Models: the model card table, generated from the registry."""
+
+import streamlit as st
+
+from core.model_cards import model_cards
+
+st.title("Models")
+st.caption(
+    "Every model VFM Lens can run. Architecture and weights are separate: any model can also run with "
+    "random weights. Parameter counts come from building the real architecture."
+)
+
+with st.spinner("Counting parameters…"):
+    rows = model_cards()
+st.dataframe(rows, hide_index=True, width="stretch")
+st.markdown("""
+**Getting real weights**
+- *Online*: they download on first use into the libraries' caches.
+- *Prefetch* for an offline lecture hall: `make weights MODELS="clip_vit_b32 dinov2_small sam_vit_b"`.
+- *Local folder*: set `VFM_LENS_WEIGHTS` to a folder with `dinov2_small/` (a transformers `save_pretrained`
+  folder), `clip_vit_b32-openai.safetensors`, or `sam_vit_b_01ec64.pth` (SAM checkpoints are verified by SHA-256
+  when downloaded).
+""")

@@ -1,0 +1,129 @@
+import os
+
+import numpy as np
+import pytest
+
+from core import data
+from tests import corpus
+
+
+@pytest.mark.parametrize("name", sorted(corpus.GOOD))
+def test_awkward_but_valid_images_become_rgb_uint8(name):
+    image, _ = data.load_image(corpus.GOOD[name](), name)
+    assert image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3
+    assert max(image.shape[:2]) <= data.MAX_SIDE
+
+
+@pytest.mark.parametrize("name", sorted(corpus.BAD))
+def test_bad_inputs_raise_a_readable_image_error(name):
+    with pytest.raises(data.ImageError) as info:
+        data.load_image(corpus.BAD[name](), name)
+    assert "Traceback" not in str(info.value) and len(str(info.value)) > 10
+
+
+def test_exif_orientation_is_applied():
+    image, _ = data.load_image(corpus.exif_rotated())
+    assert image.shape[:2] == (40, 30)  # stored 40 wide × 30 high, displayed rotated
+
+
+def test_alpha_is_composited_on_white():
+    rgba = np.zeros((4, 4, 4), np.uint8)  # fully transparent black
+    image, _ = data.load_image(corpus.encode(corpus.Image.fromarray(rgba, "RGBA")))
+    assert (image == 255).all()
+
+
+def test_sixteen_bit_keeps_its_range():
+    image, _ = data.load_image(corpus.sixteen_bit())
+    assert image.min() == 0 and image.max() == 255
+
+
+def test_animated_and_large_images_say_what_was_done():
+    _, note = data.load_image(corpus.animated_gif())
+    assert note == "first of 3 frames"
+    image, note = data.load_image(corpus.GOOD["large.png"]())
+    assert image.shape[:2] == (512, 2048) and "downscaled from 4000×1000" in note
+
+
+def test_bomb_message_names_the_limit():
+    with pytest.raises(data.ImageError, match="megapixels"):
+        data.load_image(corpus.png_claiming(20_000, 20_000))
+
+
+def test_load_files_reports_bad_files_by_name_and_keeps_the_good():
+    files = [("good.png", corpus.GOOD["plain.png"]()), ("bad.jpg", corpus.BAD["text_as.jpg"]())]
+    result = data.load_files(files)
+    assert result.names == ["good.png"]
+    assert [s.name for s in result.skipped] == ["bad.jpg"]
+
+
+def test_zip_class_layout_gives_labels_under_a_common_top_folder():
+    png = corpus.GOOD["plain.png"]()
+    archive = corpus.zip_of(
+        {
+            "set/cats/a.png": png,
+            "set/cats/b.png": png,
+            "set/dogs/c.png": png,
+            "set/dogs/notes.txt": b"x",
+            "__MACOSX/set/._a.png": b"junk",
+            "set/.DS_Store": b"junk",
+        }
+    )
+    result = data.load_zip(archive)
+    assert result.is_labeled and result.class_counts() == {"cats": 2, "dogs": 1}
+    assert [s.name for s in result.skipped] == ["set/dogs/notes.txt"]
+
+
+def test_zip_refuses_slip_entries_and_skips_nested_archives():
+    png = corpus.GOOD["plain.png"]()
+    archive = corpus.zip_of(
+        {
+            "../evil.png": png,
+            "/abs.png": png,
+            "a/../../up.png": png,
+            "inner.zip": corpus.zip_of({"x.png": png}),
+            "ok/писмо.png": png,
+            "ok2/图.png": png,
+        }
+    )
+    result = data.load_zip(archive)
+    assert sorted(result.names) == ["ok/писмо.png", "ok2/图.png"]
+    reasons = {s.name: s.reason for s in result.skipped}
+    assert all("outside the archive" in reasons[n] for n in ("../evil.png", "/abs.png", "a/../../up.png"))
+    assert "nested zip" in reasons["inner.zip"]
+
+
+def test_zip_bomb_is_refused_whole():
+    result = data.load_zip(corpus.zip_bomb(300), "bomb.zip")
+    assert not result.items and "refused" in result.skipped[0].reason
+
+
+def test_not_a_zip_is_reported():
+    result = data.load_files([("data.zip", b"PK\x03\x04 broken")])
+    assert not result.items and "not a readable zip" in result.skipped[0].reason
+
+
+def test_folder_is_confined_to_roots_and_links_cannot_escape(tmp_path):
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    (root / "ds" / "a").mkdir(parents=True)
+    (root / "ds" / "b").mkdir()
+    outside.mkdir()
+    png = corpus.GOOD["plain.png"]()
+    (root / "ds" / "a" / "1.png").write_bytes(png)
+    (root / "ds" / "b" / "2.png").write_bytes(png)
+    (outside / "secret.png").write_bytes(png)
+    os.symlink(outside / "secret.png", root / "ds" / "b" / "link.png")
+    result = data.load_folder(root / "ds", [root])
+    assert result.class_counts() == {"a": 1, "b": 1}
+    assert any("outside" in s.reason for s in result.skipped)
+    with pytest.raises(data.ImageError, match="outside the allowed"):
+        data.load_folder(outside, [root])
+    with pytest.raises(data.ImageError, match="outside the allowed"):
+        data.load_folder(root / ".." / "outside", [root])
+
+
+def test_built_in_samples_work_offline():
+    samples = data.load_samples()
+    assert len(samples.items) == 7 and not samples.skipped
+    assert all(im.dtype == np.uint8 and im.shape[2] == 3 for im in samples.images)
+    digits = data.load_digits_set(per_class=3)
+    assert digits.is_labeled and digits.class_counts() == {str(d): 3 for d in range(10)}

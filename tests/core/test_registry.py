@@ -1,0 +1,34 @@
+import pytest
+
+from core import registry
+from core.model_cards import model_cards
+
+
+def test_references_pick_architecture_and_weights_separately():
+    assert str(registry.parse("clip_vit_b32")) == "clip_vit_b32@openai"
+    assert str(registry.parse("clip_vit_b32@laion2b_s34b_b79k")) == "clip_vit_b32@laion2b_s34b_b79k"
+    assert str(registry.parse("dinov2_giant_reg@random")) == "dinov2_giant_reg@random"
+    assert str(registry.parse("sam_tiny")) == "sam_tiny@random"
+    with pytest.raises(ValueError, match="no weights"):
+        registry.parse("dinov2_small@openai")
+    with pytest.raises(KeyError, match="Unknown model"):
+        registry.parse("dinov3_small")
+
+
+def test_every_family_has_real_models_and_a_tiny_one():
+    for family, real in (
+        ("clip", {"clip_vit_b32", "clip_vit_l14"}),
+        ("sam", {"sam_vit_b", "sam_vit_l", "sam_vit_h"}),
+        ("dinov2", {f"dinov2_{s}{r}" for s in ("small", "base", "large", "giant") for r in ("", "_reg")}),
+    ):
+        names = {s.name for s in registry.list_models(family)}
+        assert real <= names and any(registry.get(n).tiny for n in names)
+    assert all(s.checkpoint and len(s.checkpoint.sha256) == 64 for s in registry.list_models("sam", include_tiny=False))
+
+
+def test_model_cards_match_the_published_sizes():
+    cards = {row["model"]: row for row in model_cards(with_status=False)}
+    assert cards["clip_vit_b32"]["embedding dim"] == 512 and 150 < cards["clip_vit_b32"]["parameters (M)"] < 153
+    assert cards["dinov2_giant"]["embedding dim"] == 1536 and 1100 < cards["dinov2_giant"]["parameters (M)"] < 1150
+    assert cards["sam_vit_h"]["embedding dim"] == 256 and 630 < cards["sam_vit_h"]["parameters (M)"] < 645
+    assert cards["dinov2_small"]["patch (px)"] == 14 and cards["clip_vit_b32"]["patch (px)"] == 32
