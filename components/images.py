@@ -22,6 +22,13 @@ def show_summary(images: ImageSet) -> None:
     cols[0].metric("Images", len(images.items))
     cols[1].metric("Classes", len(counts) if counts else "—")
     cols[2].metric("Skipped files", len(images.skipped))
+    if len(counts) == 1:
+        st.warning(
+            f"Only one class ({next(iter(counts))}). Embedding Scatter needs at least two classes to separate: "
+            "add another class folder."
+        )
+    elif not counts and images.items:
+        st.caption("No labels. For Embedding Scatter, load a zip or folder with one subfolder per class.")
     if counts:
         st.dataframe(
             {"class": list(counts), "images": list(counts.values())},

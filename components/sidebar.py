@@ -56,6 +56,8 @@ def show_sidebar() -> list[WeightsStatus]:
     with st.sidebar:
         st.markdown(f"**Device:** `{engine.device.type}` ({str(engine.dtype).removeprefix('torch.')})")
         statuses = [_model_picker(family) for family in FAMILIES]
+        if engine.notices:
+            st.caption(f":material/memory: {engine.notices[-1]}")
     return statuses
 
 

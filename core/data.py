@@ -162,7 +162,8 @@ def load_zip(data: bytes, name: str = "archive.zip") -> ImageSet:
     result = ImageSet()
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
-        infos = [i for i in archive.infolist() if not i.is_dir() and not _ignored(i.filename)]
+        entries = [i for i in archive.infolist() if not _ignored(i.filename)]
+        infos = [i for i in entries if not i.is_dir()]
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
         return ImageSet(skipped=[Skipped(name, f"not a readable zip archive ({exc})")])
     total = sum(i.file_size for i in infos)
@@ -177,6 +178,8 @@ def load_zip(data: bytes, name: str = "archive.zip") -> ImageSet:
                 )
             ]
         )
+    folders = [i.filename.rstrip("/") for i in entries if i.is_dir()]
+    result.skipped += _empty_folders(folders, [i.filename for i in infos])
     safe = []
     for info in infos:
         path = PurePosixPath(info.filename.replace("\\", "/"))
@@ -196,6 +199,15 @@ def load_zip(data: bytes, name: str = "archive.zip") -> ImageSet:
             continue
         _add(result, info.filename, payload, _label_of(parts))
     return result
+
+
+def _empty_folders(folders: Iterable[str], files: list[str]) -> list[Skipped]:
+    """A Skipped note for each folder (POSIX path) with no file below it: an empty class gives no images."""
+    return [
+        Skipped(f"{folder}/", "empty folder: it holds no images, so it adds no class")
+        for folder in folders
+        if not any(f.startswith(folder + "/") for f in files)
+    ]
 
 
 def load_files(files: Iterable[tuple[str, bytes]]) -> ImageSet:
@@ -237,6 +249,10 @@ def load_folder(path: str | Path, roots: Iterable[Path], limit: int = MAX_ZIP_FI
             result.skipped.append(Skipped(name, "refused: a link that points outside the dataset folder"))
         else:
             _add(result, name, file.read_bytes(), _label_of(parts))
+    folders = [p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_dir()]
+    result.skipped += _empty_folders(
+        (f for f in folders if not _ignored(f)), [p.relative_to(root).as_posix() for p in files]
+    )
     if len(files) > limit:
         result.skipped.append(Skipped(str(path), f"only the first {limit} of {len(files)} files were read"))
     return result

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
@@ -62,8 +62,7 @@ def run_batched(
                 raise
             batch_size = max(1, batch_size // 2)
             log.warning("out of memory: batch size reduced to %d", batch_size)
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
+            _empty_cuda_cache()
             continue
         start += len(chunk)
         if progress:
@@ -127,6 +126,7 @@ class Engine:
         self._load_locks: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
         self._memory = _MemoryLRU(memory_bytes)
+        self.notices: deque[str] = deque(maxlen=20)  # recent evictions, newest last, for the UI
 
     @classmethod
     def from_config(cls) -> Engine:
@@ -154,13 +154,35 @@ class Engine:
             with self._lock:
                 if name in self._models:
                     return self._models[name]
-            loaded = self._load(ref)
+            loaded = self._load_evicting(ref)
             with self._lock:
                 self._models[name] = loaded
                 while len(self._models) > self.max_models:
-                    evicted, _ = self._models.popitem(last=False)
-                    log.info("evicted %s (least recently used)", evicted)
+                    self._evict_oldest(f"more than {self.max_models} models in use")
             return loaded
+
+    def loaded_models(self) -> list[str]:
+        """``name@weights`` of the models in memory, least recently used first."""
+        with self._lock:
+            return list(self._models)
+
+    def _load_evicting(self, ref: ModelRef) -> LoadedModel:
+        """Load `ref`; when the device runs out of memory, evict the least recently used model and retry."""
+        while True:
+            try:
+                return self._load(ref)
+            except torch.OutOfMemoryError:
+                with self._lock:
+                    if not self._models:
+                        raise MemoryError(f"{ref.spec.title} does not fit in {self.device.type} memory.") from None
+                    self._evict_oldest(f"{ref.spec.title} did not fit")
+                _empty_cuda_cache()
+
+    def _evict_oldest(self, reason: str) -> None:
+        """Drop the least recently used model (caller holds ``self._lock``) and record why."""
+        evicted, _ = self._models.popitem(last=False)
+        self.notices.append(f"Unloaded {evicted} to free memory ({reason}); it reloads on next use.")
+        log.info(self.notices[-1])
 
     def _load(self, ref: ModelRef) -> LoadedModel:
         status = locate(ref)
@@ -288,6 +310,11 @@ class Engine:
         loaded = self.model(model)
         with loaded.lock, torch.inference_mode():  # fp32: SAM's postprocessing converts to numpy
             return loaded.adapter.predict(embedding, points, labels, box, mask_input, multimask)
+
+
+def _empty_cuda_cache() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def _to_numpy(tensor: torch.Tensor) -> np.ndarray:

@@ -6,6 +6,7 @@ import io
 import struct
 import zipfile
 import zlib
+from collections.abc import Callable
 
 import numpy as np
 from PIL import Image
@@ -106,3 +107,22 @@ def zip_bomb(total_mb: int = 300) -> bytes:
             for _ in range(total_mb):
                 f.write(block)
     return buffer.getvalue()
+
+
+def _png() -> bytes:
+    return encode(rgb())
+
+
+# Archives that must not get in whole: name -> (bytes, the entry names reported as skipped)
+BAD_ZIPS: dict[str, Callable[[], tuple[bytes, list[str]]]] = {
+    "slip.zip": lambda: (zip_of({"../evil.png": _png(), "ok/a.png": _png()}), ["../evil.png"]),
+    "bomb.zip": lambda: (zip_bomb(300), ["bomb.zip"]),
+    "nested.zip": lambda: (zip_of({"inner.zip": zip_of({"x.png": _png()}), "b.png": _png()}), ["inner.zip"]),
+    "empty_class.zip": lambda: (zip_of({"cats/a.png": _png(), "dogs/b.png": _png(), "fish/": b""}), ["fish/"]),
+    "broken.zip": lambda: (b"PK\x03\x04 this is not really a zip", ["broken.zip"]),
+}
+# Archives that load but deserve a note on the page
+ODD_ZIPS: dict[str, Callable[[], bytes]] = {
+    "single_class.zip": lambda: zip_of({"cats/a.png": _png(), "cats/b.png": _png()}),
+    "scripts.zip": lambda: zip_of({"кошки/a.png": _png(), "猫/b.png": _png(), "قطط/c.png": _png()}),
+}

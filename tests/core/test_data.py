@@ -127,3 +127,18 @@ def test_built_in_samples_work_offline():
     assert all(im.dtype == np.uint8 and im.shape[2] == 3 for im in samples.images)
     digits = data.load_digits_set(per_class=3)
     assert digits.is_labeled and digits.class_counts() == {str(d): 3 for d in range(10)}
+
+
+def test_empty_class_folders_are_reported_in_zips_and_folders(tmp_path):
+    png = corpus.GOOD["plain.png"]()
+    archive = corpus.zip_of({"cats/a.png": png, "dogs/b.png": png, "birds/": b""})
+    result = data.load_zip(archive)
+    assert result.class_counts() == {"cats": 1, "dogs": 1}
+    assert [(s.name, "empty folder" in s.reason) for s in result.skipped] == [("birds/", True)]
+    for cls in ("cats", "dogs", "birds"):
+        (tmp_path / cls).mkdir()
+    (tmp_path / "cats" / "a.png").write_bytes(png)
+    (tmp_path / "dogs" / "b.png").write_bytes(png)
+    result = data.load_folder(tmp_path, [tmp_path])
+    assert result.class_counts() == {"cats": 1, "dogs": 1}
+    assert [s.name for s in result.skipped] == ["birds/"]

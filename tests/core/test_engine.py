@@ -196,3 +196,35 @@ def test_image_hash_depends_on_content_and_shape():
     b = a.copy()
     b[0, 0, 0] = 1
     assert image_hash(a) != image_hash(b)
+
+
+def test_a_model_that_does_not_fit_evicts_the_least_recently_used_and_says_so(monkeypatch):
+    import core.engine as engine_module
+
+    fresh = Engine(device="cpu", cache=None, max_models=4)
+    fresh.model("dinov2_tiny")
+    fresh.model("clip_tiny")
+    real_build, attempts = engine_module.build_adapter, []
+
+    def build_or_oom(spec, *args):  # the device is "full" until one model has been unloaded
+        attempts.append(spec.name)
+        if spec.name == "sam_tiny" and len(attempts) == 1:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real_build(spec, *args)
+
+    monkeypatch.setattr(engine_module, "build_adapter", build_or_oom)
+    fresh.model("sam_tiny")
+    assert attempts == ["sam_tiny", "sam_tiny"]
+    assert fresh.loaded_models() == ["clip_tiny@random", "sam_tiny@random"]
+    assert "dinov2_tiny@random" in fresh.notices[-1] and "did not fit" in fresh.notices[-1]
+
+
+def test_a_model_that_fits_nowhere_raises_a_clear_memory_error(monkeypatch):
+    import core.engine as engine_module
+
+    def always_oom(spec, *args):
+        raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+
+    monkeypatch.setattr(engine_module, "build_adapter", always_oom)
+    with pytest.raises(MemoryError, match="does not fit"):
+        Engine(device="cpu", cache=None).model("sam_tiny")

@@ -64,3 +64,37 @@ def test_the_working_set_survives_a_page_switch_and_bad_input_loses_nothing():
     at.file_uploader(key="upload_files").set_value([("empty.png", b"", "image/png")]).run()
     at.button(key="upload_add").click().run()
     assert at.metric[0].value == "307" and not at.exception
+
+
+def test_every_kind_of_bad_input_is_named_with_a_reason_and_the_good_ones_load():
+    at = run_app()
+    uploads = [(n, make(), "application/octet-stream") for n, make in {**corpus.GOOD, **corpus.BAD}.items()]
+    expected_skips = list(corpus.BAD)
+    for name, make in corpus.BAD_ZIPS.items():
+        payload, skipped = make()
+        uploads.append((name, payload, "application/zip"))
+        expected_skips += skipped
+    at.file_uploader(key="upload_files").set_value(uploads).run()
+    at.button(key="upload_add").click().run()
+    assert not at.exception
+    good_in_zips = 1 + 1 + 2  # slip.zip: ok/a.png; nested.zip: b.png; empty_class.zip: cats, dogs
+    assert at.metric[0].value == str(7 + len(corpus.GOOD) + good_in_zips)  # the samples are kept
+    skipped = next(d.value for d in at.dataframe if "reason" in d.value.columns)
+    assert sorted(skipped["file"]) == sorted(expected_skips)
+    assert all(len(reason) > 10 for reason in skipped["reason"])
+    assert len(corpus.GOOD) + len(corpus.BAD) + len(corpus.BAD_ZIPS) + len(corpus.ODD_ZIPS) >= 30
+
+
+@pytest.mark.parametrize(("name", "note"), [("single_class.zip", "No labels"), ("scripts.zip", None)])
+def test_odd_archives_load_and_the_page_says_what_they_lack(name, note):
+    at = run_app()
+    at.toggle(key="upload_replace").set_value(True)
+    at.file_uploader(key="upload_files").set_value([(name, corpus.ODD_ZIPS[name](), "application/zip")]).run()
+    at.button(key="upload_add").click().run()
+    assert not at.exception
+    captions = " ".join(c.value for c in at.caption)
+    if note:
+        assert note in captions
+    else:
+        classes = next(d.value for d in at.dataframe if "class" in d.value.columns)
+        assert sorted(classes["class"]) == sorted(["кошки", "猫", "قطط"])
