@@ -1,6 +1,48 @@
-"""PCA Foreground (DINOv2)."""
+"""PCA Foreground (DINOv2): the published PCA recipe step by step, joint PCA, registers and token norms."""
 
 import streamlit as st
 
+from components import pca_view as view
+from components.errors import user_errors
+from components.images import pick_image
+from components.sidebar import selected_model
+from components.state import get_working_set
+from core.analysis.pca import compute_token_norms
+
 st.title("PCA Foreground")
-st.info("DINOv2 patch-token PCA: foreground threshold on PC1, then an RGB PCA of the foreground. Built in issue #3.")
+st.caption(
+    "How the DINOv2 paper colours its pictures: DINOv2 patch tokens → a 1-component PCA over all patches "
+    "splits foreground from background → a 3-component PCA fitted on the foreground only, shown as RGB. "
+    "The model runs once per image, layer and size; sliders only redraw the panels."
+)
+
+images = get_working_set()
+model = selected_model("dinov2")
+mode = view.show_mode(key="pca")
+
+if not images.items:
+    st.info("The working set is empty. Add images on the Upload page.")
+    st.stop()
+
+with user_errors("The PCA foreground analysis"):
+    depth = view.block_count(model)
+    if mode == view.JOINT:
+        chosen = [images.items[i] for i in view.pick_images(images.names, key="pca_joint")]
+    else:
+        chosen = [images.items[pick_image(images, "Image", key="pca_image")]]
+    layer, size = view.show_token_controls(depth, key="pca", choose_layer=mode != view.NORMS)
+    pixels = [item.image for item in chosen]
+
+    if mode == view.JOINT and len(chosen) < 2:
+        st.info("Pick at least two images: the joint PCA is fitted on the foreground of all of them together.")
+    elif mode in (view.SINGLE, view.JOINT):
+        [tokens] = view.patch_tokens(pixels, size, [(model, layer)])
+        source = f"{model}, {view.layer_name(layer)}, {size} px"
+        view.show_foreground_pca(pixels, [item.name for item in chosen], tokens, source, key="pca_recipe")
+    elif mode == view.REGISTERS:
+        pair = view.register_pair(model)
+        runs = view.patch_tokens(pixels, size, [(m, k) for m in pair for k in (layer, depth)])
+        view.show_register_comparison(pixels[0], pair, runs[0::2], runs[1::2], key="pca_registers")
+    else:
+        runs = view.patch_tokens(pixels, size, [(model, k) for k in range(1, depth + 1)])
+        view.show_token_norms(pixels[0], compute_token_norms([t[0] for t in runs]), key="pca_norms")

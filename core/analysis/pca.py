@@ -82,13 +82,20 @@ def foreground_sign(scores: np.ndarray, threshold: float) -> int:
 
 
 def compute_foreground(tokens: np.ndarray, threshold: float | None = None, flip: bool = False) -> Foreground:
-    """Foreground mask of (N, h, w, D) tokens from the PC1 scores; Otsu threshold unless one is given.
+    """Foreground mask of (N, h, w, D) tokens from the PC1 scores; see `split_foreground`."""
+    return split_foreground(compute_pc1(tokens).scores, threshold, flip)
 
-    The side is picked by `foreground_sign`; `flip` swaps it, giving exactly the complementary mask.
+
+def split_foreground(scores: np.ndarray, threshold: float | None = None, flip: bool = False) -> Foreground:
+    """Foreground mask of (N, h, w) PC1 scores at `threshold` (Otsu unless one is given).
+
+    The side is picked by `foreground_sign` at the Otsu threshold, whatever `threshold` is, so moving the
+    threshold grows or shrinks the foreground and never silently swaps sides. `flip` swaps the side, giving
+    exactly the complementary mask.
     """
-    scores = compute_pc1(tokens).scores
-    threshold = otsu_threshold(scores) if threshold is None else float(threshold)
-    sign = foreground_sign(scores, threshold) * (-1 if flip else 1)
+    otsu = otsu_threshold(scores)
+    threshold = otsu if threshold is None else float(threshold)
+    sign = foreground_sign(scores, otsu) * (-1 if flip else 1)
     mask = scores > threshold if sign > 0 else scores <= threshold
     return Foreground(scores, threshold, sign, mask)
 
@@ -107,7 +114,7 @@ def compute_rgb_pca(tokens: np.ndarray, mask: np.ndarray) -> RGBProjection:
     if count < MIN_RGB_TOKENS:
         raise ValueError(
             f"Only {count} foreground patch(es); the colour PCA needs at least {MIN_RGB_TOKENS}. "
-            "Lower the threshold or flip the foreground."
+            "Move the threshold to take in more patches, or flip the foreground."
         )
     components, mean, ratio = _pca(tokens[mask], 3)
     projected = (tokens.reshape(-1, tokens.shape[-1]).astype(np.float32) - mean) @ components.T

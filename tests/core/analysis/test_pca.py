@@ -13,6 +13,7 @@ from core.analysis.pca import (
     flag_high_norm,
     foreground_sign,
     otsu_threshold,
+    split_foreground,
 )
 
 H = W = 16
@@ -121,8 +122,28 @@ def test_flip_gives_the_complement_and_threshold_is_respected():
     np.testing.assert_array_equal(exact_flipped.mask, ~exact.mask)
 
     high = compute_foreground(tokens, threshold=float(fg.scores.max()) + 1)
+    low = compute_foreground(tokens, threshold=float(fg.scores.min()) - 1)
     assert high.threshold == pytest.approx(float(fg.scores.max()) + 1)
-    assert not high.mask.any()
+    assert high.sign == low.sign == fg.sign  # the side is decided at the Otsu threshold, whatever the threshold
+    np.testing.assert_array_equal(high.mask, np.full(fg.mask.shape, fg.sign < 0))  # nothing / all on the high side
+    np.testing.assert_array_equal(low.mask, np.full(fg.mask.shape, fg.sign > 0))
+
+
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_moving_the_threshold_keeps_the_automatic_side(sign: float):
+    blob = _disk(4)  # ~20 % of the patches
+    tokens, _ = _planted(sign, blob)
+    scores = compute_pc1(tokens).scores
+    auto = split_foreground(scores)
+    np.testing.assert_array_equal(auto.mask, compute_foreground(tokens).mask)
+    # a threshold deep inside the background side: the foreground grows to most patches, it does not
+    # jump to the (now minority) background side as a sign decided at the threshold itself would
+    background_scores = scores[~auto.mask]
+    deep = float(np.quantile(background_scores, 0.25 if auto.sign > 0 else 0.75))
+    grown = split_foreground(scores, deep)
+    assert grown.sign == auto.sign
+    assert grown.mask.mean() > 0.7 and (grown.mask | ~auto.mask).all()  # a superset of the automatic mask
+    np.testing.assert_array_equal(split_foreground(scores, deep, flip=True).mask, ~grown.mask)
 
 
 # ---- joint RGB PCA -----------------------------------------------------------------------------
