@@ -8,9 +8,9 @@ from components.state import get_engine
 from core import config, registry
 from core.weights import WeightsStatus
 
-FAMILIES = {"clip": "CLIP", "dinov2": "DINOv2", "sam": "SAM"}
-_DEFAULTS = {"clip": "clip_vit_b32", "dinov2": "dinov2_small", "sam": "sam_vit_b"}
-_TINY = {"clip": "clip_tiny", "dinov2": "dinov2_tiny", "sam": "sam_tiny"}
+FAMILIES = {"clip": "CLIP", "dinov2": "DINOv2", "sam": "SAM"}  # picked here; timm baselines on the Compare page
+_DEFAULTS = {"clip": "clip_vit_b32", "dinov2": "dinov2_small", "sam": "sam_vit_b", "timm": "timm_vit_b16"}
+_TINY = {"clip": "clip_tiny", "dinov2": "dinov2_tiny", "sam": "sam_tiny", "timm": "timm_tiny"}
 
 
 def default_model(family: str) -> str:

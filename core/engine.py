@@ -284,6 +284,34 @@ class Engine:
         rows = self._cached(images, lambda h: CacheKey(h, loaded.key, "patch_tokens", layer, size), compute, progress)
         return np.stack(rows)
 
+    def embed_text(self, texts: Sequence[str], model: str | ModelRef) -> np.ndarray:
+        """(T, D) float32 CLIP text embeddings (unnormalised), cached by a hash of each text."""
+        loaded = self._clip(model)
+
+        def compute(batch: list[np.ndarray]) -> list[np.ndarray]:
+            with self._forward(loaded):
+                return list(_to_numpy(loaded.adapter.embed_text([_array_text(a) for a in batch])))
+
+        encoded = [_text_array(t) for t in texts]
+        rows = self._cached(encoded, lambda h: CacheKey(h, loaded.key, "embed_text"), compute, None)
+        return np.stack(rows) if rows else np.zeros((0, loaded.adapter.spec.embed_dim), np.float32)
+
+    def clip_patch_embeddings(self, image: np.ndarray, model: str | ModelRef) -> np.ndarray:
+        """(h, w, D) float32 CLIP patch tokens in the joint image-text space; the grid covers the whole image."""
+        loaded = self._clip(model)
+
+        def compute(batch: list[np.ndarray]) -> list[np.ndarray]:
+            with self._forward(loaded):
+                return list(_to_numpy(loaded.adapter.patch_embeddings(batch)))
+
+        return self._cached([image], lambda h: CacheKey(h, loaded.key, "clip_patches"), compute, None)[0]
+
+    def _clip(self, model: str | ModelRef) -> LoadedModel:
+        loaded = self.model(model)
+        if loaded.adapter.spec.family != "clip":
+            raise ValueError(f"text embeddings come from CLIP models, not {loaded.adapter.spec.title}")
+        return loaded
+
     def sam_embedding(self, image: np.ndarray, model: str | ModelRef = "sam_vit_b") -> SamEmbedding:
         """The SAM image embedding of one image, computed once and cached by image hash."""
         loaded = self.model(model)
@@ -319,3 +347,12 @@ def _empty_cuda_cache() -> None:
 
 def _to_numpy(tensor: torch.Tensor) -> np.ndarray:
     return tensor.float().cpu().numpy()
+
+
+def _text_array(text: str) -> np.ndarray:
+    """A text as a uint8 array of its UTF-8 bytes, so it is cached (and hashed) like an image."""
+    return np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
+
+
+def _array_text(array: np.ndarray) -> str:
+    return array.tobytes().decode("utf-8")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-Family = Literal["clip", "dinov2", "sam"]
+Family = Literal["clip", "dinov2", "sam", "timm"]
 RANDOM = "random"
 
 SAM_URL = "https://dl.fbaipublicfiles.com/segment_anything/"
@@ -33,7 +33,7 @@ class Checkpoint:
 class ModelSpec:
     name: str
     family: Family
-    arch: str  # upstream architecture id: open_clip name, HF repo id, or SAM registry key
+    arch: str  # upstream architecture id: open_clip name, HF repo id, SAM registry key, or timm model name
     title: str
     input_size: int  # side of the square model input, pixels
     patch_size: int
@@ -63,6 +63,11 @@ def _dinov2(size: str, dim: int, registers: bool = False) -> ModelSpec:
     name = f"dinov2_{size}_reg" if registers else f"dinov2_{size}"
     title = f"DINOv2 ViT-{letter}/14" + (" + registers" if registers else "")
     return ModelSpec(name, "dinov2", repo, title, 224, 14, dim, ("hf",), registers=4 * registers)
+
+
+def _timm(name: str, arch: str, title: str, patch: int, dim: int) -> ModelSpec:
+    """An ImageNet-supervised baseline from timm; `patch` is the ViT patch or the CNN's total stride."""
+    return ModelSpec(name, "timm", arch, title, 224, patch, dim, ("in1k",))
 
 
 def _sam(kind: str, title: str, checkpoint: Checkpoint) -> ModelSpec:
@@ -104,6 +109,8 @@ _SPECS: tuple[ModelSpec, ...] = (
             "sam_vit_h_4b8939.pth", "a7bf3b02f3ebf1267aba913ff637d9a2d5c33d3173bb679e46d9f338c26f262e", 2_564_550_879
         ),
     ),
+    _timm("timm_vit_b16", "vit_base_patch16_224.augreg2_in21k_ft_in1k", "ViT-B/16 ImageNet (timm)", 16, 768),
+    _timm("timm_convnext_tiny", "convnext_tiny.fb_in1k", "ConvNeXt-T ImageNet (timm)", 32, 768),
     # Tiny random-init variants, built from the same library classes (offline use and tests).
     ModelSpec(
         "clip_tiny",
@@ -142,6 +149,17 @@ _SPECS: tuple[ModelSpec, ...] = (
         registers=4,
         tiny=True,
         config={**_TINY_DINOV2, "num_register_tokens": 4},
+    ),
+    ModelSpec(
+        "timm_tiny",
+        "timm",
+        "vit_tiny_patch16_224",
+        "timm ViT tiny (test)",
+        64,
+        16,
+        32,
+        tiny=True,
+        config={"img_size": 64, "depth": 2, "embed_dim": 32, "num_heads": 2},
     ),
     ModelSpec(
         "sam_tiny",

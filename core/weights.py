@@ -7,6 +7,7 @@ Local folder layout (``$VFM_LENS_WEIGHTS``):
   dinov2_small/                   a transformers `save_pretrained` folder (config.json + weights)
   clip_vit_b32-openai.safetensors an open_clip checkpoint (.safetensors, .bin or .pt)
   sam_vit_b_01ec64.pth            the official SAM checkpoint, under its own file name
+  timm_vit_b16.safetensors        a timm checkpoint (the hub's model.safetensors, renamed)
 """
 
 from __future__ import annotations
@@ -78,6 +79,8 @@ def _local(ref: ModelRef) -> Path | None:
         candidates = [root / f"{spec.name}-{ref.weights}{ext}" for ext in (".safetensors", ".bin", ".pt")]
     elif spec.family == "sam" and spec.checkpoint:
         candidates = [root / spec.checkpoint.filename]
+    elif spec.family == "timm":
+        candidates = [root / f"{spec.name}.safetensors"]
     return next((p for p in candidates if p.exists()), None)
 
 
@@ -97,6 +100,14 @@ def _clip_hub(ref: ModelRef) -> tuple[str, list[str]]:
     return repo, names
 
 
+TIMM_FILE = "model.safetensors"
+
+
+def timm_repo(ref: ModelRef) -> str:
+    """The Hugging Face repo of a timm model's weights: ``timm/<arch>``."""
+    return f"timm/{ref.spec.arch}"
+
+
 def _cached(ref: ModelRef) -> str | None:
     from huggingface_hub import try_to_load_from_cache
 
@@ -108,6 +119,9 @@ def _cached(ref: ModelRef) -> str | None:
         config_file = try_to_load_from_cache(spec.arch, "config.json")
         weights = try_to_load_from_cache(spec.arch, "model.safetensors")
         return str(Path(weights).parent) if isinstance(config_file, str) and isinstance(weights, str) else None
+    if spec.family == "timm":
+        hit = try_to_load_from_cache(timm_repo(ref), TIMM_FILE)
+        return hit if isinstance(hit, str) else None
     repo, names = _clip_hub(ref)
     hits = [try_to_load_from_cache(repo, name) for name in names]
     return next((h for h in hits if isinstance(h, str)), None)
@@ -177,6 +191,8 @@ def fetch(model: str | ModelRef) -> str:
         return snapshot_download(ref.spec.arch, allow_patterns=["config.json", "model.safetensors"])
     from huggingface_hub import hf_hub_download
 
+    if ref.spec.family == "timm":
+        return hf_hub_download(timm_repo(ref), TIMM_FILE)
     repo, names = _clip_hub(ref)
     errors = []
     for name in names:

@@ -18,6 +18,6 @@ st.markdown("""
 - *Online*: they download on first use into the libraries' caches.
 - *Prefetch* for an offline lecture hall: `make weights MODELS="clip_vit_b32 dinov2_small sam_vit_b"`.
 - *Local folder*: set `VFM_LENS_WEIGHTS` to a folder with `dinov2_small/` (a transformers `save_pretrained`
-  folder), `clip_vit_b32-openai.safetensors`, or `sam_vit_b_01ec64.pth` (SAM checkpoints are verified by SHA-256
-  when downloaded).
+  folder), `clip_vit_b32-openai.safetensors`, `timm_vit_b16.safetensors` (timm's `model.safetensors`, renamed), or
+  `sam_vit_b_01ec64.pth` (SAM checkpoints are verified by SHA-256 when downloaded).
 """)

@@ -1,4 +1,4 @@
-"""CLIP image tower through open_clip, with open_clip's own eval preprocessing."""
+"""CLIP through open_clip: image tower with open_clip's own eval preprocessing, text tower with its tokenizer."""
 
 from __future__ import annotations
 
@@ -47,12 +47,34 @@ class CLIPAdapter:
     def __init__(self, spec: ModelSpec, weights: str, path: str | None):
         self.spec, self.weights = spec, weights
         self.module = build_module(spec, path, weights if path else None)
-        self.preprocess = image_transform_v2(PreprocessCfg(**self.module.visual.preprocess_cfg), is_train=False)
+        cfg = self.module.visual.preprocess_cfg
+        self.preprocess = image_transform_v2(PreprocessCfg(**cfg), is_train=False)
+        self._squash = image_transform_v2(PreprocessCfg(**{**cfg, "resize_mode": "squash"}), is_train=False)
+        self.tokenizer = open_clip.get_tokenizer(spec.arch)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.module.parameters()).device
 
     def pixels(self, images: list[np.ndarray]) -> torch.Tensor:
         """HWC uint8 RGB → (B, 3, S, S) float, exactly as open_clip's eval transform does it."""
         return torch.stack([self.preprocess(Image.fromarray(im)) for im in images])
 
     def embed(self, images: list[np.ndarray]) -> torch.Tensor:
-        device = next(self.module.parameters()).device
-        return self.module.encode_image(self.pixels(images).to(device))
+        return self.module.encode_image(self.pixels(images).to(self.device))
+
+    def embed_text(self, texts: list[str]) -> torch.Tensor:
+        """(T, D) text embeddings (unnormalised), in the joint space of `embed`."""
+        return self.module.encode_text(self.tokenizer(texts).to(self.device))
+
+    def patch_embeddings(self, images: list[np.ndarray]) -> torch.Tensor:
+        """(B, h, w, D) patch tokens after `ln_post`, projected into the joint space by `proj`.
+
+        The image is squashed to the model's input size (no crop), so the grid covers the whole image.
+        This is `VisionTransformer.forward` with `output_tokens=True`, without changing the shared module.
+        """
+        visual = self.module.visual
+        pixels = torch.stack([self._squash(Image.fromarray(im)) for im in images]).to(self.device)
+        _, tokens = visual._pool(visual.transformer(visual._embeds(pixels)))
+        grid = self.spec.input_size // self.spec.patch_size
+        return (tokens @ visual.proj).reshape(len(images), grid, grid, -1)

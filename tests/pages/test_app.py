@@ -14,6 +14,10 @@ PAGES = [
     "pages/embedding_scatter.py",
     "pages/patch_matching.py",
     "pages/segment.py",
+    "pages/zero_shot.py",
+    "pages/search.py",
+    "pages/compare.py",
+    "pages/text_masks.py",
     "pages/models.py",
 ]
 

@@ -1,0 +1,194 @@
+"""Zero-shot, search, model comparison and text-prompted mask widgets.
+
+Functions take numpy arrays, an ImageSet or core results; every widget key starts with the `key` argument.
+Tables come with a CSV download, pictures with a PNG download (plotly figures: the camera icon).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import plotly.express as px
+import streamlit as st
+from skimage.draw import disk
+
+from components.images import _thumbnail
+from components.progress import progress_bar
+from components.sidebar import FAMILIES, default_model, selected_model
+from components.state import get_engine
+from core import registry
+from core.analysis.imaging import blend, palette, to_png
+from core.analysis.matching import overlay_similarity
+from core.analysis.retrieval import DEFAULT_TEMPLATES, Classification, Ranking
+from core.data import ImageSet
+
+THUMB = 128  # thumbnail side, pixels
+MAX_GRID = 24  # thumbnails shown under a table
+MASK_RGB = palette(1)[0]
+POINT_RGB = np.array([255, 40, 40], np.uint8)
+
+
+# ---- models -----------------------------------------------------------------------------------
+def model_title(model: str) -> str:
+    ref = registry.parse(model)
+    return ref.spec.title if ref.weights == "random" and ref.spec.tiny else f"{ref.spec.title} ({ref.weights})"
+
+
+def candidate_models() -> list[str]:
+    """``name@weights``: the sidebar's CLIP, DINOv2 and SAM choices, then every timm ImageNet baseline."""
+    timm = [str(registry.parse(spec.name)) for spec in registry.list_models("timm")]
+    return list(dict.fromkeys([selected_model(family) for family in FAMILIES] + timm))
+
+
+def pick_model(label: str, key: str) -> str:
+    options = candidate_models()
+    return st.selectbox(label, options, index=1, format_func=model_title, key=f"{key}_model")
+
+
+def pick_models(key: str) -> list[str]:
+    """Several models for the comparison; the default is the sidebar's CLIP and DINOv2 plus one timm baseline."""
+    default = [selected_model("clip"), selected_model("dinov2"), str(registry.parse(default_model("timm")))]
+    return st.multiselect(
+        "Models",
+        candidate_models(),
+        default=default,
+        format_func=model_title,
+        key=f"{key}_models",
+        help="Change CLIP / DINOv2 / SAM in the sidebar. SAM embeds each image at 1024 px: slow on a CPU.",
+    )
+
+
+def embed_images(images: Sequence[np.ndarray], model: str) -> np.ndarray:
+    """(N, D) float32 `Engine.embed`, with a progress bar (instant when the engine has them cached)."""
+    update, close = progress_bar(f"Embedding {len(images):,} images with {model_title(model)}")
+    features = get_engine().embed(list(images), model, update)
+    close()
+    return features
+
+
+# ---- prompts ----------------------------------------------------------------------------------
+def edit_prompts(default_classes: Sequence[str], key: str) -> tuple[list[str], list[str]]:
+    """Two text areas, one entry a line: class names and templates with `{}`. Returns both, blank lines dropped."""
+    digest = hashlib.blake2b("\n".join(default_classes).encode(), digest_size=6).hexdigest()  # new set, new defaults
+    left, right = st.columns(2)
+    classes = left.text_area("Classes, one per line", "\n".join(default_classes), height=200, key=f"{key}_{digest}")
+    templates = right.text_area(
+        "Prompt templates, one per line ({} is the class)",
+        "\n".join(DEFAULT_TEMPLATES),
+        height=200,
+        key=f"{key}_templates",
+        help="Each class is the average of its prompts' normalised CLIP text embeddings.",
+    )
+    return _lines(classes), _lines(templates)
+
+
+def _lines(text: str) -> list[str]:
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+# ---- tables and exports -----------------------------------------------------------------------
+def download_csv(table: pd.DataFrame, file_name: str, key: str) -> None:
+    st.download_button(
+        "Download CSV", table.to_csv(index=False), file_name, "text/csv", icon=":material/download:", key=key
+    )
+
+
+def download_png(image: np.ndarray, file_name: str, key: str) -> None:
+    st.download_button("Download PNG", to_png(image), file_name, "image/png", icon=":material/download:", key=key)
+
+
+def show_probabilities(images: ImageSet, classes: list[str], probs: np.ndarray, key: str) -> None:
+    """One row per image: its label, the top class and its probability, then every class's probability."""
+    top = probs.argmax(axis=1)
+    table = pd.DataFrame({"image": images.names, "label": images.labels})
+    table["predicted"] = [classes[i] for i in top]
+    table["probability"] = probs[np.arange(len(top)), top]
+    table = pd.concat([table, pd.DataFrame(probs, columns=[f"p({c})" for c in classes])], axis=1)
+    st.dataframe(table, hide_index=True, key=f"{key}_table", column_config=_fractions(table.columns[3:]))
+    download_csv(table, "zero_shot_probabilities.csv", f"{key}_csv")
+    captions = [f"{c} · {p:.2f}" for c, p in zip(table["predicted"], table["probability"], strict=True)]
+    show_grid(images.images[:MAX_GRID], captions[:MAX_GRID])
+
+
+def show_confusion(result: Classification, n_left_out: int, key: str) -> None:
+    st.metric("Zero-shot accuracy", f"{result.accuracy:.1%}")
+    if n_left_out:
+        st.caption(f"{n_left_out} unlabeled images are left out of the accuracy.")
+    labels = result.classes
+    fig = px.imshow(
+        result.confusion,
+        x=labels,
+        y=labels,
+        labels={"x": "predicted", "y": "true", "color": "images"},
+        color_continuous_scale="Blues",
+        text_auto=len(labels) <= 20,
+        height=min(900, 260 + 18 * len(labels)),
+    )
+    st.plotly_chart(fig.update_xaxes(type="category").update_yaxes(type="category"), key=f"{key}_confusion")
+    st.caption("Rows are the true class. The camera icon on the figure saves it as PNG.")
+    table = pd.DataFrame(result.confusion, index=labels, columns=labels).rename_axis("true \\ predicted").reset_index()
+    download_csv(table, "zero_shot_confusion.csv", f"{key}_confusion_csv")
+
+
+def show_ranking(images: ImageSet, ranking: Ranking, key: str) -> None:
+    """The ranked images with their cosine scores, best first, and the table as CSV."""
+    idx = ranking.indices
+    table = pd.DataFrame(
+        {
+            "rank": np.arange(1, len(idx) + 1),
+            "image": [images.names[i] for i in idx],
+            "label": [images.labels[i] for i in idx],
+            "cosine": ranking.scores,
+        }
+    )
+    captions = [
+        f"#{r} {images.names[i]} · {s:.3f}" for r, (i, s) in enumerate(zip(idx, ranking.scores, strict=True), 1)
+    ]
+    show_grid([images.images[i] for i in idx], captions)
+    st.dataframe(table, hide_index=True, key=f"{key}_table")
+    download_csv(table, "search_results.csv", f"{key}_csv")
+
+
+def show_scores(rows: list[dict], caption: str, key: str) -> None:
+    table = pd.DataFrame(rows)
+    st.dataframe(table, hide_index=True, key=f"{key}_table", column_config=_fractions(table.columns[1:]))
+    st.caption(caption)
+    download_csv(table, "model_comparison.csv", f"{key}_csv")
+
+
+def _fractions(columns: Sequence[str]) -> dict:
+    return {c: st.column_config.NumberColumn(format="%.3f") for c in columns}
+
+
+def show_grid(images: Sequence[np.ndarray], captions: Sequence[str]) -> None:
+    if images:
+        st.image([_thumbnail(im, THUMB) for im in images], caption=list(captions), width=THUMB)
+
+
+# ---- text-prompted masks ----------------------------------------------------------------------
+def show_text_mask(
+    image: np.ndarray, similarity: np.ndarray, points: np.ndarray, mask: np.ndarray, name: str, key: str
+) -> None:
+    """Two panels: the patch-text similarity with the peak points, and SAM's mask from those points."""
+    heat = _mark(overlay_similarity(image, similarity, 0.6), points)
+    masked = _mark(blend(image, np.broadcast_to(MASK_RGB, image.shape), 0.55, where=mask), points)
+    panels = {
+        "similarity": (heat, "CLIP patch similarity to the text (peaks in red)"),
+        "mask": (masked, f"SAM mask from the peaks ({mask.mean():.0%} of the image)"),
+    }
+    stem = name.rsplit(".", 1)[0]
+    for column, (kind, (panel, title)) in zip(st.columns(2), panels.items(), strict=True):
+        with column:
+            st.image(panel, caption=title, width="stretch")
+            download_png(panel, f"{stem}_{kind}.png", f"{key}_{kind}_png")
+
+
+def _mark(image: np.ndarray, points: np.ndarray) -> np.ndarray:
+    out = image.copy()
+    radius = max(3, round(max(image.shape[:2]) / 80))
+    for x, y in points:
+        out[disk((y, x), radius, shape=image.shape[:2])] = POINT_RGB
+    return out

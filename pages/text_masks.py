@@ -1,0 +1,49 @@
+"""Text masks: CLIP patch similarity to a text picks points, SAM turns them into a mask (coarse, MaskCLIP-style)."""
+
+import numpy as np
+import streamlit as st
+
+from components import retrieval_view as view
+from components.errors import user_errors
+from components.images import pick_image
+from components.sidebar import selected_model
+from components.state import get_engine, get_working_set
+from core.analysis.retrieval import class_embeddings, expand_prompts, patch_text_similarity, peak_points
+
+st.title("Text masks")
+st.warning(
+    "**Coarse by design.** CLIP learned to match text with whole images, not with patches, so its patch-level "
+    "similarity to a text is a rough heat map (as in MaskCLIP-style methods). The mask is SAM's answer to a few "
+    "points placed at the most similar patches: good when the peak lands on the object, wrong when it does not.",
+    icon=":material/info:",
+)
+
+images = get_working_set()
+if not images.items:
+    st.info("The working set is empty. Add images on the Upload page.")
+    st.stop()
+
+left, right = st.columns(2)
+with left:
+    index = pick_image(images, "Image", key="tm_image")
+prompt = right.text_input("What to find (a short noun phrase)", "cat", key="tm_prompt").strip()
+n_points = right.slider("Points for SAM (the most similar patches)", 1, 5, 1, key="tm_points")
+if not prompt:
+    st.info("Type what to find, for example “cat” or “red car”.")
+    st.stop()
+
+with user_errors("The text-prompted mask"):
+    clip, sam, engine = selected_model("clip"), selected_model("sam"), get_engine()
+    image = images.items[index].image
+    text = class_embeddings(engine.embed_text(expand_prompts([prompt]), clip), 1)[0]
+    similarity = patch_text_similarity(engine.clip_patch_embeddings(image, clip), text)
+    points = peak_points(similarity, image.shape[:2], n_points)
+    with st.spinner("SAM image embedding (once per image; slow on a CPU)…"):
+        embedding = engine.sam_embedding(image, sam)
+    prediction = engine.sam_predict(embedding, sam, points, np.ones(len(points), int), multimask=n_points == 1)
+    best = int(prediction.scores.argmax())
+    view.show_text_mask(image, similarity, points, prediction.masks[best], images.names[index], key="tm")
+    st.caption(
+        f"CLIP patch grid {similarity.shape[0]}×{similarity.shape[1]}; cosine from {similarity.min():.3f} to "
+        f"{similarity.max():.3f}. SAM's predicted IoU for the mask: {prediction.scores[best]:.2f}."
+    )

@@ -1,0 +1,57 @@
+"""Zero-shot (CLIP): classify the working set by text prompts; accuracy and a confusion matrix when labels exist."""
+
+import streamlit as st
+
+from components import retrieval_view as view
+from components.errors import user_errors
+from components.sidebar import selected_model
+from components.state import get_engine, get_working_set
+from core.analysis.retrieval import (
+    class_embeddings,
+    compute_classification,
+    expand_prompts,
+    zero_shot_probabilities,
+)
+
+SAMPLE_CLASSES = ["astronaut", "cat", "cup of coffee", "rocket", "man with a camera", "temple", "flower"]
+
+st.title("Zero-shot")
+st.caption(
+    'CLIP classifies without training: every class becomes text prompts ("a photo of a {}" …), a class is the '
+    "average of its prompts' normalised text embeddings, and an image's class probabilities are a softmax over "
+    "100 × the cosine similarity between the image and each class."
+)
+
+images = get_working_set()
+model = selected_model("clip")
+if not images.items:
+    st.info("The working set is empty. Add images on the Upload page.")
+    st.stop()
+
+labels = list(images.class_counts())
+classes, templates = view.edit_prompts(labels or SAMPLE_CLASSES, key="zs_classes")
+if len(classes) < 2:
+    st.info("Give at least two classes, one per line: zero-shot picks the best of them for every image.")
+    st.stop()
+
+with user_errors("Zero-shot classification"):
+    prompts = expand_prompts(classes, templates)
+    text = class_embeddings(get_engine().embed_text(prompts, model), len(classes))
+    probs = zero_shot_probabilities(view.embed_images(images.images, model), text)
+    st.subheader("Per-image probabilities")
+    view.show_probabilities(images, classes, probs, key="zs")
+
+    st.subheader("Accuracy")
+    missing = [label for label in labels if label not in classes]
+    if not labels:
+        st.info(
+            "No labels: load a labeled set on Upload (the digits, or a zip with one folder per class) for accuracy."
+        )
+    elif missing:
+        st.warning(f"Accuracy needs every label among the classes; missing: {', '.join(missing)}.")
+    else:
+        known = [i for i, label in enumerate(images.labels) if label is not None]
+        predicted = [classes[probs[i].argmax()] for i in known]
+        truth = [images.labels[i] for i in known]
+        result = compute_classification(truth, predicted, classes)
+        view.show_confusion(result, len(images.items) - len(known), key="zs")
