@@ -21,6 +21,7 @@ import torch
 from core import config
 from core.cache import CacheKey, EmbeddingCache
 from core.models import Adapter, build_adapter
+from core.models.fast import apply_fast_paths
 from core.models.sam import SamEmbedding, SamPrediction
 from core.registry import ModelRef, parse
 from core.weights import WeightsStatus, fetch, locate
@@ -189,6 +190,8 @@ class Engine:
         path = fetch(ref) if status.source == "download" else status.path
         weights = "random" if status.is_random else ref.weights
         adapter = build_adapter(ref.spec, weights, path, self.device)
+        if self.device.type == "cuda":
+            apply_fast_paths(adapter, self.device)  # SDPA everywhere, on-device preprocessing, float32 outputs
         if status.source == "download":
             status = locate(ref)
         return LoadedModel(adapter, status, threading.Lock())

@@ -1,0 +1,237 @@
+"""Accuracy guard for the fast paths: SDPA attention, on-device preprocessing, bf16 outputs reaching numpy.
+
+Each test runs upstream first, then the fast path on the same weights. SAM's relative-position tables are
+zero at random init, so they are filled with noise first: otherwise the rel-pos mask would go untested.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from segment_anything.modeling import image_encoder as sam_encoder
+from skimage import data
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from core.models import build_adapter
+from core.models.fast import SdpaRelPosAttention, apply_fast_paths, fill_rel_pos, gpu_preprocess
+from core.registry import ModelSpec, get
+
+CPU = torch.device("cpu")
+# SAM ViT-B's encoder at full width and depth on a 224 px input (14 × 14 tokens: one window)
+SAM_VIT_B_224 = ModelSpec(
+    "sam_vit_b_224",
+    "sam",
+    "vit_b",
+    "SAM ViT-B on 224 px (test)",
+    224,
+    16,
+    256,
+    tiny=True,
+    config={
+        "encoder_embed_dim": 768,
+        "encoder_depth": 12,
+        "encoder_num_heads": 12,
+        "encoder_global_attn_indexes": (2, 5, 8, 11),
+        "window_size": 14,
+        "prompt_embed_dim": 256,
+        "image_size": 224,
+    },
+)
+POINTS, LABELS = np.array([[60, 50], [150, 120]]), np.array([1, 0])
+
+
+def cosine(a, b) -> float:
+    a, b = np.asarray(a, np.float64).ravel(), np.asarray(b, np.float64).ravel()
+    return float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))
+
+
+def bf16_autocast():
+    return torch.autocast("cpu", dtype=torch.bfloat16)
+
+
+class AtenOps(TorchDispatchMode):
+    """Records the names of the aten ops that run."""
+
+    def __init__(self):
+        super().__init__()
+        self.names: set[str] = set()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.names.add(str(func))
+        return func(*args, **(kwargs or {}))
+
+    def softmax(self) -> bool:
+        return any("softmax" in n for n in self.names)
+
+    def sdpa(self) -> bool:
+        return any("scaled_dot_product" in n or "native_multi_head_attention" in n for n in self.names)
+
+
+def sam_with_rel_pos(spec: ModelSpec, device: torch.device = CPU):
+    adapter = build_adapter(spec, "random", None, device)
+    fill_rel_pos(adapter.module)
+    return adapter
+
+
+@pytest.fixture(scope="module")
+def image() -> np.ndarray:
+    return data.astronaut()[40:340, :400]  # 300 × 400: resized to 192 × 256 (sam_tiny), 168 × 224 (ViT-B test)
+
+
+@pytest.mark.parametrize(("size", "global_attn"), [((4, 6), True), ((5, 5), False)])
+def test_rel_pos_attention_matches_upstream(size, global_attn):
+    torch.manual_seed(0)
+    attn = sam_encoder.Attention(32, num_heads=4, use_rel_pos=True, input_size=size if global_attn else (5, 5))
+    torch.nn.init.normal_(attn.rel_pos_h), torch.nn.init.normal_(attn.rel_pos_w)
+    x = torch.randn(3, *size, 32)
+    with torch.no_grad():
+        expected = attn(x)
+        attn.use_rel_pos = False
+        without_bias = attn(x)
+        attn.use_rel_pos, attn.__class__ = True, SdpaRelPosAttention
+        got = attn(x)
+    assert (expected - without_bias).abs().max() > 0.1  # the bias matters here
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-4)
+
+
+def test_sam_encoder_runs_sdpa_not_softmax():
+    adapter = sam_with_rel_pos(get("sam_tiny"))
+    x = torch.randn(1, 3, 256, 256)
+    with torch.inference_mode(), AtenOps() as before:
+        adapter.module.image_encoder(x)
+    fast = apply_fast_paths(adapter, CPU)
+    with torch.inference_mode(), AtenOps() as after:
+        adapter.module.image_encoder(x)
+    assert before.softmax() and not before.sdpa()
+    assert after.sdpa() and not after.softmax()
+    assert fast.attention.startswith("sdpa") and "9 modules" in fast.attention  # 2 encoder + 7 decoder
+
+
+def sam_guard(adapter, image: np.ndarray, autocast=None) -> tuple[float, list[float]]:
+    """(embedding cosine, per-mask logit correlations) of the fast path against upstream fp32 on `adapter`."""
+    with torch.inference_mode():
+        reference = adapter.image_embedding(image)
+        expected = adapter.predict(reference, POINTS, LABELS)
+        apply_fast_paths(adapter, adapter.module.device)
+        with autocast or torch.autocast("cpu", enabled=False):
+            embedding = adapter.image_embedding(image)
+            got = adapter.predict(embedding, POINTS, LABELS)
+    assert got.logits.dtype == np.float32 and got.masks.shape == expected.masks.shape == (3, *image.shape[:2])
+    corr = [float(np.corrcoef(a.ravel(), b.ravel())[0, 1]) for a, b in zip(expected.logits, got.logits, strict=True)]
+    return cosine(reference.features, embedding.features), corr
+
+
+@pytest.mark.parametrize("autocast", [None, bf16_autocast], ids=["fp32", "bf16"])
+def test_sam_tiny_fast_path_accuracy(image, autocast):
+    emb_cos, corr = sam_guard(sam_with_rel_pos(get("sam_tiny")), image, autocast and autocast())
+    assert emb_cos >= 0.999
+    assert min(corr) >= 0.99
+
+
+@pytest.mark.slow
+def test_sam_vit_b_encoder_fast_path_accuracy(image):
+    emb_cos, corr = sam_guard(sam_with_rel_pos(SAM_VIT_B_224), image)
+    assert emb_cos >= 0.999
+    assert min(corr) >= 0.99
+
+
+def test_bf16_outputs_reach_numpy_as_float32(image):
+    adapter = build_adapter(get("sam_tiny"), "random", None, CPU)
+    with torch.inference_mode(), bf16_autocast():
+        embedding = adapter.image_embedding(image)
+        with pytest.raises(TypeError, match="BFloat16"):  # the upstream crash this guards against
+            adapter.predict(embedding, POINTS, LABELS)
+        apply_fast_paths(adapter, CPU)
+        embedding = adapter.image_embedding(image)
+        prediction = adapter.predict(embedding, POINTS, LABELS)
+    assert embedding.features.dtype == prediction.logits.dtype == prediction.scores.dtype == np.float32
+    assert np.isfinite(prediction.logits).all()
+
+
+@pytest.mark.parametrize("name", ["dinov2_tiny", "dinov2_tiny_reg"])
+def test_dinov2_switched_to_sdpa_and_square_resize_on_device(name, images):
+    adapter = build_adapter(get(name), "random", None, CPU)
+    adapter.module.set_attn_implementation("eager")
+    with torch.inference_mode():
+        expected_cls, expected_tokens = adapter.embed(images), adapter.patch_tokens(images, 56)
+        fast = apply_fast_paths(adapter, CPU)
+        with AtenOps() as ops:
+            cls, tokens = adapter.embed(images), adapter.patch_tokens(images, 56)
+        with bf16_autocast():
+            tokens_bf16 = adapter.patch_tokens(images, 56)
+    assert adapter.module.config._attn_implementation == "sdpa" and "sdpa" in fast.attention and ops.sdpa()
+    assert cosine(expected_cls, cls) >= 0.999
+    cos = torch.nn.functional.cosine_similarity(expected_tokens, tokens, dim=-1)
+    cos_bf16 = torch.nn.functional.cosine_similarity(expected_tokens, tokens_bf16.float(), dim=-1)
+    assert cos.min() >= 0.999 and cos_bf16.min() >= 0.999
+
+
+def test_clip_already_runs_sdpa_and_matches(images):
+    adapter = build_adapter(get("clip_tiny"), "random", None, CPU)
+    square = [im[:64, :64] for im in images] + [data.astronaut()]
+    with torch.inference_mode():
+        expected, expected_mixed = adapter.embed(square), adapter.embed(images)
+        with AtenOps() as plain:
+            adapter.embed(square)
+        apply_fast_paths(adapter, CPU)
+        with bf16_autocast(), AtenOps() as autocast:
+            got_bf16 = adapter.embed(square)
+        got, got_mixed = adapter.embed(square), adapter.embed(images)  # square: on the device; mixed: open_clip
+    assert plain.sdpa() and "aten.scaled_dot_product_attention.default" in autocast.names
+    for a, b in ((expected, got), (expected, got_bf16.float()), (expected_mixed, got_mixed)):
+        assert torch.nn.functional.cosine_similarity(a, b).min() >= 0.999
+
+
+@pytest.mark.parametrize("size", [56, 224, 448])
+def test_gpu_preprocess_matches_dinov2_processor(size, images):
+    """Same filter, same two rounded passes: within 2 uint8 levels, under 2 % of values differ at all."""
+    from core.models.dinov2 import IMAGENET_MEAN, IMAGENET_STD
+
+    batch = [*images, data.astronaut(), data.chelsea()]
+    expected = build_adapter(get("dinov2_tiny"), "random", None, CPU).pixels(batch, size)
+    got = gpu_preprocess(batch, size, IMAGENET_MEAN, IMAGENET_STD, CPU)
+    assert got.shape == expected.shape == (len(batch), 3, size, size) and got.dtype == torch.float32
+    levels = (got - expected).abs() * torch.tensor(IMAGENET_STD).view(1, 3, 1, 1) * 255
+    assert levels.max() <= 2.01
+    assert (levels > 0.5).float().mean() < 0.02
+    assert gpu_preprocess([], size, IMAGENET_MEAN, IMAGENET_STD, CPU).shape == (0, 3, size, size)
+
+
+def test_compile_is_off_by_default_and_opt_in(monkeypatch, tmp_path):
+    monkeypatch.delenv("VFM_LENS_COMPILE", raising=False)
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path))
+    plain = build_adapter(get("clip_tiny"), "random", None, CPU)
+    assert apply_fast_paths(plain, CPU).compiled is None
+    assert plain.module.visual._compiled_call_impl is None
+    monkeypatch.setenv("VFM_LENS_COMPILE", "max-autotune")
+    compiled = build_adapter(get("sam_tiny"), "random", None, CPU)
+    assert apply_fast_paths(compiled, CPU).compiled == "max-autotune"
+    assert compiled.module.image_encoder._compiled_call_impl is not None  # compiled lazily, on first call
+
+
+def test_apply_fast_paths_is_idempotent():
+    adapter = build_adapter(get("sam_tiny"), "random", None, CPU)
+    first = apply_fast_paths(adapter, CPU)
+    embed_fn = adapter.image_embedding
+    assert apply_fast_paths(adapter, CPU) is first and adapter.image_embedding is embed_fn
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("name", ["sam_vit_b", "dinov2_small", "clip_vit_b32"])
+def test_full_size_bf16_fast_path_on_cuda(name, image):
+    """The issue's guard at full size: bf16 + fast paths against upstream fp32 on the same random weights."""
+    cuda = torch.device("cuda")
+    spec = get(name)
+    if spec.family == "sam":
+        emb_cos, corr = sam_guard(sam_with_rel_pos(spec, cuda), image, torch.autocast("cuda", dtype=torch.bfloat16))
+        assert emb_cos >= 0.999 and min(corr) >= 0.99
+        return
+    adapter = build_adapter(spec, "random", None, cuda)
+    batch = [image[:300, :300], data.chelsea()[:300, :300]]
+    with torch.inference_mode():
+        expected = adapter.embed(batch)
+        apply_fast_paths(adapter, cuda)
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            got = adapter.embed(batch)
+    assert torch.nn.functional.cosine_similarity(expected, got.float()).min() >= 0.999
