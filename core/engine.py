@@ -247,19 +247,10 @@ class Engine:
     ) -> np.ndarray:
         """(N, D) float32 image embeddings: CLIP image embedding, DINOv2 CLS, SAM spatial mean."""
         loaded = self.model(model)
-        if loaded.adapter.spec.family == "sam":
-            means = []
-            for i, im in enumerate(images):
-                means.append(self.sam_embedding(im, model).features.mean(axis=(1, 2)))
-                if progress:
-                    progress(i + 1, len(images))
-            return (
-                np.stack(means).astype(np.float32)
-                if means
-                else np.zeros((0, loaded.adapter.spec.embed_dim), np.float32)
-            )
 
         def compute(batch: list[np.ndarray]) -> list[np.ndarray]:
+            if loaded.adapter.spec.family == "sam":  # the (256,) spatial mean is what gets cached
+                return [self.sam_embedding(im, model).features.mean(axis=(1, 2)).astype(np.float32) for im in batch]
             with self._forward(loaded):
                 return list(_to_numpy(loaded.adapter.embed(batch)))
 

@@ -1,6 +1,56 @@
-"""Embedding Scatter."""
+"""Embedding Scatter: a labeled dataset's embeddings projected (LDA, PCA, UMAP, t-SNE), scored and compared."""
 
 import streamlit as st
 
+from components.errors import user_errors
+from components.scatter_view import (
+    embed_models,
+    load_dataset,
+    pick_settings,
+    project_models,
+    show_accuracy_table,
+    show_clusters,
+    show_confusion,
+    show_exports,
+    show_scatters,
+)
+from components.state import get_working_set
+
+KEY = "scatter"
+
 st.title("Embedding Scatter")
-st.info("Embeddings of a labeled dataset projected with LDA, PCA, UMAP or t-SNE, with accuracy. Built in issue #4.")
+st.caption(
+    "How well do a model's image embeddings separate the classes? Each projection is fitted on a training split; "
+    "accuracy is measured only on held-out images."
+)
+
+working = get_working_set()
+settings = pick_settings(working, key=KEY)
+if settings is None:
+    st.stop()
+
+images = embeddings = results = None
+with user_errors("Loading the dataset"):
+    images = load_dataset(settings, working)
+if images is None:
+    st.stop()
+with user_errors("Embedding and projecting"):
+    embeddings = embed_models(images, settings.models)
+    results = project_models(images, embeddings, settings)
+if not results:
+    st.stop()
+
+st.subheader("Accuracy")
+show_accuracy_table(settings, images, results, key=KEY)
+
+st.subheader("Scatter")
+show_scatters(images, results, key=KEY)
+
+st.subheader("Confusion matrix")
+show_confusion(results, key=KEY)
+
+st.subheader("Clusters")
+show_clusters(images, embeddings, key=KEY)
+
+st.subheader("Export")
+show_exports(images, embeddings, results, key=KEY)

@@ -52,6 +52,9 @@ class ProjectionResult:
     confusion: (C, C) int64, rows true class, columns predicted, from the projection classifier on the test
         split; None when the method cannot place unseen points (t-SNE).
     knn_confusion: (C, C) int64, same layout, from k-NN on the full embeddings.
+    predictions: (N_test,) labels the projection classifier predicts for the rows np.flatnonzero(is_test), in
+        that order; None when the method cannot place unseen points (t-SNE).
+    knn_predictions: (N_test,) labels k-NN predicts for the same rows.
     """
 
     coords: np.ndarray
@@ -64,6 +67,8 @@ class ProjectionResult:
     method: str
     n_components: int
     notes: tuple[str, ...]
+    predictions: np.ndarray | None = None
+    knn_predictions: np.ndarray | None = None
 
 
 # ---------------------------------------------------------------------------------------------- methods
@@ -105,7 +110,11 @@ class LDAMethod(_Method):
         )
         with warnings.catch_warnings():  # single-sample classes (kept in train) trigger covariance warnings
             warnings.filterwarnings("ignore", message="Only one sample available")
-            self._model = model.fit(X, y)
+            try:
+                self._model = model.fit(X, y)
+            except np.linalg.LinAlgError:  # e.g. two samples per class: Ledoit-Wolf may not shrink at all
+                self.notes.append("LDA within-class scatter is singular (very few images per class): SVD solver used.")
+                self._model = LinearDiscriminantAnalysis(solver="svd", n_components=self.n_components_).fit(X, y)
         return self.transform(X)
 
     def transform(self, X: np.ndarray) -> np.ndarray:
@@ -274,9 +283,13 @@ def compute_projection(
     coords = _project(projector, X_in, y, is_test, notes)
     notes.extend(projector.notes)
     report(0.7, "Scoring the projection")
-    proj_acc, proj_conf = _score_projection(coords, y, is_test, labels) if projector.inductive else (None, None)
+    proj_pred = _predict_projection(coords, y, is_test) if projector.inductive else None
+    proj_acc, proj_conf = (
+        _accuracy_and_confusion(y[is_test], proj_pred, labels) if proj_pred is not None else (None, None)
+    )
     report(0.8, f"k-NN on the full {X.shape[1]}-dim embeddings")
-    knn_acc, knn_conf = _score_knn(X, y, is_test, labels, notes)
+    knn_pred = _predict_knn(X, y, is_test, notes)
+    knn_acc, knn_conf = _accuracy_and_confusion(y[is_test], knn_pred, labels)
     report(1.0, "Done")
     return ProjectionResult(
         coords=coords,
@@ -289,6 +302,8 @@ def compute_projection(
         method=method,
         n_components=projector.n_components_,
         notes=tuple(notes),
+        predictions=proj_pred,
+        knn_predictions=knn_pred,
     )
 
 
@@ -358,25 +373,19 @@ def _project(projector: _Method, X: np.ndarray, y: np.ndarray, is_test: np.ndarr
     return coords
 
 
-def _score_projection(
-    coords: np.ndarray, y: np.ndarray, is_test: np.ndarray, labels: np.ndarray
-) -> tuple[float, np.ndarray]:
-    """Logistic regression on projected train rows → (test accuracy, (C, C) confusion)."""
+def _predict_projection(coords: np.ndarray, y: np.ndarray, is_test: np.ndarray) -> np.ndarray:
+    """Logistic regression fitted on the projected train rows → (N_test,) predictions for the test rows."""
     clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
-    pred = clf.fit(coords[~is_test], y[~is_test]).predict(coords[is_test])
-    return _accuracy_and_confusion(y[is_test], pred, labels)
+    return clf.fit(coords[~is_test], y[~is_test]).predict(coords[is_test])
 
 
-def _score_knn(
-    X: np.ndarray, y: np.ndarray, is_test: np.ndarray, labels: np.ndarray, notes: list[str]
-) -> tuple[float, np.ndarray]:
-    """k-NN (cosine) on the full embeddings, train rows as the index → (test accuracy, (C, C) confusion)."""
+def _predict_knn(X: np.ndarray, y: np.ndarray, is_test: np.ndarray, notes: list[str]) -> np.ndarray:
+    """k-NN (cosine) on the full embeddings, train rows as the index → (N_test,) predictions for the test rows."""
     k = min(KNN_K, int((~is_test).sum()))
     if k < KNN_K:
         notes.append(f"k-NN uses k={k} ({k} training points).")
     knn = KNeighborsClassifier(n_neighbors=k, metric=KNN_METRIC, algorithm="brute")
-    pred = knn.fit(X[~is_test], y[~is_test]).predict(X[is_test])
-    return _accuracy_and_confusion(y[is_test], pred, labels)
+    return knn.fit(X[~is_test], y[~is_test]).predict(X[is_test])
 
 
 def _accuracy_and_confusion(y_true: np.ndarray, y_pred: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:

@@ -240,3 +240,38 @@ def test_downsample_small_sets_and_limits():
     assert np.unique(many[downsample(200, 60, many)]).size == 50  # one per class when two each won't fit
     with pytest.raises(ValueError, match="cannot keep all"):
         downsample(200, 20, many)
+
+
+@pytest.mark.parametrize("method", ["lda", "pca"])
+def test_predictions_are_for_the_test_rows_and_rebuild_the_confusion_matrices(method):
+    X, y = _blobs(30, 3, sep=0.3)  # overlapping classes: some predictions are wrong
+    result = compute_projection(X, y, method=method)
+    n_test = int(result.is_test.sum())
+    assert result.predictions.shape == result.knn_predictions.shape == (n_test,)
+    y_test = y[result.is_test]
+    for predictions, confusion, accuracy in [
+        (result.predictions, result.confusion, result.projection_accuracy),
+        (result.knn_predictions, result.knn_confusion, result.knn_accuracy),
+    ]:
+        rebuilt = np.zeros_like(confusion)
+        np.add.at(rebuilt, (y_test, predictions), 1)
+        assert np.array_equal(rebuilt, confusion)
+        assert np.mean(predictions == y_test) == pytest.approx(accuracy)
+    assert result.projection_accuracy < 1.0
+
+
+def test_transductive_method_has_no_projection_predictions(monkeypatch):
+    X, y = _blobs(20, 3)
+    monkeypatch.setattr(TSNEMethod, "fit_transform", lambda self, X_fit, y_fit=None: X_fit[:, :2].astype(np.float32))
+    result = compute_projection(X, y, method="tsne")
+    assert result.predictions is None and result.knn_predictions.shape == (int(result.is_test.sum()),)
+
+
+def test_lda_with_two_samples_per_class_falls_back_to_svd_with_a_note():
+    X, y = _blobs(3, 10, dim=32)  # the split leaves two samples per class in train
+    train = ~compute_split(y)[0]
+    with pytest.raises(np.linalg.LinAlgError):  # what the shrinkage-eigen solver alone does here
+        LinearDiscriminantAnalysis(solver="eigen", shrinkage="auto").fit(X[train], y[train])
+    result = compute_projection(X, y, method="lda")
+    assert result.coords.shape == (30, 2) and np.isfinite(result.coords).all()
+    assert any("SVD solver" in note for note in result.notes)

@@ -1,0 +1,375 @@
+"""Embedding Scatter widgets: settings, dataset, embeddings, projections, accuracy, scatter with selection,
+confusion matrix, clusters and exports. Every widget key starts with the `key` argument."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+from plotly.colors import qualitative, sample_colorscale
+
+from components.errors import user_errors
+from components.images import show_thumbnails
+from components.progress import progress_bar
+from components.sidebar import FAMILIES, selected_model
+from components.state import get_engine
+from core import registry
+from core.analysis.clusters import CLUSTER_METHODS, cluster_purity, compute_clusters
+from core.analysis.projection import ProjectionResult, compute_projection, downsample, list_methods
+from core.data import ImageSet
+from core.datasets import DATASETS, check_labeled, describe_subset, load_seed_dataset, pick_per_class, take_per_class
+from core.engine import image_hash
+
+MAX_PLOT_POINTS = 100_000  # beyond this the scatter shows a stated, stratified sample
+WORKING = "working"
+METHOD_TITLES = {"lda": "LDA", "pca": "PCA", "umap": "UMAP", "tsne": "t-SNE"}
+CLUSTER_TITLES = {"kmeans": "k-means", "agglomerative": "Agglomerative (Ward)"}
+SOURCES = {WORKING: "Working set (from Upload)"} | {name: info.title for name, info in DATASETS.items()}
+
+
+@dataclass(frozen=True)
+class ScatterSettings:
+    dataset: str  # WORKING or a key of core.datasets.DATASETS
+    per_class: int
+    models: tuple[str, ...]  # ``name@weights``
+    method: str
+    n_components: int
+    standardize: bool
+
+    @property
+    def projection(self) -> str:
+        return f"{METHOD_TITLES[self.method]} {self.n_components}-D" + (", standardised" if self.standardize else "")
+
+
+def model_title(model: str) -> str:
+    ref = registry.parse(model)
+    return ref.spec.title if ref.weights == "random" and ref.spec.tiny else f"{ref.spec.title} ({ref.weights})"
+
+
+def _family_title(family: str) -> str:
+    return f"{FAMILIES[family]}: {model_title(selected_model(family))}"
+
+
+# ---- settings and data ------------------------------------------------------------------------
+def pick_settings(working: ImageSet, key: str) -> ScatterSettings | None:
+    """The controls, in one form. None (with a hint) until the button was pressed once, or with no model."""
+    with st.form(f"{key}_form"):
+        data_col, model_col, proj_col = st.columns(3)
+        dataset = data_col.radio(
+            "Dataset",
+            list(SOURCES),
+            index=0 if working.class_counts() else 1,
+            format_func=SOURCES.get,
+            key=f"{key}_dataset",
+        )
+        per_class = data_col.number_input(
+            "Images per class",
+            2,
+            5000,
+            30,
+            key=f"{key}_per_class",
+            help="Larger classes are sampled at random (seed 0).",
+        )
+        families = model_col.multiselect(
+            "Models",
+            list(FAMILIES),
+            default=["clip"],
+            format_func=_family_title,
+            key=f"{key}_families",
+            help="Which model of each family is set in the sidebar. Two models are shown side by side.",
+        )
+        method = proj_col.selectbox("Projection", list_methods(), format_func=METHOD_TITLES.get, key=f"{key}_method")
+        dims = proj_col.radio("Dimensions", (2, 3), format_func=lambda d: f"{d}-D", horizontal=True, key=f"{key}_dims")
+        standardize = proj_col.toggle(
+            "Standardise features", key=f"{key}_standardize", help="Fitted on the train split."
+        )
+        if st.form_submit_button("Embed and project", type="primary", key=f"{key}_go"):
+            st.session_state[f"{key}_started"] = True
+    if not st.session_state.get(f"{key}_started"):
+        st.caption("Choose a dataset and models, then press **Embed and project**.")
+        return None
+    if not families:
+        st.info("Choose at least one model under **Models**, then press **Embed and project**.")
+        return None
+    models = tuple(selected_model(f) for f in families)
+    return ScatterSettings(dataset, int(per_class), models, method, int(dims), bool(standardize))
+
+
+@st.cache_resource(show_spinner="Loading the dataset…", max_entries=4)
+def _seed_dataset(name: str, per_class: int) -> ImageSet:
+    return load_seed_dataset(name, per_class)
+
+
+def load_dataset(settings: ScatterSettings, working: ImageSet) -> ImageSet | None:
+    """The labeled images to project, the subsample stated; None, with what to do, when they cannot be used."""
+    if settings.dataset == WORKING:
+        images, total = take_per_class(working, settings.per_class), sum(working.class_counts().values())
+        if 0 < total < len(working.items):
+            st.caption(f"{len(working.items) - total} unlabeled images of the working set are left out.")
+    else:
+        images, total = _seed_dataset(settings.dataset, settings.per_class), DATASETS[settings.dataset].n_images
+    if (problem := check_labeled(images)) is not None:
+        st.info(f"**{SOURCES[settings.dataset]}**: {problem}")
+        return None
+    st.caption(f"**{SOURCES[settings.dataset]}** — {describe_subset(images, total, settings.per_class)}")
+    return images
+
+
+# ---- embeddings and projections ---------------------------------------------------------------
+def embed_models(images: ImageSet, models: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """model → (N, D) float32 embeddings, a progress bar each (instant when the engine has them cached)."""
+    embeddings = {}
+    for model in models:
+        update, close = progress_bar(f"Embedding {len(images.items):,} images with {model_title(model)}")
+        embeddings[model] = get_engine().embed(images.images, model, update)
+        close()
+    return embeddings
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _projection(digest: str, method: str, n_components: int, standardize: bool, _X, _y) -> ProjectionResult:
+    bar = st.progress(0.0, text=f"{METHOD_TITLES[method]} on {len(_X):,} points")
+    result = compute_projection(_X, _y, method, n_components, standardize, progress=lambda f, m: bar.progress(f, m))
+    bar.empty()
+    return result
+
+
+def project_models(
+    images: ImageSet, embeddings: dict[str, np.ndarray], settings: ScatterSettings
+) -> dict[str, ProjectionResult]:
+    """model → projection and scores; cached on the embedding and label content plus the settings."""
+    y = np.asarray(images.labels)
+    args = (settings.method, settings.n_components, settings.standardize)
+    return {m: _projection(image_hash(X) + image_hash(y), *args, X, y) for m, X in embeddings.items()}
+
+
+# ---- accuracy and confusion -------------------------------------------------------------------
+def show_accuracy_table(
+    settings: ScatterSettings, images: ImageSet, results: dict[str, ProjectionResult], key: str
+) -> None:
+    """Model × dataset, in the seed slides' format; columns accumulate over this session's runs."""
+    store = st.session_state.setdefault(f"{key}_accuracy", {})
+    dataset = f"{SOURCES[settings.dataset]} (n={len(images.items):,})"
+    for model, result in results.items():
+        store[(settings.projection, model_title(model), dataset)] = (result.projection_accuracy, result.knn_accuracy)
+    method = METHOD_TITLES[settings.method]
+    rows: dict[str, dict[str, float]] = {}
+    for (projection, model, data), (proj_acc, knn_acc) in store.items():
+        if projection == settings.projection:
+            rows.setdefault(model, {})[f"{data} · {method}"] = np.nan if proj_acc is None else proj_acc
+            rows[model][f"{data} · k-NN"] = knn_acc
+    table = pd.DataFrame.from_dict(rows, orient="index").rename_axis("model")
+    formats = {column: st.column_config.NumberColumn(format="%.2f") for column in table.columns}
+    st.dataframe(table, column_config=formats)
+    scored = (
+        f"{method}: logistic regression on the {settings.projection} projection, fitted on the train split and scored "
+        "on a stratified 25 % held-out split (seed 0)."
+        if settings.method != "tsne"
+        else "t-SNE cannot place held-out images, so it has no projection accuracy (blank); choose LDA, PCA or UMAP."
+    )
+    st.caption(
+        f"{scored} k-NN: k=5, cosine, on the full embeddings. "
+        "Seed slides (LDA): CLIP 0.85 / 0.83, SAM 0.71 / 0.62 on CIFAR-10 / Caltech-101."
+    )
+
+
+def show_confusion(results: dict[str, ProjectionResult], key: str) -> None:
+    models = list(results)
+    left, right = st.columns(2)
+    model = (
+        left.selectbox("Model", models, format_func=model_title, key=f"{key}_cm_model")
+        if len(models) > 1
+        else models[0]
+    )
+    result = results[model]
+    kinds = (["projection"] if result.confusion is not None else []) + ["knn"]
+    names = {"projection": f"{METHOD_TITLES[result.method]} + logistic regression", "knn": "k-NN on full embeddings"}
+    kind = (right if len(models) > 1 else left).radio(
+        "Classifier", kinds, format_func=names.get, horizontal=True, key=f"{key}_cm_kind"
+    )
+    matrix = result.confusion if kind == "projection" else result.knn_confusion
+    labels = [str(label) for label in result.labels]
+    heatmap = go.Heatmap(
+        z=matrix,
+        x=labels,
+        y=labels,
+        colorscale="Blues",
+        text=matrix,
+        texttemplate="%{text}" if len(labels) <= 20 else None,
+        hovertemplate="true %{y}<br>predicted %{x}<br>%{z} images<extra></extra>",
+    )
+    fig = go.Figure(heatmap).update_layout(height=min(900, 260 + 18 * len(labels)), margin={"t": 10})
+    fig.update_xaxes(title="predicted", type="category").update_yaxes(
+        title="true", type="category", autorange="reversed"
+    )
+    st.plotly_chart(fig, key=f"{key}_confusion")
+    st.caption(f"{int(matrix.sum())} held-out images; rows are the true class.")
+
+
+# ---- scatter with selection -------------------------------------------------------------------
+def show_scatters(images: ImageSet, results: dict[str, ProjectionResult], key: str) -> None:
+    """One scatter per model, two side by side; selected points show their images below each."""
+    columns = st.columns(min(len(results), 2))
+    for i, (model, result) in enumerate(results.items()):
+        with columns[i % len(columns)]:
+            st.markdown(f"**{model_title(model)}**")
+            _scatter_panel(images, result, f"{key}_{registry.parse(model).spec.name}")
+
+
+@st.fragment
+def _scatter_panel(images: ImageSet, result: ProjectionResult, key: str) -> None:
+    labels, n = np.asarray(images.labels), len(images.items)
+    shown = downsample(n, MAX_PLOT_POINTS, labels)
+    if shown.size < n:
+        st.caption(f"Showing {shown.size:,} of {n:,} points (stratified random sample); the scores use all points.")
+    fig, trace_index = scatter_figure(result.coords, labels, np.asarray(images.names), result.is_test, shown)
+    event = st.plotly_chart(fig, key=f"{key}_chart", on_select="rerun", selection_mode=("points", "box", "lasso"))
+    for note in result.notes:
+        st.caption(note)
+    picked = selected_indices(event, trace_index)
+    if not picked.size:
+        st.caption("Click a point, or drag a box or lasso (2-D), to see its images here.")
+        return
+    chosen = ImageSet([images.items[i] for i in picked])
+    counts = ", ".join(f"{c} × {label}" for label, c in chosen.class_counts().items())
+    st.markdown(f"**{picked.size} selected** ({counts})")
+    show_thumbnails(chosen, key=f"{key}_picked", side=96)
+
+
+def _palette(n: int) -> list[str]:
+    if n <= 10:
+        return qualitative.Plotly[:n]
+    return qualitative.Light24[:n] if n <= 24 else sample_colorscale("Turbo", np.linspace(0, 1, n))
+
+
+def scatter_figure(
+    coords: np.ndarray, labels: np.ndarray, names: np.ndarray, is_test: np.ndarray, shown: np.ndarray
+) -> tuple[go.Figure, list[np.ndarray]]:
+    """A WebGL scatter (Scatter3d for K=3) of coords (N, K), one trace per class, over the rows `shown`.
+
+    Returns (figure, trace_index): trace_index[c][p] is the row of point p in trace c (for selections).
+    """
+    classes = np.unique(labels[shown])
+    traces, trace_index = [], []
+    for cls, colour in zip(classes, _palette(len(classes)), strict=True):
+        rows = shown[labels[shown] == cls]
+        custom = np.column_stack([labels[rows], names[rows], np.where(is_test[rows], "held-out", "train")])
+        common = {
+            "name": str(cls),
+            "mode": "markers",
+            "customdata": custom,
+            "hovertemplate": "<b>%{customdata[0]}</b><br>%{customdata[1]}<br>%{customdata[2]}<extra></extra>",
+        }
+        if coords.shape[1] == 3:
+            x, y, z = coords[rows].T
+            traces.append(go.Scatter3d(x=x, y=y, z=z, marker={"size": 3, "color": colour}, **common))
+        else:
+            traces.append(
+                go.Scattergl(x=coords[rows, 0], y=coords[rows, 1], marker={"size": 6, "color": colour}, **common)
+            )
+        trace_index.append(rows)
+    fig = go.Figure(traces).update_layout(height=520, margin={"t": 10, "b": 10}, legend_title_text="class")
+    if coords.shape[1] == 2:
+        fig.update_layout(dragmode="lasso")  # dragging selects; zoom and pan stay in the toolbar
+    return fig, trace_index
+
+
+def selected_indices(event, trace_index: list[np.ndarray]) -> np.ndarray:
+    """Sorted unique rows selected in a plotly selection event ({"selection": {"points": [...]}})."""
+    points = (event or {}).get("selection", {}).get("points", [])
+    rows = [
+        int(trace_index[p["curve_number"]][p.get("point_index", p.get("point_number"))])
+        for p in points
+        if 0 <= p.get("curve_number", -1) < len(trace_index)
+    ]
+    return np.unique(np.asarray(rows, dtype=np.int64))
+
+
+# ---- clusters ---------------------------------------------------------------------------------
+@st.cache_data(show_spinner="Clustering…", max_entries=32)
+def _clusters(digest: str, n_clusters: int, method: str, _X: np.ndarray) -> np.ndarray:
+    return compute_clusters(_X, n_clusters, method)
+
+
+def show_clusters(images: ImageSet, embeddings: dict[str, np.ndarray], key: str, examples: int = 8) -> None:
+    """Cluster one model's embeddings; purity against the labels and example images per cluster."""
+    n, n_classes = len(images.items), len(images.class_counts())
+    model_col, method_col, k_col = st.columns(3)
+    model = model_col.selectbox("Embeddings", list(embeddings), format_func=model_title, key=f"{key}_cl_model")
+    method = method_col.radio("Method", CLUSTER_METHODS, format_func=CLUSTER_TITLES.get, key=f"{key}_cl_method")
+    k = k_col.number_input("Clusters", 2, min(100, n), min(n_classes, 100), key=f"{key}_cl_k")
+    with user_errors("Clustering"):
+        X = embeddings[model]
+        ids = _clusters(image_hash(X), int(k), method, X)
+        purity = cluster_purity(ids, np.asarray(images.labels))
+        left, right = st.columns(2)
+        left.metric("Purity", f"{purity.purity:.2f}", help="Share of images in their cluster's majority class.")
+        right.metric("Adjusted Rand index", f"{purity.adjusted_rand:.2f}", help="0 for chance, 1 for the classes.")
+        order = np.argsort(-purity.sizes, kind="stable")
+        st.dataframe(
+            {
+                "cluster": order,
+                "images": purity.sizes[order],
+                "majority class": purity.majority[order],
+                "purity": np.round(purity.cluster_purity[order], 3),
+            },
+            hide_index=True,
+            key=f"{key}_cl_table",
+        )
+        picks = pick_per_class(ids, examples)
+        with st.expander(f"Example images of the {min(len(order), 20)} largest clusters"):
+            for c in order[:20]:
+                rows = picks[ids[picks] == c]
+                st.caption(f"Cluster {c}: {purity.sizes[c]} images, majority class {str(purity.majority[c])!r}")
+                st.image([images.items[i].image for i in rows], caption=[images.items[i].label for i in rows], width=72)
+
+
+# ---- export -----------------------------------------------------------------------------------
+def export_table(images: ImageSet, results: dict[str, ProjectionResult]) -> pd.DataFrame:
+    """One row per image: file, label, split, and per model its coordinates and held-out predictions."""
+    is_test = next(iter(results.values())).is_test
+    table = {"file": images.names, "label": images.labels, "split": np.where(is_test, "test", "train")}
+    for model, result in results.items():
+        name = registry.parse(model).spec.name
+        for axis, column in zip("xyz", result.coords.T, strict=False):
+            table[f"{name}_{axis}"] = column
+        for column, predictions in (("predicted", result.predictions), ("knn_predicted", result.knn_predictions)):
+            if predictions is not None:
+                table[f"{name}_{column}"] = pd.Series(predictions, index=np.flatnonzero(result.is_test)).reindex(
+                    range(len(is_test))
+                )
+    return pd.DataFrame(table)
+
+
+def embeddings_npz(images: ImageSet, embeddings: dict[str, np.ndarray]) -> bytes:
+    """NPZ bytes: one (N, D) float32 array per ``name@weights``, plus `names` and `labels` (N,)."""
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, names=np.asarray(images.names), labels=np.asarray(images.labels), **embeddings)
+    return buffer.getvalue()
+
+
+def show_exports(
+    images: ImageSet, embeddings: dict[str, np.ndarray], results: dict[str, ProjectionResult], key: str
+) -> None:
+    left, right = st.columns(2)
+    left.download_button(
+        "Coordinates, labels and predictions (CSV)",
+        lambda: export_table(images, results).to_csv(index=False),
+        file_name="embedding_scatter.csv",
+        mime="text/csv",
+        on_click="ignore",
+        key=f"{key}_csv",
+    )
+    right.download_button(
+        "Embeddings (NPZ)",
+        lambda: embeddings_npz(images, embeddings),
+        file_name="embeddings.npz",
+        mime="application/octet-stream",
+        on_click="ignore",
+        key=f"{key}_npz",
+    )
+    st.caption("Predictions are given for the held-out rows only; the train rows fitted the classifiers.")

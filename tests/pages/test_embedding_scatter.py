@@ -1,0 +1,134 @@
+"""The Embedding Scatter page on digits with tiny random-init models, plus its pure helpers."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from components import scatter_view
+from components.scatter_view import embeddings_npz, export_table, selected_indices
+from core.analysis.projection import compute_projection
+from core.data import ImageItem, ImageSet
+from core.datasets import load_seed_dataset
+
+PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "embedding_scatter.py")
+CLIP_CHART = "scatter_clip_tiny_chart"  # f"{page key}_{model name}_chart"
+
+
+def _page(**state) -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=300)
+    for key, value in state.items():
+        at.session_state[key] = value
+    return at.run()
+
+
+def _submit(at: AppTest, dataset: str, per_class: int = 10, families=("clip",)) -> AppTest:
+    at.radio(key="scatter_dataset").set_value(dataset)
+    at.number_input(key="scatter_per_class").set_value(per_class)
+    at.multiselect(key="scatter_families").set_value(list(families))
+    return at.button(key="scatter_go").click().run()
+
+
+def _selection(*points: tuple[int, int]) -> dict:
+    """What Streamlit's frontend reports for clicked points: (curve_number, point_index) each."""
+    listed = [{"curve_number": c, "point_number": p, "point_index": p} for c, p in points]
+    return {"selection": {"points": listed, "point_indices": [p for _, p in points], "box": [], "lasso": []}}
+
+
+def _texts(at: AppTest) -> str:
+    return " ".join(e.value for kind in (at.caption, at.markdown, at.info, at.warning, at.error) for e in kind)
+
+
+def test_nothing_is_computed_before_the_button_and_bad_sources_explain_themselves():
+    at = _page()
+    assert at.radio(key="scatter_dataset").value == "digits"  # the default working set has no labels
+    assert "press **Embed and project**" in _texts(at) and not at.get("plotly_chart")
+    _submit(at, "working")
+    assert not at.exception and not at.get("plotly_chart")
+    assert "no class labels" in at.info[0].value and "Upload page" in at.info[0].value
+    _submit(at, "cifar10")  # offline in tests: one clear sentence, quickly, nothing else breaks
+    assert not at.exception and "network is unreachable" in at.error[0].value
+
+
+def test_a_single_class_working_set_asks_for_another_class():
+    image = np.zeros((8, 8, 3), np.uint8)
+    working = ImageSet([ImageItem(f"cat{i}.png", image, "cats") for i in range(12)])
+    at = _submit(_page(working_set=working), "working")
+    assert not at.exception and "one class ('cats')" in at.info[0].value
+
+
+def test_digits_with_two_models_render_table_scatters_and_selected_images():
+    at = _submit(_page(), "digits", per_class=10, families=("clip", "dinov2"))
+    assert not at.exception, at.exception
+    assert "Using 100 of 1,797 images: at most 10 per class" in _texts(at)
+    table = next(d.value for d in at.dataframe if d.value.index.name == "model")  # the accuracy table
+    assert list(table.index) == ["CLIP tiny (test)", "DINOv2 tiny (test)"]
+    assert [c.split(" · ")[1] for c in table.columns] == ["LDA", "k-NN"]
+    assert ((table >= 0) & (table <= 1)).all().all()
+    assert len(at.get("plotly_chart")) == 3  # two scatters side by side + the confusion matrix
+    assert not [im for im in at.image if any("[" in c for c in im.captions)]  # nothing selected yet
+
+    digits = load_seed_dataset("digits", 10)  # the page's images: class order 0..9, 10 each
+    at.session_state[CLIP_CHART] = _selection((0, 0), (0, 1), (2, 3))  # curve c = class str(c)
+    at.run()
+    assert not at.exception, at.exception
+    expected = [f"{digits.items[i].name} [{digits.items[i].label}]" for i in (0, 1, 23)]
+    shown = [im.captions for im in at.image if any("[" in c for c in im.captions)]
+    assert shown == [expected]  # only the CLIP panel has a selection
+    assert "**3 selected** (2 × 0, 1 × 2)" in _texts(at)
+
+
+def test_beyond_the_point_limit_the_scatter_states_its_sample(monkeypatch):
+    monkeypatch.setattr(scatter_view, "MAX_PLOT_POINTS", 40)
+    at = _submit(_page(), "digits", per_class=10)
+    assert not at.exception
+    assert "Showing 40 of 100 points (stratified random sample)" in _texts(at)
+
+
+def _blob_result(n_per_class: int = 20):
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.array(["a", "b", "c"]), n_per_class)
+    X = (rng.normal(size=(3, 16))[np.searchsorted(["a", "b", "c"], y)] * 4 + rng.normal(size=(len(y), 16))).astype(
+        np.float32
+    )
+    images = ImageSet([ImageItem(f"im{i}.png", np.zeros((2, 2, 3), np.uint8), label) for i, label in enumerate(y)])
+    return images, X, compute_projection(X, y)
+
+
+def test_export_table_has_coordinates_labels_and_held_out_predictions():
+    images, _, result = _blob_result()
+    table = pd.read_csv(io.StringIO(export_table(images, {"clip_tiny@random": result}).to_csv(index=False)))
+    assert list(table.columns) == [
+        "file", "label", "split", "clip_tiny_x", "clip_tiny_y", "clip_tiny_predicted", "clip_tiny_knn_predicted"
+    ]  # fmt: skip
+    np.testing.assert_allclose(table[["clip_tiny_x", "clip_tiny_y"]].to_numpy(), result.coords, rtol=1e-5)
+    test_rows = table["split"] == "test"
+    assert np.array_equal(test_rows.to_numpy(), result.is_test)
+    assert list(table.loc[test_rows, "clip_tiny_predicted"]) == list(result.predictions)
+    assert table.loc[~test_rows, "clip_tiny_predicted"].isna().all()
+
+
+def test_embeddings_npz_round_trips():
+    images, X, _ = _blob_result()
+    saved = np.load(io.BytesIO(embeddings_npz(images, {"clip_tiny@random": X})))
+    assert np.array_equal(saved["clip_tiny@random"], X)
+    assert list(saved["names"]) == images.names and list(saved["labels"]) == images.labels
+
+
+@pytest.mark.parametrize(
+    ("event", "expected"),
+    [
+        (None, []),
+        ({"selection": {"points": []}}, []),
+        (_selection((1, 0), (0, 2), (1, 0)), [2, 7]),  # repeats collapse, rows sorted
+        (_selection((5, 0)), []),  # a curve that is not a class trace (stale event) is ignored
+    ],
+)
+def test_selected_indices_maps_curves_and_points_to_rows(event, expected):
+    trace_index = [np.array([4, 5, 7]), np.array([2, 3])]
+    assert selected_indices(event, trace_index).tolist() == expected
