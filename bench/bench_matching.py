@@ -1,8 +1,9 @@
 """Benchmark DINOv2 patch matching on DINOv2-B-like tokens at 448 px (32 × 32 grid, D = 768).
 
 Times (a) compute_similarity for one image pair, (b) one click (similarity_map + top_matches k=5),
-(c) compute_mutual_matches, (d) one click plus drawing its heat map over a 480 × 640 image.
-The click target is < 50 ms. Run from the repository root:
+(c) compute_mutual_matches, (d) one click plus drawing its heat map over a 480 × 640 image, (e) one click
+through the Patch Matching page's handler (`click_figures` on two sample photos, then the figure JSON that
+`st.plotly_chart` sends). The click target is < 50 ms. Run from the repository root:
 
     .venv/bin/python -m bench.bench_matching
 """
@@ -69,6 +70,27 @@ def main() -> None:
         blend(image, colorize(heat, vmin=-1.0, vmax=1.0), 0.5)
 
     report("(d) click + heat map over 480×640 image", timings_ms(click_and_draw, args.repeats))
+    report("(e) page click handler + figure JSON", page_click_ms(tokens_a, tokens_b, args.repeats))
+
+
+def page_click_ms(tokens_a: np.ndarray, tokens_b: np.ndarray, repeats: int) -> np.ndarray:
+    """Milliseconds per click through `components.matching_view.click_figures`, as the page's fragment runs it."""
+    import plotly.io
+    import plotly.tools
+
+    from components.matching_view import build_pair, click_figures
+    from core.data import load_samples
+
+    samples = load_samples().images
+    pair = build_pair(("astronaut.png", "chelsea.png"), (samples[0], samples[1]), (tokens_a, tokens_b))
+    clicks = np.random.default_rng(1).uniform(0, 1, size=(repeats + 3, 2))
+
+    def click(i: int) -> None:
+        _, fig_a, fig_b = click_figures(pair, tuple(clicks[i]), k=5, alpha=0.6, show_grid=False)
+        for fig in (fig_a, fig_b):  # what st.plotly_chart does with a figure
+            plotly.io.to_json(plotly.tools.return_figure_from_figure_or_data(fig, validate_figure=True), validate=False)
+
+    return timings_ms(click, repeats)
 
 
 if __name__ == "__main__":

@@ -13,10 +13,14 @@ one row of it (`similarity_map`, `top_matches`).
 
 from __future__ import annotations
 
+import csv
+import io
 import math
 from dataclasses import dataclass
 
 import numpy as np
+
+from core.analysis.imaging import blend, colorize, resize_map
 
 Grid = tuple[int, int]  # (h, w) patch rows, patch cols
 Size = tuple[int, int]  # (H, W) image height, width in pixels
@@ -201,3 +205,45 @@ def patch_crops(image: np.ndarray, grid: Grid, indices: list[int]) -> list[np.nd
         c0, r0 = min(round(x0), width - 1), min(round(y0), height - 1)
         crops.append(image[r0 : max(round(y1), r0 + 1), c0 : max(round(x1), c0 + 1)].copy())
     return crops
+
+
+def matches_csv(rows: list[dict]) -> str:
+    """`matches_table` rows → CSV text with a header line (empty string for no rows)."""
+    if not rows:
+        return ""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+def overlay_similarity(image: np.ndarray, sim_map: np.ndarray, alpha: float, scale: str = "Viridis") -> np.ndarray:
+    """HWC uint8 image under its (h, w) cosine map: bilinear resize, colours from the map's min to max, opacity alpha."""
+    heat = resize_map(sim_map, image.shape[:2])
+    return blend(image, colorize(heat, scale, float(sim_map.min()), float(sim_map.max())), alpha)
+
+
+def outline_patches(
+    image: np.ndarray, grid: Grid, indices: list[int], colors: np.ndarray, thickness: int = 2
+) -> np.ndarray:
+    """HWC uint8 copy of `image` with a box of `colors[i]` ((n, 3) uint8) drawn just inside patch `indices[i]`.
+
+    Later boxes are drawn over earlier ones, so pass the most important patch last.
+    """
+    out = image.copy()
+    height, width = image.shape[:2]
+    for index, color in zip(indices, colors, strict=True):
+        _check_index(index, grid[0] * grid[1])
+        x0, y0, x1, y1 = patch_box(index // grid[1], index % grid[1], (height, width), grid)
+        c0, r0 = min(round(x0), width - 1), min(round(y0), height - 1)
+        c1, r1 = max(round(x1), c0 + 1), max(round(y1), r0 + 1)
+        t = max(1, min(thickness, (c1 - c0 + 1) // 2, (r1 - r0 + 1) // 2))
+        for rows, cols in (
+            (slice(r0, r0 + t), slice(c0, c1)),
+            (slice(r1 - t, r1), slice(c0, c1)),
+            (slice(r0, r1), slice(c0, c0 + t)),
+            (slice(r0, r1), slice(c1 - t, c1)),
+        ):
+            out[rows, cols, :3] = color
+    return out

@@ -8,7 +8,10 @@ import pytest
 from core.analysis.matching import (
     compute_mutual_matches,
     compute_similarity,
+    matches_csv,
     matches_table,
+    outline_patches,
+    overlay_similarity,
     patch_box,
     patch_center,
     patch_crops,
@@ -208,3 +211,43 @@ def test_patch_crops_uneven_and_tiny_images():
     crops = patch_crops(image, GRID, list(range(256)))
     assert sum(c.shape[0] * c.shape[1] for c in crops) == 300 * 500  # the crops tile the image
     assert all(c.shape[0] >= 1 and c.shape[1] >= 1 for c in patch_crops(np.zeros((7, 5, 3), np.uint8), GRID, [0, 255]))
+
+
+def test_matches_csv_round_trips_the_table(planted):
+    import csv
+    import io
+
+    tokens_a, tokens_b, _ = planted
+    matches = compute_mutual_matches(compute_similarity(tokens_a, tokens_b), top_n=4)
+    rows = matches_table(matches, (300, 500), (640, 480), GRID_A, GRID_B)
+    parsed = list(csv.DictReader(io.StringIO(matches_csv(rows))))
+    assert [int(r["index_b"]) for r in parsed] == [m.index_b for m in matches]
+    assert [float(r["cosine"]) for r in parsed] == [m.cosine for m in matches]  # repr round-trips floats
+    assert {"x_a", "y_a", "x_b", "y_b", "euclidean"} <= set(parsed[0])
+    assert matches_csv([]) == ""
+
+
+def test_overlay_similarity_colours_the_peak_patch_and_keeps_the_image_at_zero_opacity():
+    image = np.full((60, 90, 3), 128, dtype=np.uint8)
+    sim_map = np.zeros((2, 3), dtype=np.float32)
+    sim_map[1, 2] = 1.0  # peak in the bottom-right patch
+    out = overlay_similarity(image, sim_map, alpha=1.0)
+    assert out.shape == image.shape and out.dtype == np.uint8
+    # Viridis: high = yellow (R+G large, B small), low = dark purple.
+    assert out[55, 85, 0] > 200 and out[55, 85, 2] < 100
+    assert out[5, 5].tolist() == [68, 1, 84]
+    np.testing.assert_array_equal(overlay_similarity(image, sim_map, alpha=0.0), image)
+
+
+def test_outline_patches_draws_only_on_the_patch_border():
+    image = np.zeros((40, 60, 3), dtype=np.uint8)  # 2 × 3 grid of 20 × 20 px patches
+    red = np.array([[255, 0, 0]], dtype=np.uint8)
+    out = outline_patches(image, (2, 3), [4], red, thickness=2)  # row 1, col 1: x 20..40, y 20..40
+    painted = out.any(axis=2)
+    assert painted[20:22, 20:40].all() and painted[38:40, 20:40].all()
+    assert painted[20:40, 20:22].all() and painted[20:40, 38:40].all()
+    assert not painted[22:38, 22:38].any()  # inside stays
+    assert painted.sum() == 4 * 2 * 20 - 4 * 4  # nothing outside the patch
+    assert not image.any()  # input untouched
+    with pytest.raises(IndexError):
+        outline_patches(image, (2, 3), [6], red)
