@@ -9,7 +9,6 @@ image hashes, loaded weights, layer and size); a click reruns only the click fra
 from __future__ import annotations
 
 import base64
-import io
 from dataclasses import dataclass
 from pathlib import PurePath
 
@@ -23,7 +22,7 @@ from components.images import pick_image
 from components.progress import progress_bar
 from components.state import get_engine
 from core import registry
-from core.analysis.imaging import palette, resize_map, to_png
+from core.analysis.imaging import palette, resize_map, to_jpeg, to_png
 from core.analysis.matching import (
     Match,
     PatchSimilarity,
@@ -178,9 +177,7 @@ def _view(image: np.ndarray) -> np.ndarray:
 
 
 def _data_uri(image: np.ndarray) -> str:
-    buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format="JPEG", quality=90)
-    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()
+    return "data:image/jpeg;base64," + base64.b64encode(to_jpeg(image)).decode()
 
 
 # ---- the click: pure parts (benchmarked in bench/bench_matching.py) -------------------------------

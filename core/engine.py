@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from core import config
+from core.analysis.masks import AutoMaskParams, AutoMasks, compute_auto_masks
 from core.cache import CacheKey, EmbeddingCache
 from core.models import Adapter, build_adapter
 from core.models.fast import apply_fast_paths
@@ -330,8 +331,16 @@ class Engine:
     ) -> SamPrediction:
         """Masks for prompts on an image embedding; see `SAMAdapter.predict` for conventions."""
         loaded = self.model(model)
-        with loaded.lock, torch.inference_mode():  # fp32: SAM's postprocessing converts to numpy
+        no_autocast = torch.autocast(self.device.type, enabled=False)  # SAM's postprocessing converts to numpy
+        with loaded.lock, torch.inference_mode(), no_autocast:
             return loaded.adapter.predict(embedding, points, labels, box, mask_input, multimask)
+
+    def sam_auto_masks(
+        self, image: np.ndarray, model: str | ModelRef, params: AutoMaskParams | None = None
+    ) -> AutoMasks:
+        """SAM's automatic mask generator on one image, reusing its cached embedding, under the model lock."""
+        loaded = self.model(model)
+        return compute_auto_masks(loaded.adapter.module, image, params, self.sam_embedding(image, model), loaded.lock)
 
 
 def _empty_cuda_cache() -> None:

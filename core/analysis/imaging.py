@@ -52,6 +52,13 @@ def blend(image: np.ndarray, overlay: np.ndarray, alpha: float, where: np.ndarra
     return mixed.round().astype(np.uint8)
 
 
+def to_jpeg(image: np.ndarray, quality: int = 90) -> bytes:
+    """HWC uint8 RGB → JPEG bytes: for pictures sent to the browser on every click (~10× faster than PNG)."""
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="JPEG", quality=quality)
+    return buffer.getvalue()
+
+
 def to_png(image: np.ndarray) -> bytes:
     """HWC uint8 (RGB or RGBA) or HW bool/uint8 → PNG bytes."""
     arr = image.astype(np.uint8) * 255 if image.dtype == bool else image

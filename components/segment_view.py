@@ -1,0 +1,497 @@
+"""Click-to-segment with SAM: prompts drawn on a canvas, candidate masks, kept objects, automatic masks, export.
+
+Prompt state lives in this browser session only (`st.session_state`), per model and image hash. A click reruns
+only the segmentation fragment: the image embedding is computed once, each click runs SAM's light decoder.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import PurePath
+
+import numpy as np
+import streamlit as st
+
+from components.errors import user_errors
+from components.progress import progress_bar
+from components.state import get_engine
+from core.analysis.imaging import palette, resize_map, to_jpeg, to_png
+from core.analysis.masks import (
+    AutoMaskParams,
+    AutoMasks,
+    Prompt,
+    coco_annotations,
+    cutout,
+    overlay_masks,
+    prompt_arrays,
+)
+from core.data import ImageError, ImageSet, load_image
+from core.engine import image_hash
+from core.models.sam import SamEmbedding, SamPrediction
+from core.registry import parse
+
+POSITIVE, NEGATIVE, BOX = "#22c55e", "#ef4444", "#f59e0b"  # green, red, amber
+MASK_COLOR = "#1e90ff"
+MODES = {"Positive point": ("point", POSITIVE), "Negative point": ("point", NEGATIVE), "Box": ("rect", BOX)}
+RADIUS, STROKE = 6, 2
+_ORIGIN = {"left": 0.0, "top": 0.0, "center": 0.5, "right": 1.0, "bottom": 1.0}
+# Seconds for one image embedding until one is measured on this server: ViT-B measured at ~35 s on a 2-core CPU,
+# ViT-L and ViT-H scaled from it by parameter count; on a GPU ViT-H took 0.2 s (H100, fp32), the others less.
+_CPU_EMBED_S = {"sam_vit_b": 35.0, "sam_vit_l": 120.0, "sam_vit_h": 240.0}
+_GPU_EMBED_S = 0.2
+_KEEP_IMAGES = 8  # per session: prompt state of the most recently segmented images
+
+
+# ---- canvas geometry and prompts ----------------------------------------------------------------
+@dataclass(frozen=True)
+class CanvasFrame:
+    """An image of (H, W) = `image_size` pixels shown on a `width` × `height` canvas (stretched to fit)."""
+
+    width: int
+    height: int
+    image_size: tuple[int, int]
+
+    @classmethod
+    def fit(cls, image_size: tuple[int, int], max_width: int = 700, max_height: int = 640, min_width: int = 420):
+        h, w = image_size
+        scale = min(max_width / w, max_height / h, max(1.0, min_width / w))
+        return cls(max(1, round(w * scale)), max(1, round(h * scale)), (h, w))
+
+    def to_image(self, x: float, y: float) -> tuple[float, float]:
+        """Canvas (X, Y) → image (X, Y) in pixels, rounded to 1/100 pixel."""
+        h, w = self.image_size
+        return round(x * w / self.width, 2), round(y * h / self.height, 2)
+
+    def to_canvas(self, x: float, y: float) -> tuple[float, float]:
+        h, w = self.image_size
+        return round(x * self.width / w, 4), round(y * self.height / h, 4)
+
+
+def canvas_prompts(drawing: dict | None, frame: CanvasFrame) -> list[Prompt]:
+    """Fabric.js canvas JSON → prompts in image pixels: circles are points (negative when filled red), rects boxes."""
+    prompts = []
+    for obj in (drawing or {}).get("objects") or []:
+        kind, sx, sy = str(obj.get("type", "")).lower(), obj.get("scaleX", 1), obj.get("scaleY", 1)
+        ox, oy = _ORIGIN.get(obj.get("originX", "left"), 0.0), _ORIGIN.get(obj.get("originY", "top"), 0.0)
+        if kind == "circle":  # its box is 2·radius + stroke wide; the click is its centre
+            side = 2 * obj.get("radius", 0) + obj.get("strokeWidth", 0)
+            x, y = obj["left"] + (0.5 - ox) * side * sx, obj["top"] + (0.5 - oy) * side * sy
+            negative = str(obj.get("fill", "")).lower() == NEGATIVE
+            prompts.append(Prompt("point", frame.to_image(x, y), positive=not negative))
+        elif kind == "rect":
+            w, h = obj.get("width", 0) * sx, obj.get("height", 0) * sy
+            x0, y0 = obj["left"] - ox * w, obj["top"] - oy * h
+            prompts.append(Prompt("box", (*frame.to_image(x0, y0), *frame.to_image(x0 + w, y0 + h))))
+    return prompts
+
+
+def prompt_drawing(prompts: tuple[Prompt, ...], frame: CanvasFrame) -> dict:
+    """Prompts → canvas JSON that `canvas_prompts` reads back (an `initial_drawing` after undo)."""
+    objects = []
+    for p in prompts:
+        if p.kind == "point":
+            x, y = frame.to_canvas(*p.xy)
+            shape = dict(type="Circle", left=x - RADIUS - STROKE / 2, top=y, originY="center", radius=RADIUS)
+            paint = dict(stroke="#ffffff", fill=POSITIVE if p.positive else NEGATIVE)
+        else:
+            (x0, y0), (x1, y1) = frame.to_canvas(*p.xy[:2]), frame.to_canvas(*p.xy[2:])
+            shape = dict(type="Rect", left=x0, top=y0, width=x1 - x0, height=y1 - y0, originY="top")
+            paint = dict(stroke=BOX, fill="rgba(0,0,0,0)", strokeUniform=True)
+        objects.append({**shape, **paint, "originX": "left", "strokeWidth": STROKE})
+    return {"objects": objects}
+
+
+def _one_box(prompts: tuple[Prompt, ...]) -> tuple[Prompt, ...]:
+    """SAM takes one box: keep the last one drawn."""
+    boxes = [i for i, p in enumerate(prompts) if p.kind == "box"]
+    return tuple(p for i, p in enumerate(prompts) if p.kind != "box" or i == boxes[-1]) if boxes else prompts
+
+
+# ---- per-session, per-image state -------------------------------------------------------------
+@dataclass
+class Step:
+    """One prediction: the prompts it answered, SAM's candidates, and the candidate the user picked."""
+
+    prompts: tuple[Prompt, ...]
+    prediction: SamPrediction
+    choice: int
+
+
+@dataclass
+class Kept:
+    name: str
+    mask: np.ndarray  # (H, W) bool
+    color: tuple[int, int, int]
+
+
+@dataclass
+class ImageState:
+    steps: list[Step] = field(default_factory=list)
+    kept: list[Kept] = field(default_factory=list)
+    version: int = 0  # bumped to remount the canvas with `base` drawn on it (undo, clear, keep)
+    base: tuple[Prompt, ...] = ()
+    auto: dict = field(default_factory=dict)  # the last AutoMaskParams → its AutoMasks
+    decode_ms: float = 0.0  # the last prediction's time, for the page to show
+
+    @property
+    def prompts(self) -> tuple[Prompt, ...]:
+        return self.steps[-1].prompts if self.steps else ()
+
+    @property
+    def mask(self) -> np.ndarray | None:
+        return self.steps[-1].prediction.masks[self.steps[-1].choice] if self.steps else None
+
+    def remount(self) -> None:
+        self.base, self.version = self.prompts, self.version + 1
+
+
+def image_state(key: str, model: str, image_key: str) -> ImageState:
+    """This session's state for one image and model (a small LRU: older images are forgotten)."""
+    states: OrderedDict = st.session_state.setdefault(f"{key}_images", OrderedDict())
+    name = f"{model}|{image_key}"
+    if name not in states:
+        states[name] = ImageState()
+        while len(states) > _KEEP_IMAGES:
+            states.popitem(last=False)
+    states.move_to_end(name)
+    return states[name]
+
+
+def canvas_key(key: str, image_key: str, version: int) -> str:
+    return f"{key}_canvas_{image_key[:12]}_{version}"
+
+
+def _sync(state: ImageState, prompts: tuple[Prompt, ...], embedding: SamEmbedding, model: str) -> None:
+    """Bring the state up to the prompts on the canvas: back to an earlier step, or one new prediction that
+    feeds the previous mask's low-resolution logits back in when prompts were added."""
+    single = _one_box(prompts)
+    if single != prompts:
+        prompts = single
+        state.base, state.version = single, state.version + 1
+    if prompts == state.prompts:
+        return
+    for i, step in enumerate(state.steps):  # the canvas's own undo or delete
+        if step.prompts == prompts:
+            del state.steps[i + 1 :]
+            return
+    if not prompts:
+        state.steps.clear()
+        return
+    last = state.steps[-1] if state.steps else None
+    extends = last is not None and prompts[: len(last.prompts)] == last.prompts
+    mask_input = last.prediction.logits[last.choice][None] if extends else None
+    arrays = prompt_arrays(prompts)
+    start = time.perf_counter()
+    prediction = get_engine().sam_predict(embedding, model, arrays.points, arrays.labels, arrays.box, mask_input)
+    state.decode_ms = (time.perf_counter() - start) * 1e3
+    state.steps.append(Step(prompts, prediction, int(np.argmax(prediction.scores))))
+
+
+# ---- embedding ----------------------------------------------------------------------------------
+@st.cache_resource(show_spinner=False)
+def _measured_s() -> dict[str, float]:
+    """Server-wide: the last measured seconds of one image embedding, per model and device."""
+    return {}
+
+
+def embedding_seconds(model: str) -> float:
+    """Expected seconds for one SAM image embedding of `model` on the engine's device."""
+    device = get_engine().device.type
+    spec = parse(model).spec
+    measured = _measured_s().get(f"{spec.name}|{device}")
+    if measured is not None:
+        return measured
+    if spec.tiny:
+        return 0.1
+    return _CPU_EMBED_S.get(spec.name, 60.0) if device == "cpu" else _GPU_EMBED_S
+
+
+def _duration(seconds: float) -> str:
+    """A duration for people: under a second, about 35 s, about 4 min."""
+    if seconds < 1:
+        return "under a second"
+    return f"about {seconds:.0f} s" if seconds < 90 else f"about {seconds / 60:.0f} min"
+
+
+def compute_embedding(image: np.ndarray, model: str) -> SamEmbedding | None:
+    """The SAM image embedding (cached by image hash in the engine), with a spinner that says how long it takes."""
+    engine, spec = get_engine(), parse(model).spec
+    device = engine.device.type
+    text = (
+        f"Encoding the image with {spec.title}: {_duration(embedding_seconds(model))} on {device.upper()}, "
+        "once per image. Clicks after that take well under a second."
+    )
+    with user_errors("Computing the SAM image embedding"):
+        with st.spinner(f"Loading {spec.title}…", show_time=True):
+            engine.model(model)
+        start = time.perf_counter()
+        with st.spinner(text, show_time=True):
+            embedding = engine.sam_embedding(image, model)
+        elapsed = time.perf_counter() - start
+        if elapsed > 1.0:  # a real computation, not a cache hit
+            _measured_s()[f"{spec.name}|{device}"] = elapsed
+        return embedding
+    return None
+
+
+# ---- image source -------------------------------------------------------------------------------
+def pick_upload(key: str) -> tuple[str, np.ndarray] | None:
+    """One uploaded image, decoded once per file: (name, HWC uint8 RGB), or None."""
+    upload = st.file_uploader("Image", type=None, key=f"{key}_file")
+    if upload is None:
+        return None
+    decoded = st.session_state.setdefault(f"{key}_decoded", {})
+    if upload.file_id not in decoded:
+        try:
+            decoded.clear()
+            decoded[upload.file_id] = (upload.name, load_image(upload.getvalue(), upload.name)[0])
+        except ImageError as exc:
+            st.warning(f"{upload.name}: {exc}")
+            return None
+    return decoded[upload.file_id]
+
+
+# ---- the segmenter --------------------------------------------------------------------------------
+def show_segmenter(image: np.ndarray, embedding: SamEmbedding, model: str, name: str, key: str) -> None:
+    """Click-to-segment on one image: canvas, candidates, kept objects, exports."""
+    _segmenter(image, embedding, model, name, image_hash(image), key)
+
+
+@st.fragment
+def _segmenter(image: np.ndarray, embedding: SamEmbedding, model: str, name: str, image_key: str, key: str) -> None:
+    from streamlit_drawable_canvas import st_canvas  # raises when imported outside a running script
+
+    state = image_state(key, model, image_key)
+    frame = CanvasFrame.fit(image.shape[:2])
+    drawn = st.session_state.get(canvas_key(key, image_key, state.version))
+    if drawn is not None:
+        with user_errors("Segmenting"):
+            prompts = tuple(canvas_prompts((drawn.get("drawing") or {}).get("raw"), frame))
+            _sync(state, prompts, embedding, model)
+
+    tools = st.columns([5, 1, 1, 2], vertical_alignment="bottom")
+    mode = tools[0].segmented_control("Prompt", list(MODES), default="Positive point", required=True, key=f"{key}_mode")
+    tools[1].button("Undo", key=f"{key}_undo", on_click=_undo, args=(state,), disabled=not state.steps)
+    tools[2].button("Clear", key=f"{key}_clear", on_click=_clear, args=(state,), disabled=not state.steps)
+    with tools[3].popover("Overlay", icon=":material/palette:"):
+        color = st.color_picker("Colour", MASK_COLOR, key=f"{key}_color")
+        alpha = st.slider("Opacity", 0.0, 1.0, 0.5, 0.05, key=f"{key}_alpha")
+        contour = st.toggle("Contour", True, key=f"{key}_contour")
+
+    display = _display_image(image, image_key, frame, key)
+    layers = _layers(state, _hex_rgb(color))
+    background = canvas_background(display, [k.mask for k in layers], [k.color for k in layers], alpha, 2 * contour)
+    drawing_mode, fill = MODES[mode]
+    st.caption("Click to add points, drag to draw a box; points and a box combine.")
+    st_canvas(
+        fill_color=fill if drawing_mode == "point" else "rgba(0,0,0,0)",
+        stroke_width=STROKE,
+        stroke_color="#ffffff" if drawing_mode == "point" else BOX,
+        background_image=background,
+        height=frame.height,
+        width=frame.width,
+        drawing_mode=drawing_mode,
+        initial_drawing=prompt_drawing(state.base, frame),
+        point_display_radius=RADIUS,
+        key=canvas_key(key, image_key, state.version),
+    )
+    if state.steps:
+        st.caption(f"Last click: SAM's mask decoder took {state.decode_ms:.0f} ms on this server.")
+    left, right = st.columns([3, 2])
+    with left:
+        _show_candidates(state, display, _hex_rgb(color), key)
+    with right:
+        _show_kept(state, key)
+        _show_exports(state, image, name, key)
+
+
+def _layers(state: ImageState, color: tuple[int, int, int]) -> list[Kept]:
+    """The kept objects, then the current mask (named "current", in `color`)."""
+    current = [Kept("current", state.mask, color)] if state.mask is not None else []
+    return state.kept + current
+
+
+def _display_image(image: np.ndarray, image_key: str, frame: CanvasFrame, key: str) -> np.ndarray:
+    """The image at canvas size, resized once per image (one kept per session)."""
+    cache = st.session_state.setdefault(f"{key}_display", {})
+    if (image_key, frame) not in cache:
+        cache.clear()
+        cache[image_key, frame] = resize_map(image, (frame.height, frame.width)).round().clip(0, 255).astype(np.uint8)
+    return cache[image_key, frame]
+
+
+def canvas_background(
+    display: np.ndarray, masks: list[np.ndarray], colors: list[tuple[int, int, int]], alpha: float, contour: int
+) -> bytes:
+    """The canvas background as JPEG: (H, W) masks at image size resized onto the HWC uint8 `display` image.
+    It goes to the browser on every click; JPEG encodes ~10× faster than PNG here, at a third of the size."""
+    small = [resize_map(mask, display.shape[:2], nearest=True) > 0.5 for mask in masks]
+    drawn = overlay_masks(display, small, np.array(colors, np.uint8).reshape(-1, 3), alpha, contour)
+    return to_jpeg(drawn)
+
+
+def _hex_rgb(color: str) -> tuple[int, int, int]:
+    return int(color[1:3], 16), int(color[3:5], 16), int(color[5:7], 16)
+
+
+def _undo(state: ImageState) -> None:
+    state.steps.pop()
+    state.remount()
+
+
+def _clear(state: ImageState) -> None:
+    state.steps.clear()
+    state.remount()
+
+
+def _keep(state: ImageState, key: str) -> None:
+    name = st.session_state.get(f"{key}_name", "").strip() or f"object {len(state.kept) + 1}"
+    color = tuple(int(c) for c in palette(len(state.kept) + 2)[-1])  # the first one is blue, like the current mask
+    state.kept.append(Kept(name, state.mask, color))
+    _clear(state)
+
+
+def _pick(state: ImageState, widget: str) -> None:
+    state.steps[-1].choice = st.session_state[widget]
+
+
+def _show_candidates(state: ImageState, display: np.ndarray, color: tuple[int, int, int], key: str) -> None:
+    if not state.steps:
+        st.info("Click on the object to segment (green: include, red: exclude), or drag a box around it.")
+        return
+    step = state.steps[-1]
+    size = (round(display.shape[0] * 160 / display.shape[1]), 160)
+    small = resize_map(display, size).round().astype(np.uint8)
+    thumbs = [
+        overlay_masks(small, [resize_map(m, size, nearest=True) > 0.5], np.array([color]), 0.6)
+        for m in step.prediction.masks
+    ]
+    st.image(thumbs, caption=[f"{i + 1} · IoU {s:.2f}" for i, s in enumerate(step.prediction.scores)], width=120)
+    widget = f"{key}_pick_{state.version}_{len(state.steps)}"
+    st.radio(
+        "Mask",
+        range(len(step.prediction.scores)),
+        index=step.choice,
+        format_func=lambda i: f"{i + 1} (IoU {step.prediction.scores[i]:.2f})",
+        horizontal=True,
+        key=widget,
+        on_change=_pick,
+        args=(state, widget),
+    )
+    name_col, keep_col = st.columns([2, 1], vertical_alignment="bottom")
+    name_col.text_input("Name", placeholder=f"object {len(state.kept) + 1}", key=f"{key}_name")
+    keep_col.button("Keep", key=f"{key}_keep", on_click=_keep, args=(state, key), help="Keep as a named object")
+
+
+def _show_kept(state: ImageState, key: str) -> None:
+    for i, kept in enumerate(state.kept):
+        swatch, text, remove = st.columns([1, 6, 2], vertical_alignment="center")
+        swatch.image(np.full((16, 16, 3), kept.color, np.uint8))
+        text.text(f"{kept.name} — {int(kept.mask.sum()):,} px ({100 * kept.mask.mean():.1f} %)")
+        remove.button(
+            "",
+            icon=":material/close:",
+            help="Remove",
+            key=f"{key}_remove_{i}_{len(state.kept)}",
+            on_click=state.kept.pop,
+            args=(i,),
+        )
+
+
+def _show_exports(state: ImageState, image: np.ndarray, name: str, key: str) -> None:
+    layers = _layers(state, (0, 0, 0))
+    if not layers:
+        return
+    names, masks = [layer.name for layer in layers], [layer.mask for layer in layers]
+    stem = PurePath(name).stem
+    index = st.selectbox(
+        "Export", range(len(masks)), len(masks) - 1, lambda i: names[i], key=f"{key}_export_{len(masks)}"
+    )
+    mask, label = masks[index], re.sub(r"[^\w-]+", "_", names[index])
+    files = (
+        ("Binary mask PNG", lambda: to_png(mask), f"{stem}_{label}_mask.png", "image/png"),
+        ("Cut-out PNG with alpha", lambda: to_png(cutout(image, mask)), f"{stem}_{label}_cutout.png", "image/png"),
+        (
+            "All masks · COCO RLE JSON",
+            lambda: json.dumps(coco_annotations(masks, names, name)),
+            f"{stem}_coco.json",
+            "application/json",
+        ),
+    )
+    for i, (title, data, file_name, mime) in enumerate(files):
+        st.download_button(title, data, file_name, mime, key=f"{key}_dl_{i}", on_click="ignore", width="stretch")
+
+
+# ---- automatic masks --------------------------------------------------------------------------------
+def show_auto_masks(image: np.ndarray, embedding: SamEmbedding, model: str, name: str, key: str) -> None:
+    """SAM's automatic mask generator on one image, with its grid density and quality thresholds."""
+    _auto_masks(image, embedding, model, name, image_hash(image), key)
+
+
+@st.fragment
+def _auto_masks(image: np.ndarray, embedding: SamEmbedding, model: str, name: str, image_key: str, key: str) -> None:
+    state = image_state(key, model, image_key)
+    engine = get_engine()
+    cols = st.columns(4)
+    side = cols[0].slider("Points per side", 4, 64, 32 if engine.device.type == "cuda" else 16, key=f"{key}_side")
+    iou = cols[1].slider("Predicted IoU ≥", 0.0, 1.0, 0.88, 0.01, key=f"{key}_iou")
+    stability = cols[2].slider("Stability ≥", 0.0, 1.0, 0.95, 0.01, key=f"{key}_stability")
+    nms = cols[3].slider("Box NMS IoU", 0.1, 1.0, 0.7, 0.05, key=f"{key}_nms")
+    params = AutoMaskParams(side, iou, stability, nms)
+    if st.button(f"Generate masks ({side * side} prompts)", key=f"{key}_run", type="primary"):
+        with user_errors("Automatic masks"), st.spinner("Decoding a grid of point prompts…", show_time=True):
+            state.auto = {params: engine.sam_auto_masks(image, model, params)}
+    result: AutoMasks | None = state.auto.get(params)
+    if result is None:
+        st.info("Set the grid and thresholds, then generate. Random weights need thresholds near 0.")
+        return
+    if not len(result.masks):
+        st.info("No mask passed the thresholds. Lower them (with random weights, set both near 0).")
+        return
+    colors = palette(len(result.masks))
+    st.metric("Masks", len(result.masks))
+    st.image(overlay_masks(image, list(result.masks), colors, 0.55, 1), caption="All masks, largest first")
+    st.dataframe(
+        {
+            "mask": np.arange(1, len(result.masks) + 1),
+            "area (px)": result.areas,
+            "area (%)": np.round(100 * result.areas / result.masks[0].size, 2),
+            "predicted IoU": result.scores,
+            "stability": result.stability,
+        },
+        hide_index=True,
+        height=240,
+    )
+    st.download_button(
+        "All masks · COCO RLE JSON",
+        lambda: json.dumps(coco_annotations(list(result.masks), ["object"] * len(result.masks), name, result.scores)),
+        f"{PurePath(name).stem}_auto_coco.json",
+        "application/json",
+        key=f"{key}_dl",
+        on_click="ignore",
+    )
+
+
+# ---- dataset precompute -------------------------------------------------------------------------------
+def show_precompute(images: ImageSet, model: str, key: str) -> None:
+    """One button: SAM embeddings for the whole working set, so later clicks on any image are instant."""
+    n = len(images.items)
+    if not n:
+        st.info("The working set is empty. Add images on the Upload page.")
+        return
+    st.caption(
+        f"{n} images: {_duration(n * embedding_seconds(model))} if none is cached yet. "
+        "Embeddings stay cached by image content across sessions and restarts."
+    )
+    if st.button(f"Compute SAM embeddings for all {n} images", key=f"{key}_run"):
+        update, close = progress_bar("Encoding the working set")
+        with user_errors("Precomputing embeddings"):
+            for i, item in enumerate(images.items):
+                get_engine().sam_embedding(item.image, model)
+                update(i + 1, n)
+            close()
+            st.success(f"All {n} images are encoded; clicks on any of them are instant now.")
