@@ -93,7 +93,7 @@ def show_pair_controls(images: ImageSet, model: str, key: str) -> PairInputs | N
         index_b = pick_image(images, "Image B — where does it live here?", f"{key}_b", 1)
     layers = None
     with user_errors(f"Loading {spec.title}"), st.spinner(f"Loading {spec.title}…"):
-        layers = get_engine().model(model).adapter.num_layers
+        layers = get_engine().num_layers(model)
     if layers is None:
         return None
     left, right = st.columns(2)

@@ -115,18 +115,6 @@ def pick_images(names: Sequence[str], key: str, default: int = 4) -> list[int]:
     )
 
 
-def register_pair(model: str) -> tuple[str, str]:
-    """(without, with registers) ``name@weights`` for a DINOv2 model given either way, same weights."""
-    ref = registry.parse(model)
-    base = ref.spec.name.removesuffix("_reg")
-    return str(registry.parse(f"{base}@{ref.weights}")), str(registry.parse(f"{base}_reg@{ref.weights}"))
-
-
-def block_count(model: str) -> int:
-    """Number of transformer blocks of a DINOv2 model (loads it through the shared engine)."""
-    return get_engine().model(model).adapter.num_layers
-
-
 def patch_tokens(
     images: list[np.ndarray], size: int, runs: Sequence[tuple[str, int | None]], label: str = "Computing patch tokens"
 ) -> list[np.ndarray]:

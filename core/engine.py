@@ -163,6 +163,13 @@ class Engine:
                     self._evict_oldest(f"more than {self.max_models} models in use")
             return loaded
 
+    def num_layers(self, model: str | ModelRef) -> int:
+        """Transformer blocks of a DINOv2 model (the valid `layer` values of `patch_tokens` are 1..this)."""
+        loaded = self.model(model)
+        if loaded.adapter.spec.family != "dinov2":
+            raise ValueError(f"layers are counted for DINOv2 models, not {loaded.adapter.spec.title}")
+        return loaded.adapter.num_layers
+
     def loaded_models(self) -> list[str]:
         """``name@weights`` of the models in memory, least recently used first."""
         with self._lock:

@@ -216,3 +216,10 @@ def parse(ref: str | ModelRef) -> ModelRef:
     if weights not in spec.weight_options:
         raise ValueError(f"{spec.title} has no weights {weights!r}; choose from {', '.join(spec.weight_options)}")
     return ModelRef(spec, weights)
+
+
+def register_pair(ref: str | ModelRef) -> tuple[str, str]:
+    """(without, with registers) ``name@weights`` for a DINOv2 model given either way, with the same weights."""
+    ref = parse(ref)
+    base = ref.spec.name.removesuffix("_reg")
+    return str(parse(f"{base}@{ref.weights}")), str(parse(f"{base}_reg@{ref.weights}"))

@@ -6,8 +6,9 @@ from components import pca_view as view
 from components.errors import user_errors
 from components.images import pick_image
 from components.sidebar import selected_model
-from components.state import get_working_set
+from components.state import get_engine, get_working_set
 from core.analysis.pca import compute_token_norms
+from core.registry import register_pair
 
 st.title("PCA Foreground")
 st.caption(
@@ -25,7 +26,7 @@ if not images.items:
     st.stop()
 
 with user_errors("The PCA foreground analysis"):
-    depth = view.block_count(model)
+    depth = get_engine().num_layers(model)
     if mode == view.JOINT:
         chosen = [images.items[i] for i in view.pick_images(images.names, key="pca_joint")]
     else:
@@ -40,7 +41,7 @@ with user_errors("The PCA foreground analysis"):
         source = f"{model}, {view.layer_name(layer)}, {size} px"
         view.show_foreground_pca(pixels, [item.name for item in chosen], tokens, source, key="pca_recipe")
     elif mode == view.REGISTERS:
-        pair = view.register_pair(model)
+        pair = register_pair(model)
         runs = view.patch_tokens(pixels, size, [(m, k) for m in pair for k in (layer, depth)])
         view.show_register_comparison(pixels[0], pair, runs[0::2], runs[1::2], key="pca_registers")
     else:

@@ -32,3 +32,11 @@ def test_model_cards_match_the_published_sizes():
     assert cards["dinov2_giant"]["embedding dim"] == 1536 and 1100 < cards["dinov2_giant"]["parameters (M)"] < 1150
     assert cards["sam_vit_h"]["embedding dim"] == 256 and 630 < cards["sam_vit_h"]["parameters (M)"] < 645
     assert cards["dinov2_small"]["patch (px)"] == 14 and cards["clip_vit_b32"]["patch (px)"] == 32
+
+
+def test_register_pair_maps_either_name_to_both_with_the_same_weights():
+    assert registry.register_pair("dinov2_tiny@random") == ("dinov2_tiny@random", "dinov2_tiny_reg@random")
+    assert registry.register_pair("dinov2_tiny_reg@random") == ("dinov2_tiny@random", "dinov2_tiny_reg@random")
+    assert registry.register_pair("dinov2_small_reg") == ("dinov2_small@hf", "dinov2_small_reg@hf")
+    with pytest.raises(KeyError):
+        registry.register_pair("clip_tiny")

@@ -16,7 +16,7 @@ from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest, app_test
 
 from components import pca_view
-from components.pca_view import JOINT, NORMS, PANELS, REGISTERS, register_pair
+from components.pca_view import JOINT, NORMS, PANELS, REGISTERS
 from core.models.dinov2 import DINOv2Adapter
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
@@ -158,11 +158,3 @@ def test_joint_registers_and_norms_views(media):
     flagged = sum(int(c.split(", ")[-1].split()[0]) for c in (image.captions[0] for image in at.image[1:]))
     red = sum(int(((m[..., 0] > 200) & (m[..., 1] < 80) & (m[..., 2] < 80)).sum()) for m in maps)
     assert flagged > 0 and red > 0  # a low cut-off flags tokens, and they are painted red
-
-
-def test_register_pair_maps_either_name_to_both_with_the_same_weights():
-    assert register_pair("dinov2_tiny@random") == ("dinov2_tiny@random", "dinov2_tiny_reg@random")
-    assert register_pair("dinov2_tiny_reg@random") == ("dinov2_tiny@random", "dinov2_tiny_reg@random")
-    assert register_pair("dinov2_small_reg") == ("dinov2_small@hf", "dinov2_small_reg@hf")
-    with pytest.raises(KeyError):
-        register_pair("clip_tiny")
