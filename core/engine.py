@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from collections import OrderedDict, deque
+from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
@@ -129,6 +129,7 @@ class Engine:
         self._lock = threading.Lock()
         self._memory = _MemoryLRU(memory_bytes)
         self.notices: deque[str] = deque(maxlen=20)  # recent evictions, newest last, for the UI
+        self.load_counts: Counter[str] = Counter()  # name@weights -> times built (1 unless evicted and reloaded)
 
     @classmethod
     def from_config(cls) -> Engine:
@@ -159,6 +160,7 @@ class Engine:
             loaded = self._load_evicting(ref)
             with self._lock:
                 self._models[name] = loaded
+                self.load_counts[name] += 1
                 while len(self._models) > self.max_models:
                     self._evict_oldest(f"more than {self.max_models} models in use")
             return loaded

@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from components.state import get_engine
 from core.model_cards import model_cards
 
 st.title("Models")
@@ -21,3 +22,13 @@ st.markdown("""
   folder), `clip_vit_b32-openai.safetensors`, `timm_vit_b16.safetensors` (timm's `model.safetensors`, renamed), or
   `sam_vit_b_01ec64.pth` (SAM checkpoints are verified by SHA-256 when downloaded).
 """)
+
+engine = get_engine()
+st.subheader("In memory on this server")
+loaded = engine.loaded_models()
+if loaded:
+    st.dataframe(
+        {"model": loaded, "times loaded": [engine.load_counts[m] for m in loaded]}, hide_index=True, key="models_loaded"
+    )
+else:
+    st.caption("No model loaded yet: each loads on first use, once for all sessions.")

@@ -158,7 +158,7 @@ def test_concurrent_first_use_loads_a_model_once(monkeypatch):
         t.start()
     for t in threads:
         t.join()
-    assert builds == ["dinov2_tiny"]
+    assert builds == ["dinov2_tiny"] and fresh.load_counts == {"dinov2_tiny@random": 1}
 
 
 def test_least_recently_used_model_is_evicted():
