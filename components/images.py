@@ -6,7 +6,8 @@ import numpy as np
 import streamlit as st
 from PIL import Image
 
-from core.data import ImageSet
+from components.state import get_working_set, set_working_set
+from core.data import ImageSet, load_files
 
 
 @st.cache_data(show_spinner=False, max_entries=2048)
@@ -73,3 +74,14 @@ def pick_image(images: ImageSet, label: str, key: str, index: int = 0) -> int:
     return st.selectbox(
         label, range(len(names)), index=min(index, len(names) - 1), format_func=lambda i: names[i], key=key
     )
+
+
+def quick_add(key: str) -> None:
+    """An uploader in an expander that adds images to the working set (the Upload page has every option)."""
+    with st.expander("Add images here"):
+        uploads = st.file_uploader("Images or a zip", accept_multiple_files=True, key=f"{key}_files")
+        if st.button("Add to the working set", disabled=not uploads, key=f"{key}_add"):
+            new = load_files((f.name, f.getvalue()) for f in uploads)
+            set_working_set(get_working_set().extend(new))
+            st.success(f"Added {len(new.items)} images.")
+            show_skipped(new)

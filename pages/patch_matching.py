@@ -3,6 +3,7 @@
 import streamlit as st
 
 from components.errors import user_errors
+from components.images import quick_add
 from components.matching_view import compute_pair, show_matching, show_pair_controls
 from components.sidebar import selected_model
 from components.state import get_working_set
@@ -26,6 +27,7 @@ with st.expander("How to read this page"):
         "which is a rectangle of the original photo when it is not square."
     )
 
+quick_add("match_quick")
 images = get_working_set()
 if not images.items:
     st.info("The working set is empty. Add images on the Upload page (or load the built-in samples) first.")

@@ -4,7 +4,7 @@ import streamlit as st
 
 from components import pca_view as view
 from components.errors import user_errors
-from components.images import pick_image
+from components.images import pick_image, quick_add
 from components.sidebar import selected_model
 from components.state import get_engine, get_working_set
 from core.analysis.pca import compute_token_norms
@@ -17,6 +17,7 @@ st.caption(
     "The model runs once per image, layer and size; sliders only redraw the panels."
 )
 
+quick_add("pca_quick")
 images = get_working_set()
 model = selected_model("dinov2")
 mode = view.show_mode(key="pca")

@@ -102,3 +102,14 @@ def test_odd_archives_load_and_the_page_says_what_they_lack(name, note):
     else:
         classes = next(d.value for d in at.dataframe if "class" in d.value.columns)
         assert sorted(classes["class"]) == sorted(["кошки", "猫", "قطط"])
+
+
+def test_images_added_on_the_patch_matching_page_join_the_working_set():
+    at = run_app()
+    at.switch_page("pages/patch_matching.py").run()
+    png = corpus.GOOD["plain.png"]()
+    at.file_uploader(key="match_quick_files").set_value([("mine.png", png, "image/png")]).run()
+    at.button(key="match_quick_add").click().run()
+    assert not at.exception
+    assert any("Added 1 images" in s.value for s in at.success)
+    assert "mine.png" in at.selectbox(key="match_b").options
