@@ -355,8 +355,9 @@ def _keep(state: ImageState, key: str) -> None:
     _clear(state)
 
 
-def _pick(state: ImageState, widget: str) -> None:
-    state.steps[-1].choice = st.session_state[widget]
+def _pick(step: Step, widget: str) -> None:
+    """Bound to its own step: a stale radio of an undone step can fire later and must not change another."""
+    step.choice = st.session_state[widget]
 
 
 def _show_candidates(state: ImageState, display: np.ndarray, color: tuple[int, int, int], key: str) -> None:
@@ -380,7 +381,7 @@ def _show_candidates(state: ImageState, display: np.ndarray, color: tuple[int, i
         horizontal=True,
         key=widget,
         on_change=_pick,
-        args=(state, widget),
+        args=(step, widget),
     )
     name_col, keep_col = st.columns([2, 1], vertical_alignment="bottom")
     name_col.text_input("Name", placeholder=f"object {len(state.kept) + 1}", key=f"{key}_name")

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
+from tests.browser.drive import WATCH_RUNS
 from tests.browser.server import CHROMIUM_ARGS, ROOT, serve
 
 ARTIFACTS = ROOT / "test-artifacts"
+DOCS_IMG = ROOT / "docs" / "img"
 
 
 def _chromium() -> str | None:
@@ -45,6 +49,7 @@ def browser():
 @pytest.fixture
 def page(browser, server):
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    context.add_init_script(WATCH_RUNS)  # counts Streamlit reruns (tests.browser.drive.rerun)
     pg = context.new_page()
     pg.set_default_timeout(60_000)
     pg.goto(server)
@@ -52,8 +57,17 @@ def page(browser, server):
     context.close()
 
 
-def screenshot(page, name: str) -> Path:
+def screenshot(page, name: str, focus=None, docs: bool = False) -> Path:
+    """test-artifacts/<name>.png; `focus` (a locator) is scrolled to the middle of the view first, and with
+    `docs` the picture is also copied to docs/img/<name>.png for the README."""
     ARTIFACTS.mkdir(exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
+    if focus is not None:
+        focus.evaluate("e => e.scrollIntoView({block: 'center'})")
+        page.mouse.move(1, 1)  # no hover tooltips or toolbars in the picture
+    page.screenshot(path=str(path), full_page=True, animations="disabled")
+    if docs and os.environ.get("VFM_LENS_UPDATE_SCREENSHOTS") == "1":  # opt in: keeps the tree clean after make test
+        DOCS_IMG.mkdir(parents=True, exist_ok=True)
+        picture = Image.open(path).convert("RGB").quantize(256, Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE)
+        picture.save(DOCS_IMG / f"{name}.png", optimize=True)  # 256 colours: a third of the bytes
     return path

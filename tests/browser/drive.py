@@ -1,0 +1,116 @@
+"""Driving Streamlit in Playwright: wait for reruns, open pages, read pixels of elements.
+
+Reruns are followed through the `data-test-script-state` attribute Streamlit keeps on its app root: a
+MutationObserver (installed in every page by `WATCH_RUNS`) counts finished runs, so "wait until the rerun
+this click started has finished" needs no sleep. The "Running…" status widget is no signal: Streamlit
+shows it only for runs longer than half a second.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from contextlib import contextmanager
+
+import numpy as np
+from PIL import Image
+
+WATCH_RUNS = """
+(() => {
+  const runs = {finished: 0, last: performance.now()};
+  window.__vfmRuns = runs;
+  new MutationObserver((records) => {
+    for (const r of records) {
+      runs.last = performance.now();
+      if (r.oldValue === 'running') runs.finished += 1;
+    }
+  }).observe(document, {subtree: true, attributes: true, attributeOldValue: true,
+                        attributeFilter: ['data-test-script-state']});
+})();
+"""
+_IDLE = """([before, quietMs]) => {
+  const runs = window.__vfmRuns, app = document.querySelector('[data-testid=stApp]');
+  return !!runs && !!app && runs.finished > before && app.getAttribute('data-test-script-state') === 'notRunning'
+    && performance.now() - runs.last > quietMs;
+}"""
+RUN_TIMEOUT_MS = 120_000
+
+
+def finished_runs(page) -> int:
+    return page.evaluate("window.__vfmRuns ? window.__vfmRuns.finished : 0")
+
+
+def wait_idle(page, before: int = 0, timeout_ms: int = RUN_TIMEOUT_MS, quiet_ms: int = 400) -> None:
+    """Wait until more than `before` runs have finished and the app has been idle for `quiet_ms`."""
+    page.wait_for_function(_IDLE, arg=[before, quiet_ms], timeout=timeout_ms, polling=100)
+
+
+@contextmanager
+def rerun(page, timeout_ms: int = RUN_TIMEOUT_MS):
+    """`with rerun(page): <action>` returns once the rerun(s) the action started have finished."""
+    before = finished_runs(page)
+    yield
+    wait_idle(page, before, timeout_ms)
+
+
+def open_page(page, title: str) -> None:
+    """Click `title` in the sidebar and wait for its heading and the end of its run."""
+    wait_idle(page)  # the first load
+    with rerun(page):
+        page.get_by_role("link", name=title).first.click()
+    page.get_by_role("heading", name=title, exact=True).first.wait_for()
+
+
+def upload(page, files: dict[str, bytes], index: int = 0) -> None:
+    """Put (name → bytes) into the `index`-th file uploader of the page and wait until it lists them."""
+    payload = [{"name": name, "mimeType": "application/octet-stream", "buffer": data} for name, data in files.items()]
+    with rerun(page):
+        page.locator("[data-testid=stFileUploaderDropzoneInput]").nth(index).set_input_files(payload)
+    for name in files:
+        page.get_by_text(name, exact=True).first.wait_for()
+
+
+# ---- pixels -------------------------------------------------------------------------------------
+def pixels(locator) -> np.ndarray:
+    """A screenshot of the element as (H, W, 3) int16 RGB (the page as drawn, overlays included)."""
+    return np.asarray(Image.open(io.BytesIO(locator.screenshot(animations="disabled"))).convert("RGB"), np.int16)
+
+
+def settled_pixels(locator, differs_from: np.ndarray | None = None, timeout_s: float = 30.0) -> np.ndarray:
+    """`pixels` once two screenshots in a row are identical (images decoded, charts redrawn).
+
+    With `differs_from`, a picture still equal to it does not count yet (a redraw may be on its way); if
+    none differs within `timeout_s`, the unchanged picture is returned for the caller's assertion to reject.
+    """
+    previous, deadline = pixels(locator), time.monotonic() + timeout_s
+    while True:
+        time.sleep(0.3)
+        current = pixels(locator)
+        stable = current.shape == previous.shape and np.array_equal(current, previous)
+        if stable and (differs_from is None or changed_share(differs_from, current) > 0.0005):
+            return current
+        if time.monotonic() > deadline:
+            if stable:
+                return current
+            raise AssertionError(f"{locator} kept changing for {timeout_s:.0f} s")
+        previous = current
+
+
+def _common(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Both crops cut to their common size (an element's box can differ by a sub-pixel row)."""
+    h, w = min(a.shape[0], b.shape[0]), min(a.shape[1], b.shape[1])
+    return a[:h, :w], b[:h, :w]
+
+
+def changed_share(a: np.ndarray, b: np.ndarray, tolerance: int = 40) -> float:
+    """Share of pixels whose largest channel difference exceeds `tolerance` (0–255)."""
+    a, b = _common(a, b)
+    return float((np.abs(a - b).max(axis=-1) > tolerance).mean())
+
+
+def share_toward(a: np.ndarray, b: np.ndarray, rgb: tuple[int, int, int], by: float = 40.0) -> float:
+    """Share of pixels that moved at least `by` closer to colour `rgb` from `a` to `b` (an overlay laid on)."""
+    a, b = _common(a, b)
+    target = np.asarray(rgb, np.float32)
+    distance = [np.linalg.norm(x.astype(np.float32) - target, axis=-1) for x in (a, b)]
+    return float((distance[0] - distance[1] > by).mean())

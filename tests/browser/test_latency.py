@@ -1,0 +1,93 @@
+"""Click-to-overlay latency on the Segment page, measured in the browser. Printed and saved, never asserted on.
+
+One click = from the pointerdown on the canvas to the first animation frame in which the canvas background
+(the image with the mask overlay the server sent back) holds different pixels. In between: the canvas
+component reports the new point, Streamlit reruns the segmentation fragment (SAM's mask decoder and a JPEG of
+the overlay) and the browser decodes and draws the new background.
+"""
+
+import json
+import os
+import platform
+import re
+import time
+
+import numpy as np
+import pytest
+
+from tests.browser.conftest import ARTIFACTS
+from tests.browser.drive import finished_runs, open_page, wait_idle
+
+pytestmark = pytest.mark.browser
+CLICKS = 20
+
+# Arms a probe: the time of the next pointerdown, then the first frame whose background pixels differ.
+# The background canvas is looked up on every frame, in case the component replaced the element.
+_ARM = """canvas => {
+  const root = canvas.getRootNode();
+  const checksum = () => {
+    const c = root.querySelector('canvas.dc-background-canvas');
+    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    let h = 0;
+    for (let i = 0; i < d.length; i += 4) h = (Math.imul(h, 31) + d[i] + 7 * d[i + 1] + 13 * d[i + 2]) | 0;
+    return h;
+  };
+  const probe = {base: checksum(), down: null, drawn: null};
+  window.__vfmProbe = probe;
+  window.addEventListener('pointerdown', () => { probe.down = probe.down ?? performance.now(); },
+                          {capture: true, once: true});
+  const tick = () => {
+    if (probe.down !== null && checksum() !== probe.base) probe.drawn = performance.now();
+    else requestAnimationFrame(tick);
+  };
+  requestAnimationFrame(tick);
+}"""
+
+
+def _grid(n: int) -> list[tuple[float, float]]:
+    """`n` click positions as fractions of the canvas, apart from each other and below its toolbar."""
+    xs, ys = np.linspace(0.15, 0.85, 5), np.linspace(0.3, 0.85, (n + 4) // 5)
+    return [(float(x), float(y)) for y in ys for x in xs][:n]
+
+
+def test_segment_click_to_overlay_latency(page, capsys):
+    open_page(page, "Segment")
+    page.get_by_text("Click to add points").wait_for()
+    canvas = page.locator("canvas.upper-canvas").first
+    canvas.evaluate("e => e.scrollIntoView({block: 'center'})")
+    box = canvas.bounding_box()
+    background = page.locator("canvas.dc-background-canvas").first
+
+    latencies, decoder = [], []
+    for x, y in _grid(CLICKS):
+        before = finished_runs(page)
+        background.evaluate(_ARM)
+        page.mouse.click(box["x"] + x * box["width"], box["y"] + y * box["height"])
+        page.wait_for_function("() => window.__vfmProbe.drawn !== null", timeout=60_000, polling=50)
+        latencies.append(page.evaluate("window.__vfmProbe.drawn - window.__vfmProbe.down"))
+        wait_idle(page, before)
+        caption = page.get_by_text("SAM's mask decoder took").inner_text()
+        decoder.append(float(re.search(r"took (\d+) ms", caption).group(1)))
+
+    ms = np.asarray(latencies)
+    result = {
+        "what": "Segment page: pointerdown on the canvas → new overlay pixels drawn (Chromium, headless)",
+        "clicks": CLICKS,
+        "p50_ms": round(float(np.percentile(ms, 50)), 1),
+        "p95_ms": round(float(np.percentile(ms, 95)), 1),
+        "max_ms": round(float(ms.max()), 1),
+        "decoder_p50_ms": round(float(np.median(decoder)), 1),
+        "latencies_ms": [round(v, 1) for v in latencies],
+        "decoder_ms": decoder,
+        "profile": "tiny (random-init SAM)",
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.system()}",
+        "date": time.strftime("%Y-%m-%d"),
+    }
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "latency.json").write_text(json.dumps(result, indent=2) + "\n")
+    with capsys.disabled():
+        print(
+            f"\nSegment click-to-overlay over {CLICKS} clicks: p50 {result['p50_ms']:.0f} ms, "
+            f"p95 {result['p95_ms']:.0f} ms (SAM decoder p50 {result['decoder_p50_ms']:.0f} ms) "
+            f"→ {ARTIFACTS / 'latency.json'}"
+        )
