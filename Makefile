@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8501
 MODELS ?= clip_vit_b32 dinov2_small sam_vit_b
 
-.PHONY: setup setup-dev run test test-fast browser-deps weights bench lint clean
+.PHONY: setup setup-dev setup-scale run test test-fast browser-deps weights bench lint clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -22,8 +22,14 @@ $(VENV)/.dev-deps: requirements-dev.txt $(VENV)/.run-deps
 	$(PIP) -r requirements-dev.txt
 	@touch $@
 
+# Ray Data, LanceDB, datashader: batch embedding and stored datasets (python -m core.batch, Stored datasets page)
+$(VENV)/.scale-deps: requirements-scale.txt $(VENV)/.dev-deps
+	$(PIP) -r requirements-scale.txt
+	@touch $@
+
 setup: $(VENV)/.run-deps
 setup-dev: $(VENV)/.dev-deps
+setup-scale: $(VENV)/.scale-deps
 
 ## run: set up (first time) and serve the dashboard on http://$(HOST):$(PORT)
 run: setup
@@ -36,10 +42,10 @@ browser-deps:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium fonts-dejavu-core >/dev/null; }
 
 ## test: set up (first time) and run the whole suite, browser tests included
-test: setup-dev browser-deps
+test: setup-dev setup-scale browser-deps
 	$(PY) -m pytest
 
-test-fast: setup-dev
+test-fast: setup-dev setup-scale
 	$(PY) -m pytest -m "not browser and not slow"
 
 ## weights: prefetch weights into the cache for offline use, e.g. make weights MODELS="dinov2_small sam_vit_b"

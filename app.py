@@ -17,6 +17,7 @@ page = st.navigation(
         st.Page("pages/search.py", title="Search", icon=":material/image_search:"),
         st.Page("pages/compare.py", title="Compare models", icon=":material/leaderboard:"),
         st.Page("pages/text_masks.py", title="Text masks", icon=":material/format_shapes:"),
+        st.Page("pages/stored.py", title="Stored datasets", icon=":material/database:"),
         st.Page("pages/models.py", title="Models", icon=":material/model_training:"),
     ]
 )

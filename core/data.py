@@ -258,6 +258,20 @@ def load_folder(path: str | Path, roots: Iterable[Path], limit: int = MAX_ZIP_FI
     return result
 
 
+def list_image_files(root: str | Path) -> list[tuple[Path, str | None]]:
+    """(file, label) for every image-suffixed file under `root`, sorted; labels as in `load_folder`.
+
+    Nothing is read or decoded (batch jobs list millions of files); hidden files and folders are left out."""
+    root = Path(root)
+    files = sorted(
+        p
+        for p in root.rglob("*")
+        if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file() and not _ignored(str(p.relative_to(root)))
+    )
+    rel = [PurePosixPath(p.relative_to(root).as_posix()) for p in files]
+    return [(file, _label_of(parts)) for file, parts in zip(files, _strip_common_root(rel), strict=True)]
+
+
 # ---- built-in samples (ship inside installed packages: work offline) ---------------------------
 SAMPLE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "camera")
 

@@ -18,6 +18,7 @@ PAGES = [
     "pages/search.py",
     "pages/compare.py",
     "pages/text_masks.py",
+    "pages/stored.py",
     "pages/models.py",
 ]
 

@@ -1,0 +1,263 @@
+"""Stored-dataset widgets: open a Lance dataset under the data roots, its density map (zoom re-renders, a click
+picks the nearest stored image), nearest-neighbour and text search through its index, and the near-duplicate
+report. Every widget key starts with the `key` argument."""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import numpy as np
+import plotly.graph_objects as go
+import streamlit as st
+from PIL import Image
+
+from components.state import get_engine
+from core import config, registry, store
+from core.analysis.scale import SCALABLE_METHODS, View, fit_on_sample, project_batches, render_density
+from core.data import ImageError, confine
+
+MAX_POINTS = 2_000  # a view holding fewer points than this shows them one by one, with thumbnails on click
+PICK_POINTS = 2_000  # clickable (near-transparent) points laid over a denser view
+SAMPLE = 20_000  # rows the projection is fitted on
+THUMB = 112
+METHOD_TITLES = {"pca": "PCA", "lda": "LDA", "umap": "UMAP"}
+
+
+# ---- opening --------------------------------------------------------------------------------
+@st.cache_resource(show_spinner="Opening the stored dataset…", max_entries=8)
+def _open(path: str) -> store.StoredDataset:
+    return store.open_store(path)
+
+
+def pick_store(key: str) -> store.StoredDataset | None:
+    """A path under the data roots → the opened dataset (None until one is given). Errors raise for `user_errors`."""
+    roots = config.data_roots()
+    path = st.text_input(
+        "Stored dataset folder",
+        key=f"{key}_path",
+        placeholder=str(roots[0] / "my_dataset.lance"),
+        help="A folder written by `python -m core.batch embed SOURCE OUT`, inside "
+        + ", ".join(map(str, roots))
+        + " (VFM_LENS_DATA_ROOTS).",
+    ).strip()
+    if not path:
+        st.caption("Give the folder of a dataset embedded with `python -m core.batch embed`.")
+        return None
+    return _open(str(confine(path, roots)))
+
+
+def show_summary(stored: store.StoredDataset) -> None:
+    labels = _labels(str(stored.path))
+    classes = len({v for v in labels if v is not None})
+    cols = st.columns(4)
+    cols[0].metric("Images", f"{stored.rows:,}")
+    cols[1].metric("Classes", classes or "—")
+    cols[2].metric("Skipped files", stored.skipped.count_rows() if stored.skipped is not None else 0)
+    cols[3].metric("Index", "IVF_PQ" if stored.indexed else "exact scan")
+    st.caption(f"Model **{_title(stored.ref)}**, {stored.dim}-D vectors.")
+
+
+def _title(ref: str) -> str:
+    parsed = registry.parse(ref)
+    return parsed.spec.title if parsed.spec.tiny else f"{parsed.spec.title} ({parsed.weights})"
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _labels(path: str) -> np.ndarray:
+    return store.read_column(_open(path).table, "label")
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _paths(path: str) -> np.ndarray:
+    return store.read_column(_open(path).table, "path")
+
+
+# ---- projection and density -------------------------------------------------------------------
+@st.cache_data(show_spinner=False, max_entries=8)
+def _project(path: str, method: str, sample: int) -> tuple[np.ndarray, list[str]]:
+    stored = _open(path)
+    offsets = store.sample_offsets(stored.rows, sample)
+    rows = store.read_rows(stored.table, offsets, ("label", "vector"))
+    labels = rows["label"].to_numpy(zero_copy_only=False) if method == "lda" else None
+    bar = st.progress(0.0, text=f"{METHOD_TITLES[method]} fitted on {len(offsets):,} rows")
+    projector = fit_on_sample(store.vectors_of(rows), method, labels)
+    update = lambda done, total: bar.progress(done / total, text=f"Projecting {done:,} / {total:,} rows")  # noqa: E731
+    coords = project_batches(projector, store.iter_vectors(stored.table), stored.rows, update)
+    bar.empty()
+    return coords, [
+        f"Fitted on a random sample of {len(offsets):,} of {stored.rows:,} rows (seed 0)."
+    ] + projector.notes
+
+
+def project(stored: store.StoredDataset, key: str) -> np.ndarray | None:
+    """(N, 2) coordinates of every row, after the button; cached per dataset, method and sample size."""
+    with st.form(f"{key}_projection"):
+        left, right = st.columns(2)
+        method = left.selectbox("Projection", SCALABLE_METHODS, format_func=METHOD_TITLES.get, key=f"{key}_method")
+        sample = right.number_input("Fit on a sample of", 10, 1_000_000, min(SAMPLE, stored.rows), key=f"{key}_sample")
+        if st.form_submit_button("Project every row", key=f"{key}_go"):
+            st.session_state[f"{key}_projected"] = True
+    if not st.session_state.get(f"{key}_projected"):
+        return None
+    coords, notes = _project(str(stored.path), method, int(min(sample, stored.rows)))
+    for note in notes:
+        st.caption(note)
+    return coords
+
+
+def pick_view(coords: np.ndarray, key: str) -> View:
+    """x and y range sliders over the full extent; narrowing them zooms (the density re-renders)."""
+    full = View.of(coords)
+    left, right = st.columns(2)
+    x = left.slider("x range", full.x[0], full.x[1], full.x, key=f"{key}_x")
+    y = right.slider("y range", full.y[0], full.y[1], full.y, key=f"{key}_y")
+    return View(tuple(x), tuple(y))
+
+
+def _data_url(rgba: np.ndarray) -> str:
+    buffer = io.BytesIO()
+    Image.fromarray(rgba).save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def density_figure(
+    coords: np.ndarray, labels: np.ndarray, view: View, width: int = 800, height: int = 560
+) -> tuple[go.Figure, np.ndarray]:
+    """The density image of `view` under a scatter of clickable rows; returns (figure, rows of the scatter points).
+
+    A view holding at most MAX_POINTS rows shows every one as a visible marker; a denser one has PICK_POINTS
+    random rows as near-transparent markers, so a click anywhere lands on a stored image."""
+    inside = np.flatnonzero(view.contains(coords))
+    has_labels = any(v is not None for v in labels)
+    image = render_density(coords, view, width, height, labels if has_labels else None)
+    few = len(inside) <= MAX_POINTS
+    rng = np.random.default_rng(0)
+    rows = inside if few else np.sort(rng.choice(inside, PICK_POINTS, replace=False))
+    marker = {"size": 7, "color": "rgba(220,60,30,0.9)"} if few else {"size": 9, "color": "rgba(0,0,0,0.01)"}
+    custom = np.column_stack([rows, np.asarray(labels, dtype=object)[rows]])
+    trace = go.Scattergl(
+        x=coords[rows, 0],
+        y=coords[rows, 1],
+        mode="markers",
+        marker=marker,
+        customdata=custom,
+        hovertemplate="row %{customdata[0]}<br>%{customdata[1]}<extra></extra>",
+    )
+    fig = go.Figure(trace)
+    fig.add_layout_image(
+        source=_data_url(image), x=view.x[0], y=view.y[1], xref="x", yref="y", sizex=view.x[1] - view.x[0],
+        sizey=view.y[1] - view.y[0], sizing="stretch", layer="below",
+    )  # fmt: skip
+    fig.update_xaxes(range=view.x, showgrid=False).update_yaxes(range=view.y, showgrid=False)
+    fig.update_layout(height=height, margin={"t": 10, "b": 10}, dragmode="pan", showlegend=False)
+    return fig, rows
+
+
+def show_density(coords: np.ndarray, stored: store.StoredDataset, key: str) -> int | None:
+    """The density map with zoom sliders; returns the clicked row (storage offset) or None."""
+    view = pick_view(coords, key)
+    labels = _labels(str(stored.path))
+    fig, rows = density_figure(coords, labels, view)
+    n_in = int(view.contains(coords).sum())
+    st.caption(
+        f"{n_in:,} of {len(coords):,} rows in view. "
+        + (
+            "Every row is drawn; click one."
+            if n_in <= MAX_POINTS
+            else f"Zoom in to below {MAX_POINTS:,} rows to see single points; a click picks the nearest stored image."
+        )
+    )
+    event = st.plotly_chart(fig, key=f"{key}_chart", on_select="rerun", selection_mode=("points",))
+    points = (event or {}).get("selection", {}).get("points", [])
+    if points:
+        index = points[0].get("point_index", points[0].get("point_number"))
+        if index is not None and 0 <= index < len(rows):
+            st.session_state[f"{key}_row"] = int(rows[index])
+    return st.session_state.get(f"{key}_row")
+
+
+# ---- images and search ------------------------------------------------------------------------
+@st.cache_data(show_spinner=False, max_entries=4096)
+def _thumbnail(path: str, side: int = THUMB) -> np.ndarray | None:
+    try:
+        image = store.load_stored_image(path, config.data_roots())
+    except (ImageError, OSError):
+        return None
+    thumb = Image.fromarray(image)
+    thumb.thumbnail((side, side))
+    return np.asarray(thumb)
+
+
+def show_images(paths: list[str], captions: list[str], side: int = THUMB) -> None:
+    """Thumbnails of stored paths; files outside the data roots or gone are named instead."""
+    thumbs = [_thumbnail(p, side) for p in paths]
+    shown = [(t, c) for t, c in zip(thumbs, captions, strict=True) if t is not None]
+    if shown:
+        st.image([t for t, _ in shown], caption=[c for _, c in shown], width=side)
+    missing = [p for p, t in zip(paths, thumbs, strict=True) if t is None]
+    if missing:
+        st.caption(f"{len(missing)} image(s) not shown (moved, or outside the data roots): {', '.join(missing[:3])}")
+
+
+def show_results(found, key: str) -> None:
+    captions = [
+        f"{s:.3f} · {lab or ''}".rstrip(" ·") for s, lab in zip(found["similarity"], found["label"], strict=True)
+    ]
+    show_images(list(found["path"]), captions)
+    st.dataframe(found, hide_index=True, key=f"{key}_table")
+
+
+def show_row_neighbours(stored: store.StoredDataset, row: int, k: int, key: str) -> None:
+    """The picked stored image and its `k` nearest stored neighbours (itself excluded) through the index."""
+    data = store.read_rows(stored.table, [row])
+    path, label = data["path"][0].as_py(), data["label"][0].as_py()
+    st.markdown(f"**Picked:** `{path}`" + (f" — {label}" if label else ""))
+    show_images([path], ["picked"], side=THUMB * 2)
+    found = store.search(stored.table, store.vectors_of(data)[0], k + 1)
+    show_results(found[found["path"] != path].head(k), key)
+
+
+def show_text_search(stored: store.StoredDataset, k: int, key: str) -> None:
+    """Text → stored images, for CLIP datasets (the text goes through the same model's text tower)."""
+    if registry.parse(stored.ref).spec.family != "clip":
+        st.info(f"Text search needs CLIP embeddings; this dataset holds {_title(stored.ref)} embeddings.")
+        return
+    query = st.text_input("Describe what you are looking for", "a photo of a cat", key=f"{key}_text").strip()
+    if query:
+        text = get_engine().embed_text([query], stored.ref)[0]
+        show_results(store.search(stored.table, text, k), f"{key}_results")
+
+
+# ---- near duplicates --------------------------------------------------------------------------
+@st.cache_data(show_spinner="Comparing every pair of rows…", max_entries=8)
+def _duplicates(path: str, threshold: float, max_rows: int):
+    report, table, examined = store.find_near_duplicates(_open(path), threshold, max_rows)
+    return len(report.groups), table, examined
+
+
+def show_duplicates(stored: store.StoredDataset, key: str, pairs_shown: int = 12) -> None:
+    """Pairs and groups above a cosine threshold, side by side, with a CSV of every pair."""
+    with st.form(f"{key}_form"):
+        left, right = st.columns(2)
+        threshold = left.slider("Cosine similarity at least", 0.80, 1.0, 0.95, 0.005, key=f"{key}_threshold")
+        max_rows = right.number_input(
+            "Rows compared (random sample above this)", 100, 200_000, 50_000, key=f"{key}_rows"
+        )
+        go_clicked = st.form_submit_button("Find near-duplicates", key=f"{key}_go")
+    if go_clicked:
+        st.session_state[f"{key}_run"] = True
+    if not st.session_state.get(f"{key}_run"):
+        return
+    groups, table, examined = _duplicates(str(stored.path), float(threshold), int(max_rows))
+    scope = "all rows" if examined == stored.rows else f"a random sample of {examined:,} of {stored.rows:,} rows"
+    st.markdown(f"**{len(table):,} pairs in {groups:,} groups** at cosine ≥ {threshold:.3f} among {scope} (exact).")
+    if table.empty:
+        return
+    st.download_button(
+        "Near-duplicate pairs (CSV)", table.to_csv(index=False), "near_duplicates.csv", "text/csv", key=f"{key}_csv"
+    )
+    for row in table.head(pairs_shown).itertuples():
+        st.caption(f"group {row.group} · cosine {row.similarity:.4f}")
+        show_images([row.path_a, row.path_b], [row.id_a[:10], row.id_b[:10]])
+    st.dataframe(table, hide_index=True, key=f"{key}_table")

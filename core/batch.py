@@ -1,0 +1,374 @@
+"""Embed a large image collection with Ray Data into a stored (Lance) dataset; resumable.
+
+    python -m core.batch embed SOURCE OUT --model dinov2_small [--address ADDR] [--batch-size N] [--num-cpus N]
+    python -m core.batch export OUT FILE.parquet        # every row, vector as a fixed-size list column
+    python -m core.batch index OUT [--min-rows N]       # (re)build the vector index
+
+SOURCE is a folder (class-subfolder layout gives labels, as on the Upload page) or a .parquet/.csv list with a
+`path` column and an optional `label` column (relative paths are taken from the list's folder).
+OUT is a LanceDB folder (layout in `core.store`).
+
+Pipeline: the list of files → Ray Data → decode tasks (`core.data.load_image`; a file that fails becomes a
+`skipped` row with the reason, the run goes on) → `map_batches` over `Embedder`, a callable class holding an
+`Engine` (the dashboard's model building, preprocessing and forward pass; one actor per GPU with
+`num_gpus=1`, CPU actors otherwise) → the driver appends each finished block to Lance in one commit.
+
+Ids: the BLAKE2b-128 hex of the absolute, resolved path (`path_id`). A rerun skips every id already in the
+`images` or `skipped` table before reading a byte, so after a kill it embeds only what is missing; a Lance
+commit is atomic, so a kill loses at most the blocks in flight and never writes half a block. Moving the
+dataset changes its ids (it is embedded again); identical files under two paths are two rows, which the
+near-duplicate report (`core.store.find_near_duplicates`) finds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import logging
+import os
+import sys
+import time
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pcsv
+import pyarrow.parquet as pq
+
+from core import store
+from core.data import ImageError, list_image_files, load_image
+from core.registry import parse
+
+log = logging.getLogger(__name__)
+FLUSH_ROWS = 2048  # rows per Lance commit (each commit is one small fragment; compacted at the end)
+ENV_PREFIXES = ("VFM_LENS_", "HF_", "TRANSFORMERS_", "TORCH_HOME")
+_EMPTY = np.zeros((1, 1, 3), np.uint8)  # stands in for an image that failed to decode
+
+
+def path_id(path: str | Path) -> str:
+    """The stored id of an image file: BLAKE2b-128 hex of its absolute, resolved path."""
+    return hashlib.blake2b(str(Path(path).resolve()).encode(), digest_size=16).hexdigest()
+
+
+# ---- the list of files ------------------------------------------------------------------------
+def load_manifest(source: str | Path) -> pa.Table:
+    """id, path (absolute), label (str or null) of every image of a folder or of a .parquet/.csv list."""
+    source = Path(source)
+    if source.is_dir():
+        files = list_image_files(source)
+        paths, labels = [str(f.resolve()) for f, _ in files], [label for _, label in files]
+    elif source.suffix.lower() in (".parquet", ".csv"):
+        listed = pq.read_table(source) if source.suffix.lower() == ".parquet" else pcsv.read_csv(source)
+        if "path" not in listed.column_names:
+            raise ValueError(f"{source} needs a 'path' column (found {', '.join(listed.column_names)})")
+        paths = [str((source.parent / p).resolve()) for p in listed["path"].to_pylist()]
+        raw = listed["label"].to_pylist() if "label" in listed.column_names else [None] * len(paths)
+        labels = [None if v is None else str(v) for v in raw]
+    else:
+        raise ValueError(f"{source} is neither a folder nor a .parquet/.csv list of image paths")
+    ids = [path_id(p) for p in paths]
+    table = pa.table({"id": ids, "path": paths, "label": pa.array(labels, pa.string())})
+    _, first = np.unique(np.asarray(ids), return_index=True)
+    return table.take(np.sort(first))  # a path listed twice is embedded once
+
+
+def done_ids(out: str | Path) -> set[str]:
+    """Ids already in OUT's images or skipped table (nothing to redo)."""
+    db = store.connect(out)
+    names = store.table_names(db)
+    return {
+        i
+        for name in (store.IMAGES, store.SKIPPED)
+        if name in names
+        for i in store.read_column(db.open_table(name), "id")
+    }
+
+
+# ---- Ray stages ---------------------------------------------------------------------------------
+def decode_batch(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Ray stage: add `image` (HWC uint8 RGB, a 1×1 stand-in on failure) and `error` ('' when decoded)."""
+    images, errors = [], []
+    for path in batch["path"]:
+        try:
+            image, error = load_image(str(path))[0], ""
+        except (ImageError, OSError) as exc:
+            image, error = _EMPTY, str(exc) or type(exc).__name__
+        images.append(image)
+        errors.append(error)
+    out = dict(batch)
+    out["image"] = _object_array(images)
+    out["error"] = np.asarray(errors, dtype=object)
+    return out
+
+
+def _object_array(arrays: list[np.ndarray]) -> np.ndarray:
+    holder = np.empty(len(arrays), dtype=object)
+    holder[:] = arrays
+    return holder
+
+
+class Embedder:
+    """Ray actor: an `Engine` on this worker's device, no cache; `Engine.embed` on the decoded rows of a batch."""
+
+    def __init__(self, model: str, device: str, threads: int | None = None, batch_size: int | None = None):
+        import torch
+
+        from core.engine import Engine
+
+        if threads:
+            torch.set_num_threads(threads)
+        self.model = model
+        self.engine = Engine(device=device, cache=None, memory_bytes=0, batch_size=batch_size)
+        loaded = self.engine.model(model)  # load once, before the first batch
+        self.name, self.weights = loaded.adapter.spec.name, loaded.adapter.weights
+        self.dim = loaded.adapter.spec.embed_dim
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        ok = np.asarray([not e for e in batch["error"]], dtype=bool)
+        vectors = np.zeros((len(ok), self.dim), np.float32)
+        if ok.any():
+            vectors[ok] = self.engine.embed([batch["image"][i] for i in np.flatnonzero(ok)], self.model)
+        n = len(ok)
+        return {
+            "id": batch["id"],
+            "path": batch["path"],
+            "label": batch["label"],
+            "error": batch["error"],
+            "model": np.full(n, self.name, dtype=object),
+            "weights": np.full(n, self.weights, dtype=object),
+            "vector": vectors,
+        }
+
+
+# ---- the run ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RunSummary:
+    listed: int  # images in SOURCE
+    already: int  # already in OUT, not redone
+    embedded: int  # embedded and stored by this run
+    skipped: int  # failed to decode in this run (listed in the skipped table)
+    seconds: float
+    index: str  # what `store.build_index` did
+    startup_seconds: float = 0.0  # until the first block came back (Ray start-up, model load in each actor)
+
+    @property
+    def images_per_second(self) -> float:
+        return (self.embedded + self.skipped) / max(self.seconds, 1e-9)
+
+    @property
+    def steady_images_per_second(self) -> float:
+        """Throughput after start-up (the rate a long run approaches)."""
+        return (self.embedded + self.skipped) / max(self.seconds - self.startup_seconds, 1e-9)
+
+
+def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
+    """Join the cluster at `address`, or start Ray on this machine; this repository's code and VFM_LENS_* settings go along."""
+    import ray
+    from ray.data import DataContext
+
+    if ray.is_initialized():
+        return
+    # Ray starts its processes with fork + exec, which lancedb's fork warning does not concern
+    warnings.filterwarnings("ignore", message="lancedb fork support")
+    env = {k: v for k, v in os.environ.items() if k.startswith(ENV_PREFIXES)}
+    runtime_env: dict = {"env_vars": env}
+    if address:  # remote workers need the code too; a local cluster shares this folder
+        root = Path(__file__).resolve().parents[1]
+        runtime_env |= {"working_dir": str(root), "excludes": [".venv", ".git", "test-artifacts", "data", "*.lance"]}
+    ray.init(
+        address=address,
+        num_cpus=None if address else num_cpus,
+        include_dashboard=False,
+        runtime_env=runtime_env,
+        log_to_driver=False,
+        logging_level=logging.WARNING,
+    )
+    DataContext.get_current().enable_progress_bars = False  # ours (tqdm, images/s) is the one shown
+
+
+def _plan_actors(actors: int | None) -> tuple[dict, int, str, int | None]:
+    """(map_batches resources, actors, device, torch threads) for the cluster Ray is connected to."""
+    import ray
+
+    resources = ray.cluster_resources()
+    gpus, cpus = int(resources.get("GPU", 0)), float(resources.get("CPU", 1))
+    if gpus:
+        n = actors or gpus
+        return {"num_gpus": 1, "num_cpus": 1}, n, "cuda", None
+    n = actors or max(1, int(cpus) - 1)  # leave a core for decoding
+    per_actor = max(0.25, (cpus - 0.5) / n)  # decode tasks ask for 0.25: actors can never starve them
+    return {"num_cpus": per_actor}, n, "cpu", max(1, round(cpus / n))
+
+
+def embed_dataset(
+    source: str | Path,
+    out: str | Path,
+    model: str,
+    batch_size: int = 64,
+    actors: int | None = None,
+    flush_rows: int = FLUSH_ROWS,
+    index_min_rows: int = store.INDEX_MIN_ROWS,
+    progress: bool = True,
+) -> RunSummary:
+    """Embed every image of `source` not yet in `out` (Ray must be initialised: `init_ray`)."""
+    import ray
+
+    start = time.perf_counter()
+    ref = str(parse(model))
+    manifest = load_manifest(source)
+    done = done_ids(out)
+    todo = manifest.filter(pa.array([i not in done for i in manifest["id"].to_pylist()], pa.bool_()))
+    _check_model(out, ref)
+    embedded = skipped = 0
+    first = 0.0
+    if todo.num_rows:
+        resources, n_actors, device, threads = _plan_actors(actors)
+        step = max(batch_size * 4, 256)  # rows per block; blocks made here (a Ray repartition would need a free CPU)
+        ds = ray.data.from_arrow([todo.slice(i, step) for i in range(0, todo.num_rows, step)])
+        ds = ds.map_batches(decode_batch, batch_format="numpy", num_cpus=0.25)
+        ds = ds.map_batches(
+            Embedder,
+            fn_constructor_kwargs={"model": ref, "device": device, "threads": threads, "batch_size": batch_size},
+            batch_size=batch_size,
+            batch_format="numpy",
+            compute=ray.data.ActorPoolStrategy(size=n_actors),
+            **resources,
+        )
+        embedded, skipped, first = _write(
+            ds.iter_batches(batch_size=None, batch_format="numpy"), out, todo.num_rows, flush_rows, progress
+        )
+        first = first - start if first else 0.0
+    index = "index unchanged"
+    if embedded:
+        table = store.connect(out).open_table(store.IMAGES)
+        table.optimize()  # compact the per-commit fragments
+        index = store.build_index(table, index_min_rows)
+    _write_skipped_csv(out)
+    already = manifest.num_rows - todo.num_rows
+    return RunSummary(manifest.num_rows, already, embedded, skipped, time.perf_counter() - start, index, first)
+
+
+def _check_model(out: str | Path, ref: str) -> None:
+    """A stored dataset holds one model's embeddings: refuse to append another's."""
+    try:
+        existing = store.open_store(out)
+    except ValueError:
+        return
+    if existing.model != parse(ref).spec.name:
+        raise ValueError(f"{out} holds {existing.ref} embeddings; write {ref} to another folder")
+
+
+def _write(
+    batches: Iterator[dict], out: str | Path, total: int, flush_rows: int, progress: bool
+) -> tuple[int, int, float]:
+    """Append finished rows to Lance, one commit per `flush_rows`; returns (embedded, skipped, first block's time)."""
+    from tqdm import tqdm
+
+    pending: list[dict] = []
+    counts = [0, 0]
+    first = 0.0
+    with tqdm(total=total, unit="img", desc="embedding", disable=not progress, smoothing=0.1) as bar:
+        for batch in batches:
+            first = first or time.perf_counter()
+            pending.append(batch)
+            bar.update(len(batch["id"]))
+            if sum(len(b["id"]) for b in pending) >= flush_rows:
+                _commit(out, pending, counts)
+                pending = []
+        _commit(out, pending, counts)
+    return counts[0], counts[1], first
+
+
+def _commit(out: str | Path, batches: list[dict], counts: list[int]) -> None:
+    if not batches:
+        return
+    merged = {k: np.concatenate([b[k] for b in batches]) for k in batches[0]}
+    failed = np.asarray([bool(e) for e in merged["error"]], dtype=bool)
+    good, bad = np.flatnonzero(~failed), np.flatnonzero(failed)
+    if bad.size:  # skipped rows first: a kill between the two commits redoes the good rows, never loses a reason
+        columns = {k: merged[src][bad].astype(str) for k, src in (("id", "id"), ("path", "path"), ("reason", "error"))}
+        store.append(
+            out,
+            store.SKIPPED,
+            pa.table({**columns, "model": merged["model"][bad].astype(str)}, schema=store.SKIPPED_SCHEMA),
+        )
+    if good.size:
+        labels = [None if v is None or (isinstance(v, float) and np.isnan(v)) else v for v in merged["label"][good]]
+        rows = store.images_rows(
+            merged["id"][good],
+            merged["path"][good],
+            labels,
+            str(merged["model"][0]),
+            str(merged["weights"][0]),
+            np.asarray(merged["vector"], dtype=np.float32)[good],
+        )
+        store.append(out, store.IMAGES, rows)
+    counts[0] += good.size
+    counts[1] += bad.size
+
+
+def _write_skipped_csv(out: str | Path) -> None:
+    """OUT/skipped.csv: every file that could not be decoded and why (rewritten after each run)."""
+    db = store.connect(out)
+    if store.SKIPPED in store.table_names(db):
+        rows = db.open_table(store.SKIPPED).to_arrow().select(["path", "reason"])
+        pcsv.write_csv(rows, Path(out) / "skipped.csv")
+
+
+# ---- export -----------------------------------------------------------------------------------
+def export_parquet(out: str | Path, dest: str | Path, batch_size: int = store.READ_BATCH) -> int:
+    """Every stored row to one Parquet file (vector as fixed_size_list<float32>); returns the row count."""
+    table = store.open_store(out).table
+    rows = 0
+    with pq.ParquetWriter(str(dest), table.schema) as writer:
+        for batch in store.iter_batches(table, table.schema.names, batch_size):
+            writer.write_batch(batch)
+            rows += batch.num_rows
+    return rows
+
+
+# ---- command line -----------------------------------------------------------------------------
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m core.batch", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    embed = sub.add_parser("embed", help="embed SOURCE into the stored dataset OUT (resumable)")
+    embed.add_argument("source")
+    embed.add_argument("out")
+    embed.add_argument("--model", default="dinov2_small", help="registry name, optionally @weights")
+    embed.add_argument("--address", help="join this Ray cluster (e.g. ray://head:10001 or auto); default: local")
+    embed.add_argument("--batch-size", type=int, default=64)
+    embed.add_argument("--num-cpus", type=int, help="CPUs for the local Ray (default: all)")
+    embed.add_argument("--actors", type=int, help="embedding actors (default: one per GPU, else CPUs - 1)")
+    embed.add_argument("--flush-rows", type=int, default=FLUSH_ROWS, help="rows per Lance commit")
+    embed.add_argument("--index-min-rows", type=int, default=store.INDEX_MIN_ROWS)
+    export = sub.add_parser("export", help="write every stored row to a Parquet file")
+    export.add_argument("out")
+    export.add_argument("dest")
+    index = sub.add_parser("index", help="(re)build the vector index of OUT")
+    index.add_argument("out")
+    index.add_argument("--min-rows", type=int, default=store.INDEX_MIN_ROWS)
+    args = parser.parse_args(argv)
+
+    if args.command == "export":
+        print(f"wrote {export_parquet(args.out, args.dest):,} rows to {args.dest}")
+    elif args.command == "index":
+        print(store.build_index(store.open_store(args.out).table, args.min_rows))
+    else:
+        init_ray(args.address, args.num_cpus)
+        s = embed_dataset(
+            args.source, args.out, args.model, args.batch_size, args.actors, args.flush_rows, args.index_min_rows
+        )
+        print(
+            f"{s.listed:,} images listed, {s.already:,} already stored, {s.embedded:,} embedded, "
+            f"{s.skipped:,} skipped (see {Path(args.out) / 'skipped.csv'}) in {s.seconds:.1f} s "
+            f"({s.images_per_second:.1f} images/s; {s.steady_images_per_second:.1f} after {s.startup_seconds:.0f} s start-up); "
+            f"{s.index}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

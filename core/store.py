@@ -1,0 +1,292 @@
+"""Stored embedding datasets: a LanceDB folder written by `core.batch`, read back in batches, searched
+through its vector index, and curated (near-duplicate report). Pure: no streamlit.
+
+Layout of a stored dataset (one LanceDB database folder):
+  images   id (str), path (str), label (str | null), model (str), weights (str),
+           vector (fixed_size_list<float32>[D]: `Engine.embed` output, unnormalised)
+  skipped  id, path, reason, model — files that could not be decoded, with the reason
+Similarity is cosine everywhere; Lance reports cosine *distance* (1 - cosine), turned back into similarity here.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import lancedb
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+from lancedb.index import IvfPq
+
+from core.analysis.retrieval import normalize
+from core.data import ImageError, load_image
+
+IMAGES, SKIPPED = "images", "skipped"
+INDEX_MIN_ROWS = 100_000  # below this an exact (brute-force) scan answers in milliseconds: no index is built
+REFINE_FACTOR = 10  # IVF_PQ candidates re-ranked with the exact vectors: k × this many
+NPROBES = 32
+READ_BATCH = 65_536
+META_COLUMNS = ["id", "path", "label"]
+
+
+def images_schema(dim: int) -> pa.Schema:
+    return pa.schema(
+        [
+            ("id", pa.string()),
+            ("path", pa.string()),
+            ("label", pa.string()),
+            ("model", pa.string()),
+            ("weights", pa.string()),
+            ("vector", pa.list_(pa.float32(), dim)),
+        ]
+    )
+
+
+SKIPPED_SCHEMA = pa.schema(
+    [("id", pa.string()), ("path", pa.string()), ("reason", pa.string()), ("model", pa.string())]
+)
+
+
+def vector_array(vectors: np.ndarray) -> pa.FixedSizeListArray:
+    """(N, D) float → a Lance/Arrow fixed-size list column of float32."""
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    return pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), vectors.shape[1])
+
+
+def vectors_of(data: pa.Table | pa.RecordBatch, column: str = "vector") -> np.ndarray:
+    """The (N, D) float32 array of a fixed-size list column."""
+    col = data.column(column)
+    if isinstance(col, pa.ChunkedArray):
+        col = col.combine_chunks()
+    dim = col.type.list_size
+    return col.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False).reshape(-1, dim)
+
+
+def images_rows(
+    ids: Sequence[str],
+    paths: Sequence[str],
+    labels: Sequence[str | None],
+    model: str,
+    weights: str,
+    vectors: np.ndarray,
+) -> pa.Table:
+    """Rows of the images table (one model and weights for all), vectors (N, D)."""
+    n = len(ids)
+    columns = {
+        "id": pa.array([str(i) for i in ids], pa.string()),
+        "path": pa.array([str(p) for p in paths], pa.string()),
+        "label": pa.array([None if v is None else str(v) for v in labels], pa.string()),
+        "model": pa.array([model] * n, pa.string()),
+        "weights": pa.array([weights] * n, pa.string()),
+        "vector": vector_array(vectors),
+    }
+    return pa.table(columns, schema=images_schema(vectors.shape[1]))
+
+
+def append(path: str | Path, name: str, rows: pa.Table) -> None:
+    """Append `rows` to table `name` of the stored dataset at `path` (created on first use) in one atomic commit."""
+    db = connect(path)
+    if name in table_names(db):
+        db.open_table(name).add(rows)
+    else:
+        db.create_table(name, rows)
+
+
+# ---- opening --------------------------------------------------------------------------------
+@dataclass
+class StoredDataset:
+    """An opened stored dataset. `table` is the LanceDB images table; `skipped` may be None."""
+
+    path: Path
+    table: lancedb.table.Table
+    skipped: lancedb.table.Table | None
+    rows: int
+    model: str  # ``name`` of the registry model
+    weights: str  # the weights actually used ("random" when they were unavailable)
+    dim: int
+
+    @property
+    def ref(self) -> str:
+        return f"{self.model}@{self.weights}"
+
+    @property
+    def indexed(self) -> bool:
+        return bool(self.table.list_indices())
+
+
+def connect(path: str | Path) -> lancedb.DBConnection:
+    return lancedb.connect(str(path))
+
+
+def table_names(db: lancedb.DBConnection) -> list[str]:
+    listed = db.list_tables()
+    return list(getattr(listed, "tables", listed))
+
+
+def open_store(path: str | Path) -> StoredDataset:
+    """Open the stored dataset at `path`; ValueError when it is not one (or is empty)."""
+    path = Path(path)
+    db = connect(path)
+    names = table_names(db)
+    if IMAGES not in names:
+        raise ValueError(f"{path} holds no stored embeddings (no '{IMAGES}' table); make one with core.batch embed")
+    table = db.open_table(IMAGES)
+    skipped = db.open_table(SKIPPED) if SKIPPED in names else None
+    rows = table.count_rows()
+    if not rows:
+        raise ValueError(f"{path} has an empty '{IMAGES}' table")
+    first = table.search().select(["model", "weights"]).limit(1).to_arrow()
+    dim = table.schema.field("vector").type.list_size
+    return StoredDataset(path, table, skipped, rows, first["model"][0].as_py(), first["weights"][0].as_py(), dim)
+
+
+# ---- reading ----------------------------------------------------------------------------------
+def read_column(table: lancedb.table.Table, column: str) -> np.ndarray:
+    """One scalar column of every row, in storage order (ids, paths or labels; labels may hold None)."""
+    return table.search().select([column]).limit(None).to_arrow()[column].to_numpy(zero_copy_only=False)
+
+
+def iter_batches(
+    table: lancedb.table.Table, columns: Sequence[str] = ("vector",), batch_size: int = READ_BATCH
+) -> Iterator[pa.RecordBatch]:
+    """Every row in storage order, `batch_size` rows at a time (constant memory at any table size)."""
+    reader = table.search().select(list(columns)).limit(None).to_batches(batch_size)
+    yield from reader
+
+
+def iter_vectors(table: lancedb.table.Table, batch_size: int = READ_BATCH) -> Iterator[np.ndarray]:
+    """(B, D) float32 vector blocks of every row, in storage order."""
+    for batch in iter_batches(table, ("vector",), batch_size):
+        yield vectors_of(batch)
+
+
+def read_rows(table: lancedb.table.Table, offsets: Sequence[int], columns: Sequence[str] = (*META_COLUMNS, "vector")):
+    """The rows at `offsets` (storage order positions) as an Arrow table, in the order given."""
+    offsets = [int(o) for o in offsets]
+    if not offsets:
+        return pa.table({c: pa.array([], table.schema.field(c).type) for c in columns})
+    got = table.take_offsets(sorted(set(offsets))).select(list(columns)).to_arrow()
+    where = {o: i for i, o in enumerate(sorted(set(offsets)))}
+    return got.take([where[o] for o in offsets])
+
+
+def sample_offsets(rows: int, size: int, seed: int = 0) -> np.ndarray:
+    """Sorted random row offsets (without replacement), all rows when `size` ≥ `rows`."""
+    if size >= rows:
+        return np.arange(rows, dtype=np.int64)
+    return np.sort(np.random.default_rng(seed).choice(rows, size=size, replace=False)).astype(np.int64)
+
+
+# ---- index and search -------------------------------------------------------------------------
+def ivf_pq_config(rows: int, dim: int) -> IvfPq:
+    """IVF_PQ (cosine) sized for `rows` vectors of `dim`: partitions ≈ √rows (a few thousand rows each),
+    sub-vectors of 8 dimensions (D/8 bytes a vector, 16× smaller than float32), or the largest divisor of D below."""
+    partitions = max(1, min(4096, round(math.sqrt(rows))))
+    sub = next(s for s in range(max(1, dim // 8), 0, -1) if dim % s == 0)
+    return IvfPq(distance_type="cosine", num_partitions=partitions, num_sub_vectors=sub)
+
+
+def build_index(table: lancedb.table.Table, min_rows: int = INDEX_MIN_ROWS) -> str:
+    """An IVF_PQ index when the table has at least `min_rows` rows, else none (exact scan); returns what was done."""
+    rows, dim = table.count_rows(), table.schema.field("vector").type.list_size
+    if rows < min_rows:
+        return f"no index: {rows:,} rows are searched exactly (brute force)"
+    config = ivf_pq_config(rows, dim)
+    table.create_index("vector", config=config, replace=True)
+    return f"IVF_PQ index on {rows:,} rows ({config.num_partitions} partitions, {config.num_sub_vectors} sub-vectors)"
+
+
+def search(
+    table: lancedb.table.Table, query: np.ndarray, k: int = 10, columns: Sequence[str] = META_COLUMNS
+) -> pd.DataFrame:
+    """The `k` rows most cosine-similar to `query` (D,), best first: `columns` plus `similarity`.
+
+    Through the IVF_PQ index when the table has one (candidates re-ranked exactly), else an exact scan."""
+    q = table.search(np.asarray(query, dtype=np.float32).reshape(-1), vector_column_name="vector")
+    q = q.distance_type("cosine").limit(k).select([*columns, "_distance"])
+    if table.list_indices():
+        q = q.nprobes(NPROBES).refine_factor(REFINE_FACTOR)
+    found = q.to_pandas()
+    found["similarity"] = 1.0 - found.pop("_distance").astype(np.float32)
+    return found.reset_index(drop=True)
+
+
+# ---- near duplicates --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class DuplicateReport:
+    """Pairs (i, j, similarity) with i < j rows of the input, best first, and groups: connected rows of size ≥ 2."""
+
+    pairs: np.ndarray  # (P, 2) int64
+    similarity: np.ndarray  # (P,) float32
+    groups: list[np.ndarray]  # each a sorted (G,) int64, largest group first
+    threshold: float
+
+
+def compute_near_duplicates(vectors: np.ndarray, threshold: float = 0.95, block: int = 2048) -> DuplicateReport:
+    """All pairs of rows of `vectors` (N, D) with cosine ≥ `threshold`, exactly, `block` rows at a time."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    unit = normalize(vectors)
+    pairs, sims = [], []
+    for start in range(0, len(unit), block):
+        scores = unit[start : start + block] @ unit.T
+        i, j = np.nonzero(scores >= threshold)
+        i = i + start
+        keep = j > i
+        pairs.append(np.column_stack([i[keep], j[keep]]))
+        sims.append(scores[i[keep] - start, j[keep]])
+    pair_arr = np.concatenate(pairs).astype(np.int64) if pairs else np.zeros((0, 2), np.int64)
+    sim_arr = np.concatenate(sims).astype(np.float32) if sims else np.zeros(0, np.float32)
+    order = np.argsort(-sim_arr, kind="stable")
+    pair_arr, sim_arr = pair_arr[order], sim_arr[order]
+    n = len(unit)
+    graph = coo_matrix((np.ones(len(pair_arr)), (pair_arr[:, 0], pair_arr[:, 1])), shape=(n, n))
+    _, comp = connected_components(graph, directed=False)
+    sizes = np.bincount(comp)
+    groups = [np.flatnonzero(comp == c) for c in np.argsort(-sizes, kind="stable") if sizes[c] >= 2]
+    return DuplicateReport(pair_arr, sim_arr, groups, float(threshold))
+
+
+def near_duplicate_table(report: DuplicateReport, ids: np.ndarray, paths: np.ndarray) -> pd.DataFrame:
+    """One row per pair, exportable as CSV: group, similarity, and both images' id and path."""
+    group_of = {int(r): g for g, rows in enumerate(report.groups) for r in rows}
+    a, b = report.pairs[:, 0], report.pairs[:, 1]
+    return pd.DataFrame(
+        {
+            "group": [group_of[int(i)] for i in a],
+            "similarity": np.round(report.similarity, 4),
+            "id_a": ids[a],
+            "path_a": paths[a],
+            "id_b": ids[b],
+            "path_b": paths[b],
+        }
+    )
+
+
+def find_near_duplicates(
+    store: StoredDataset, threshold: float = 0.95, max_rows: int = 100_000, seed: int = 0
+) -> tuple[DuplicateReport, pd.DataFrame, int]:
+    """Near-duplicates among all rows, or a stated random sample of `max_rows` of them (exact pairwise cosine).
+
+    Returns (report, table of pairs, rows examined)."""
+    offsets = sample_offsets(store.rows, max_rows, seed)
+    if len(offsets) == store.rows:
+        data = pa.Table.from_batches(list(iter_batches(store.table, ("id", "path", "vector"))))
+    else:
+        data = read_rows(store.table, offsets, ("id", "path", "vector"))
+    report = compute_near_duplicates(vectors_of(data), threshold)
+    ids, paths = (data[c].to_numpy(zero_copy_only=False) for c in ("id", "path"))
+    return report, near_duplicate_table(report, ids, paths), len(offsets)
+
+
+# ---- images -----------------------------------------------------------------------------------
+def load_stored_image(path: str, roots: Sequence[Path]) -> np.ndarray:
+    """The stored image at `path` (HWC uint8 RGB), only if it lies inside one of `roots`; else ImageError."""
+    resolved = Path(path).resolve()
+    if not any(resolved.is_relative_to(Path(r).expanduser().resolve()) for r in roots):
+        raise ImageError(f"{path} is outside the allowed dataset folders")
+    return load_image(resolved)[0]

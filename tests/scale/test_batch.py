@@ -1,0 +1,125 @@
+"""core.batch on a local Ray (num_cpus=2) with tiny models: Ray equals the engine, corrupt files are listed,
+a killed run resumes without embedding anything twice, Lance and Parquet keep ids, labels and vectors."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from core import batch, store
+from tests.scale.conftest import write_images
+
+ROOT = Path(__file__).resolve().parents[2]
+N_IMAGES = 2000  # the issue's number, 32×32 each
+MODEL = "dinov2_tiny"
+
+
+@pytest.fixture(scope="module")
+def embedded(tmp_path_factory, local_ray):
+    source = tmp_path_factory.mktemp("source")
+    images = write_images(source, N_IMAGES)
+    (source / "cats" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    (source / "dogs" / "empty.jpg").write_bytes(b"")
+    out = tmp_path_factory.mktemp("stored") / "db"
+    summary = batch.embed_dataset(source, out, MODEL, batch_size=64, actors=1, progress=False)
+    return source, out, images, summary
+
+
+@pytest.mark.slow
+def test_ray_embeddings_equal_the_engines_direct_embed(embedded, engine):
+    _, out, images, summary = embedded
+    assert (summary.listed, summary.embedded, summary.skipped, summary.already) == (N_IMAGES + 2, N_IMAGES, 2, 0)
+    stored = store.open_store(out)
+    data = store.read_rows(stored.table, range(stored.rows))
+    paths = data["path"].to_pylist()
+    assert sorted(paths) == sorted(images) and stored.model == MODEL and stored.weights == "random"
+    expected = engine.embed([images[p] for p in paths], MODEL)
+    np.testing.assert_allclose(store.vectors_of(data), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_corrupt_files_are_skipped_and_listed_with_the_reason(embedded):
+    source, out, _, _ = embedded
+    skipped = store.open_store(out).skipped.to_arrow().to_pylist()
+    reasons = {Path(r["path"]).name: r["reason"] for r in skipped}
+    assert set(reasons) == {"broken.png", "empty.jpg"}
+    assert reasons["empty.jpg"] == "the file is empty"
+    assert reasons["broken.png"].startswith(("the image data is damaged", "not an image Pillow can read"))
+    assert "broken.png" in (out / "skipped.csv").read_text()
+
+
+def test_lance_and_parquet_round_trip_keep_ids_labels_and_vectors(embedded, tmp_path):
+    source, out, images, _ = embedded
+    stored = store.open_store(out)
+    data = store.read_rows(stored.table, range(stored.rows))
+    rows = data.to_pylist()
+    assert all(r["id"] == batch.path_id(r["path"]) for r in rows)
+    assert all(r["label"] == Path(r["path"]).parent.name for r in rows)
+    assert len({r["id"] for r in rows}) == N_IMAGES
+    blocks = np.concatenate(list(store.iter_vectors(stored.table, batch_size=300)))
+    np.testing.assert_array_equal(blocks, store.vectors_of(data))
+    assert batch.export_parquet(out, tmp_path / "x.parquet") == N_IMAGES
+    exported = pq.read_table(tmp_path / "x.parquet")
+    assert exported["id"].to_pylist() == data["id"].to_pylist()
+    np.testing.assert_array_equal(store.vectors_of(exported), blocks)
+
+
+def test_a_rerun_embeds_nothing_and_another_model_is_refused(embedded):
+    source, out, _, _ = embedded
+    again = batch.embed_dataset(source, out, MODEL, progress=False)
+    assert (again.already, again.embedded, again.skipped) == (N_IMAGES + 2, 0, 0)
+    with pytest.raises(ValueError, match="holds dinov2_tiny"):
+        batch.embed_dataset(source, out, "clip_tiny", progress=False)
+
+
+def test_a_csv_list_with_relative_paths_and_labels(tmp_path):
+    images = write_images(tmp_path / "imgs", 4)
+    rel = [Path(p).relative_to(tmp_path) for p in images]
+    (tmp_path / "list.csv").write_text("path,label\n" + "".join(f"{p},L{i}\n" for i, p in enumerate(rel)))
+    manifest = batch.load_manifest(tmp_path / "list.csv")
+    assert manifest["path"].to_pylist() == list(images) and manifest["label"].to_pylist() == ["L0", "L1", "L2", "L3"]
+
+
+@pytest.mark.slow
+def test_killed_in_the_middle_then_rerun_every_image_is_embedded_exactly_once(tmp_path):
+    n = 600
+    images = write_images(tmp_path / "src", n, seed=1)
+    out = tmp_path / "db"
+    command = [sys.executable, "-m", "core.batch", "embed", str(tmp_path / "src"), str(out), "--model", MODEL]
+    command += ["--num-cpus", "2", "--actors", "1", "--batch-size", "8", "--flush-rows", "16"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    first = subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    stored = 0
+    deadline = time.monotonic() + 150
+    while time.monotonic() < deadline and first.poll() is None:
+        time.sleep(0.5)
+        stored = _rows(out)
+        if stored >= 48:
+            break
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait()
+    assert 0 < stored < n, f"the first run was to be killed in the middle (stored {stored} of {n})"
+    before = _rows(out)
+
+    rerun = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert f"{before:,} already stored, {n - before:,} embedded" in rerun.stdout
+    ids = store.read_column(store.open_store(out).table, "id")
+    assert len(ids) == n and len(set(ids)) == n
+    assert set(ids) == {batch.path_id(p) for p in images}
+
+
+def _rows(out: Path) -> int:
+    try:
+        return store.open_store(out).rows
+    except (ValueError, OSError, RuntimeError):
+        return 0

@@ -1,0 +1,86 @@
+"""core.store: the index finds a planted nearest neighbour; planted near-duplicates are reported, distinct rows not."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from core import store
+
+
+def make_store(path, vectors: np.ndarray, labels=None, model: str = "clip_tiny") -> store.StoredDataset:
+    n = len(vectors)
+    ids = [f"id{i:05d}" for i in range(n)]
+    paths = [f"/data/img_{i:05d}.png" for i in range(n)]
+    labels = labels if labels is not None else [None] * n
+    store.append(path, store.IMAGES, store.images_rows(ids, paths, labels, model, "random", vectors))
+    return store.open_store(path)
+
+
+def test_open_store_reads_model_rows_and_dimension(tmp_path):
+    vectors = np.random.default_rng(0).standard_normal((50, 16)).astype(np.float32)
+    stored = make_store(tmp_path / "db", vectors, labels=["a", "b"] * 25)
+    assert (stored.rows, stored.dim, stored.ref, stored.indexed) == (50, 16, "clip_tiny@random", False)
+    assert list(store.read_column(stored.table, "label")[:2]) == ["a", "b"]
+    with pytest.raises(ValueError, match="no stored embeddings"):
+        store.open_store(tmp_path / "nothing")
+
+
+@pytest.mark.parametrize("indexed", [False, True], ids=["exact", "ivf_pq"])
+def test_a_planted_nearest_neighbour_is_found(tmp_path, indexed):
+    rng = np.random.default_rng(1)
+    vectors = rng.standard_normal((5000, 32)).astype(np.float32)
+    stored = make_store(tmp_path / "db", vectors)
+    if indexed:
+        assert store.build_index(stored.table, min_rows=1000).startswith("IVF_PQ index on 5,000 rows")
+        assert stored.indexed
+    else:
+        assert store.build_index(stored.table).startswith("no index")
+    query = vectors[1234] * 3.0 + 0.01 * rng.standard_normal(32).astype(np.float32)  # cosine ignores the scale
+    found = store.search(stored.table, query, k=5)
+    assert found["id"][0] == "id01234" and found["similarity"][0] > 0.99
+    assert list(found.columns) == ["id", "path", "label", "similarity"]
+    assert (np.diff(found["similarity"]) <= 1e-6).all()
+
+
+def _planted(n_distinct: int = 300, dim: int = 64, seed: int = 2):
+    """Distinct random rows (pairwise cosine ≈ 0) plus near copies: row 0 ×2 (a group of 3), row 5 ×1."""
+    rng = np.random.default_rng(seed)
+    base = rng.standard_normal((n_distinct, dim)).astype(np.float32)
+    copies = [base[0] + 0.05 * rng.standard_normal(dim), base[0] * 2, base[5] + 0.05 * rng.standard_normal(dim)]
+    return np.vstack([base, np.asarray(copies, np.float32)]), n_distinct
+
+
+def test_planted_near_duplicates_are_reported_and_distinct_rows_are_not():
+    vectors, n = _planted()
+    report = store.compute_near_duplicates(vectors, threshold=0.95, block=64)  # small blocks: crossing block edges
+    pairs = {tuple(p) for p in report.pairs.tolist()}
+    assert pairs == {(0, n), (0, n + 1), (n, n + 1), (5, n + 2)}
+    assert [g.tolist() for g in report.groups] == [[0, n, n + 1], [5, n + 2]]
+    assert (report.similarity >= 0.95).all() and (np.diff(report.similarity) <= 0).all()
+
+
+def test_the_near_duplicate_report_of_a_store_exports_as_csv(tmp_path):
+    vectors, n = _planted()
+    stored = make_store(tmp_path / "db", vectors)
+    report, table, examined = store.find_near_duplicates(stored, threshold=0.95)
+    assert examined == len(vectors) and len(table) == 4
+    again = pd.read_csv(__import__("io").StringIO(table.to_csv(index=False)))
+    assert list(again.columns) == ["group", "similarity", "id_a", "path_a", "id_b", "path_b"]
+    assert set(again.loc[again["group"] == 1, "id_b"]) == {f"id{n + 2:05d}"}
+    _, sampled, examined = store.find_near_duplicates(stored, threshold=0.95, max_rows=100)
+    assert examined == 100
+
+
+def test_stored_images_are_read_only_inside_the_data_roots(tmp_path):
+    from PIL import Image
+
+    from core.data import ImageError
+
+    (tmp_path / "root").mkdir()
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(tmp_path / "root" / "a.png")
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(tmp_path / "outside.png")
+    assert store.load_stored_image(str(tmp_path / "root" / "a.png"), [tmp_path / "root"]).shape == (4, 4, 3)
+    with pytest.raises(ImageError, match="outside"):
+        store.load_stored_image(str(tmp_path / "root" / ".." / "outside.png"), [tmp_path / "root"])

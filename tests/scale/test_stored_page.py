@@ -1,0 +1,70 @@
+"""The Stored datasets page on a small stored dataset (tiny CLIP vectors, real image files under a data root)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core import store
+from tests.scale.conftest import write_images
+
+PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "stored.py")
+N = 60
+
+
+@pytest.fixture
+def stored_path(tmp_path, monkeypatch) -> Path:
+    root = tmp_path / "data"
+    images = write_images(root / "images", N)
+    rng = np.random.default_rng(0)
+    vectors = rng.standard_normal((N, 32)).astype(np.float32)
+    vectors[1] = vectors[0] * 1.01 + 0.001  # a planted near-duplicate of row 0
+    paths = list(images)
+    labels = [Path(p).parent.name for p in paths]
+    ids = [f"id{i:03d}" for i in range(N)]
+    store.append(root / "db", store.IMAGES, store.images_rows(ids, paths, labels, "clip_tiny", "random", vectors))
+    monkeypatch.setenv("VFM_LENS_DATA_ROOTS", str(root))
+    return root / "db"
+
+
+def _texts(at: AppTest) -> str:
+    return " ".join(e.value for kind in (at.caption, at.markdown, at.info, at.warning, at.error) for e in kind)
+
+
+def test_the_page_opens_projects_picks_searches_and_reports_duplicates(stored_path, tmp_path):
+    at = AppTest.from_file(PAGE, default_timeout=120).run()
+    assert not at.exception and "core.batch embed" in _texts(at)
+
+    at.text_input(key="stored_path").set_value(str(tmp_path / "elsewhere")).run()
+    assert "outside the allowed dataset folders" in at.error[0].value
+
+    at.text_input(key="stored_path").set_value(str(stored_path)).run()
+    assert not at.exception, at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Images"] == f"{N:,}" and metrics["Classes"] == "2" and metrics["Index"] == "exact scan"
+
+    at.button(key="stored_map_go").click().run()
+    assert not at.exception, at.exception
+    assert "Fitted on a random sample of 60 of 60 rows" in _texts(at) and len(at.get("plotly_chart")) == 1
+    assert "Every row is drawn" in _texts(at)
+
+    points = [{"curve_number": 0, "point_number": 0, "point_index": 0}]
+    at.session_state["stored_map_chart"] = {
+        "selection": {"points": points, "point_indices": [0], "box": [], "lasso": []}
+    }
+    at.run()
+    assert not at.exception, at.exception
+    assert "Picked:" in _texts(at)
+    nearest, text_results = (d.value for d in at.dataframe if "similarity" in d.value.columns and "id" in d.value)
+    assert nearest["id"].iloc[0] == "id001"  # the planted near-duplicate comes first, the picked row is left out
+
+    assert len(text_results) == 8 and text_results["similarity"].is_monotonic_decreasing
+
+    at.button(key="stored_dup_go").click().run()
+    assert not at.exception, at.exception
+    assert "**1 pairs in 1 groups**" in _texts(at)
+    pairs = next(d.value for d in at.dataframe if "id_a" in d.value.columns)
+    assert set(pairs[["id_a", "id_b"]].iloc[0]) == {"id000", "id001"}
