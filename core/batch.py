@@ -26,6 +26,7 @@ import argparse
 import hashlib
 import logging
 import os
+import signal
 import sys
 import time
 import warnings
@@ -278,8 +279,17 @@ def _write(
             if sum(len(b["id"]) for b in pending) >= flush_rows:
                 _commit(out, pending, counts)
                 pending = []
+                _die_if_asked(counts[0])
         _commit(out, pending, counts)
     return counts[0], counts[1], first
+
+
+def _die_if_asked(stored: int) -> None:
+    """Tests only: VFM_LENS_BATCH_KILL_AFTER=N kills this process (SIGKILL) once N rows are stored, a
+    deterministic stand-in for a user's kill in the middle of a run."""
+    limit = os.environ.get("VFM_LENS_BATCH_KILL_AFTER")
+    if limit and stored >= int(limit):
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _commit(out: str | Path, batches: list[dict], counts: list[int]) -> None:

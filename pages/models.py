@@ -27,8 +27,6 @@ engine = get_engine()
 st.subheader("In memory on this server")
 loaded = engine.loaded_models()
 if loaded:
-    st.dataframe(
-        {"model": loaded, "times loaded": [engine.load_counts[m] for m in loaded]}, hide_index=True, key="models_loaded"
-    )
+    st.markdown("\n".join(f"- `{m}`: loaded {engine.load_counts[m]}×" for m in loaded))
 else:
     st.caption("No model loaded yet: each loads on first use, once for all sessions.")

@@ -3,11 +3,11 @@ a killed run resumes without embedding anything twice, Lance and Parquet keep id
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -95,18 +95,19 @@ def test_killed_in_the_middle_then_rerun_every_image_is_embedded_exactly_once(tm
     command = [sys.executable, "-m", "core.batch", "embed", str(tmp_path / "src"), str(out), "--model", MODEL]
     command += ["--num-cpus", "2", "--actors", "1", "--batch-size", "8", "--flush-rows", "16"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    first = subprocess.Popen(
-        command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
+    first = subprocess.Popen(  # it kills itself with SIGKILL once 48 rows are stored
+        command,
+        cwd=ROOT,
+        env={**env, "VFM_LENS_BATCH_KILL_AFTER": "48"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
-    stored = 0
-    deadline = time.monotonic() + 150
-    while time.monotonic() < deadline and first.poll() is None:
-        time.sleep(0.5)
-        stored = _rows(out)
-        if stored >= 48:
-            break
-    os.killpg(first.pid, signal.SIGKILL)
-    first.wait()
+    first.wait(timeout=240)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(first.pid, signal.SIGKILL)  # and its Ray workers
+    stored = _rows(out)
+    assert first.returncode == -signal.SIGKILL
     assert 0 < stored < n, f"the first run was to be killed in the middle (stored {stored} of {n})"
     before = _rows(out)
 
