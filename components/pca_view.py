@@ -401,21 +401,21 @@ def _norm_panel(
 
 
 def _show_panels(panels: dict[str, np.ndarray], name: str, key: str, explain: bool) -> None:
-    """Panels side by side; with `explain`, a step explanation and a PNG download under each."""
+    """Panels side by side, a PNG download under each; with `explain`, a step explanation too."""
     stem = name.rsplit(".", 1)[0]
     for column, (panel_id, panel) in zip(st.columns(len(panels)), panels.items(), strict=True):
         column.image(panel, caption=PANELS[panel_id], width="stretch", output_format="PNG")
         if explain:
             column.caption(PANEL_HELP[panel_id])
-            column.download_button(
-                "PNG",
-                partial(to_png, panel),
-                file_name=f"{stem}_{panel_id}.png",
-                mime="image/png",
-                key=f"{key}_{panel_id}_png",
-                on_click="ignore",
-                icon=":material/download:",
-            )
+        column.download_button(
+            "PNG",
+            partial(to_png, panel),
+            file_name=f"{stem}_{panel_id}.png",
+            mime="image/png",
+            key=f"{key}_{panel_id}_png",
+            on_click="ignore",
+            icon=":material/download:",
+        )
 
 
 def _npz_button(arrays: dict[str, object], file_name: str, key: str) -> None:

@@ -139,6 +139,7 @@ def test_joint_registers_and_norms_views(media):
     assert [image.captions[0] for image in _clean(at).image] == RECIPE * 4  # four images by default
     colours = _pixels(at, media, PANELS["rgb"])
     assert len(colours) == 4 and all(c.max() > 0 for c in colours)
+    assert len([b for b in at.download_button if b.label == "PNG"]) == len(RECIPE) * 4  # a PNG per panel
 
     at.multiselect(key="pca_joint_images").set_value([0]).run()
     assert any("at least two" in i.value for i in _clean(at).info) and not at.image
