@@ -32,9 +32,7 @@ POINT_RGB = np.array([255, 40, 40], np.uint8)
 
 
 # ---- models -----------------------------------------------------------------------------------
-def model_title(model: str) -> str:
-    ref = registry.parse(model)
-    return ref.spec.title if ref.weights == "random" and ref.spec.tiny else f"{ref.spec.title} ({ref.weights})"
+model_title = registry.display_name
 
 
 def candidate_models() -> list[str]:

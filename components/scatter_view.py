@@ -45,9 +45,7 @@ class ScatterSettings:
         return f"{METHOD_TITLES[self.method]} {self.n_components}-D" + (", standardised" if self.standardize else "")
 
 
-def model_title(model: str) -> str:
-    ref = registry.parse(model)
-    return ref.spec.title if ref.weights == "random" and ref.spec.tiny else f"{ref.spec.title} ({ref.weights})"
+model_title = registry.display_name
 
 
 def _family_title(family: str) -> str:

@@ -223,3 +223,9 @@ def register_pair(ref: str | ModelRef) -> tuple[str, str]:
     ref = parse(ref)
     base = ref.spec.name.removesuffix("_reg")
     return str(parse(f"{base}@{ref.weights}")), str(parse(f"{base}_reg@{ref.weights}"))
+
+
+def display_name(ref: str | ModelRef) -> str:
+    """The model's title, with its weights unless it is a tiny test model (random only)."""
+    ref = parse(ref)
+    return ref.spec.title if ref.weights == RANDOM and ref.spec.tiny else f"{ref.spec.title} ({ref.weights})"

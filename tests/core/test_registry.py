@@ -40,3 +40,9 @@ def test_register_pair_maps_either_name_to_both_with_the_same_weights():
     assert registry.register_pair("dinov2_small_reg") == ("dinov2_small@hf", "dinov2_small_reg@hf")
     with pytest.raises(KeyError):
         registry.register_pair("clip_tiny")
+
+
+def test_display_name_shows_weights_except_for_tiny_test_models():
+    assert registry.display_name("clip_vit_b32") == "CLIP ViT-B/32 (openai)"
+    assert registry.display_name("dinov2_small@random") == "DINOv2 ViT-S/14 (random)"
+    assert registry.display_name("sam_tiny") == "SAM tiny (test)"
