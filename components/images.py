@@ -11,7 +11,7 @@ from core.data import ImageSet, load_files
 
 
 @st.cache_data(show_spinner=False, max_entries=2048)
-def _thumbnail(image: np.ndarray, side: int) -> np.ndarray:
+def thumbnail(image: np.ndarray, side: int) -> np.ndarray:
     thumb = Image.fromarray(image)
     thumb.thumbnail((side, side))
     return np.asarray(thumb)
@@ -48,7 +48,7 @@ def show_thumbnails(images: ImageSet, key: str, side: int = 112, per_page: int =
     page = st.number_input("Page", 1, pages, 1, key=f"{key}_page") if pages > 1 else 1
     chunk = images.items[(page - 1) * per_page : page * per_page]
     st.image(
-        [_thumbnail(it.image, side) for it in chunk],
+        [thumbnail(it.image, side) for it in chunk],
         caption=[f"{it.name} [{it.label}]" if it.label else it.name for it in chunk],
         width=side,
     )

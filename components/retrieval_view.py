@@ -11,11 +11,11 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-import plotly.express as px
 import streamlit as st
 from skimage.draw import disk
 
-from components.images import _thumbnail
+from components.charts import confusion_figure
+from components.images import thumbnail
 from components.progress import progress_bar
 from components.sidebar import FAMILIES, default_model, selected_model
 from components.state import get_engine
@@ -116,16 +116,7 @@ def show_confusion(result: Classification, n_left_out: int, key: str) -> None:
     if n_left_out:
         st.caption(f"{n_left_out} unlabeled images are left out of the accuracy.")
     labels = result.classes
-    fig = px.imshow(
-        result.confusion,
-        x=labels,
-        y=labels,
-        labels={"x": "predicted", "y": "true", "color": "images"},
-        color_continuous_scale="Blues",
-        text_auto=len(labels) <= 20,
-        height=min(900, 260 + 18 * len(labels)),
-    )
-    st.plotly_chart(fig.update_xaxes(type="category").update_yaxes(type="category"), key=f"{key}_confusion")
+    st.plotly_chart(confusion_figure(result.confusion, labels), key=f"{key}_confusion")
     st.caption("Rows are the true class. The camera icon on the figure saves it as PNG.")
     table = pd.DataFrame(result.confusion, index=labels, columns=labels).rename_axis("true \\ predicted").reset_index()
     download_csv(table, "zero_shot_confusion.csv", f"{key}_confusion_csv")
@@ -163,7 +154,7 @@ def _fractions(columns: Sequence[str]) -> dict:
 
 def show_grid(images: Sequence[np.ndarray], captions: Sequence[str]) -> None:
     if images:
-        st.image([_thumbnail(im, THUMB) for im in images], caption=list(captions), width=THUMB)
+        st.image([thumbnail(im, THUMB) for im in images], caption=list(captions), width=THUMB)
 
 
 # ---- text-prompted masks ----------------------------------------------------------------------

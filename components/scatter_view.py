@@ -12,6 +12,7 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.colors import qualitative, sample_colorscale
 
+from components.charts import confusion_figure
 from components.errors import user_errors
 from components.images import show_thumbnails
 from components.progress import progress_bar
@@ -190,21 +191,7 @@ def show_confusion(results: dict[str, ProjectionResult], key: str) -> None:
         "Classifier", kinds, format_func=names.get, horizontal=True, key=f"{key}_cm_kind"
     )
     matrix = result.confusion if kind == "projection" else result.knn_confusion
-    labels = [str(label) for label in result.labels]
-    heatmap = go.Heatmap(
-        z=matrix,
-        x=labels,
-        y=labels,
-        colorscale="Blues",
-        text=matrix,
-        texttemplate="%{text}" if len(labels) <= 20 else None,
-        hovertemplate="true %{y}<br>predicted %{x}<br>%{z} images<extra></extra>",
-    )
-    fig = go.Figure(heatmap).update_layout(height=min(900, 260 + 18 * len(labels)), margin={"t": 10})
-    fig.update_xaxes(title="predicted", type="category").update_yaxes(
-        title="true", type="category", autorange="reversed"
-    )
-    st.plotly_chart(fig, key=f"{key}_confusion")
+    st.plotly_chart(confusion_figure(matrix, result.labels), key=f"{key}_confusion")
     st.caption(f"{int(matrix.sum())} held-out images; rows are the true class.")
 
 
