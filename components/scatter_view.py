@@ -3,6 +3,7 @@ confusion matrix, clusters and exports. Every widget key starts with the `key` a
 
 from __future__ import annotations
 
+import hashlib
 import io
 from dataclasses import dataclass
 
@@ -14,6 +15,8 @@ from plotly.colors import qualitative, sample_colorscale
 
 from components.charts import confusion_figure
 from components.errors import user_errors
+from components.hover_images import MAX_IMAGES as MAX_HOVER_THUMBNAILS
+from components.hover_images import hover_thumbnails
 from components.images import show_thumbnails
 from components.progress import progress_bar
 from components.sidebar import FAMILIES, selected_model
@@ -197,21 +200,38 @@ def show_confusion(results: dict[str, ProjectionResult], key: str) -> None:
 
 # ---- scatter with selection -------------------------------------------------------------------
 def show_scatters(images: ImageSet, results: dict[str, ProjectionResult], key: str) -> None:
-    """One scatter per model, two side by side; selected points show their images below each."""
-    columns = st.columns(min(len(results), 2))
-    for i, (model, result) in enumerate(results.items()):
-        with columns[i % len(columns)]:
-            st.markdown(f"**{model_title(model)}**")
-            _scatter_panel(images, result, f"{key}_{registry.parse(model).spec.name}")
-
-
-@st.fragment
-def _scatter_panel(images: ImageSet, result: ProjectionResult, key: str) -> None:
+    """One scatter per model, two side by side; hovering a point shows its thumbnail (up to
+    MAX_HOVER_THUMBNAILS points), selected points show their images below each."""
     labels, n = np.asarray(images.labels), len(images.items)
     shown = downsample(n, MAX_PLOT_POINTS, labels)
     if shown.size < n:
         st.caption(f"Showing {shown.size:,} of {n:,} points (stratified random sample); the scores use all points.")
+    thumbnails = [images.items[i].image for i in shown] if shown.size <= MAX_HOVER_THUMBNAILS else []
+    digest = _images_digest(thumbnails, images.names)
+    columns = st.columns(min(len(results), 2))
+    for i, (model, result) in enumerate(results.items()):
+        with columns[i % len(columns)]:
+            st.markdown(f"**{model_title(model)}**")
+            panel = f"{key}_{registry.parse(model).spec.name}"
+            if not hover_thumbnails(panel, shown, thumbnails, digest, key=f"{panel}_hover"):
+                st.caption(f"Thumbnails on hover up to {MAX_HOVER_THUMBNAILS:,} points; click or lasso for images.")
+            _scatter_panel(images, result, shown, panel)
+
+
+def _images_digest(images: list[np.ndarray], names: list[str]) -> str:
+    """A cheap content signature: names, shapes and every 8th pixel of each image."""
+    digest = hashlib.blake2b(repr(names).encode(), digest_size=16)
+    for image in images:
+        digest.update(repr(image.shape).encode())
+        digest.update(np.ascontiguousarray(image[::8, ::8]).data)
+    return digest.hexdigest()
+
+
+@st.fragment
+def _scatter_panel(images: ImageSet, result: ProjectionResult, shown: np.ndarray, key: str) -> None:
+    labels = np.asarray(images.labels)
     fig, trace_index = scatter_figure(result.coords, labels, np.asarray(images.names), result.is_test, shown)
+    fig.update_layout(meta=key)  # the hover thumbnails find their chart by it
     event = st.plotly_chart(fig, key=f"{key}_chart", on_select="rerun", selection_mode=("points", "box", "lasso"))
     for note in result.notes:
         st.caption(note)
@@ -237,12 +257,13 @@ def scatter_figure(
     """A WebGL scatter (Scatter3d for K=3) of coords (N, K), one trace per class, over the rows `shown`.
 
     Returns (figure, trace_index): trace_index[c][p] is the row of point p in trace c (for selections).
+    Each point's customdata is (label, file, split, row).
     """
     classes = np.unique(labels[shown])
     traces, trace_index = [], []
     for cls, colour in zip(classes, _palette(len(classes)), strict=True):
         rows = shown[labels[shown] == cls]
-        custom = np.column_stack([labels[rows], names[rows], np.where(is_test[rows], "held-out", "train")])
+        custom = np.column_stack([labels[rows], names[rows], np.where(is_test[rows], "held-out", "train"), rows])
         common = {
             "name": str(cls),
             "mode": "markers",

@@ -65,3 +65,19 @@ def to_png(image: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(arr).save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def sprite_sheet(images: list[np.ndarray], side: int, background: int = 240) -> tuple[np.ndarray, int]:
+    """HWC uint8 images → one grid image of `side`-px tiles (each image fitted, aspect kept, centred on a grey
+    `background`) and its number of columns. Tile i sits at row i // columns, column i % columns: one picture to
+    send to the browser instead of thousands of small ones."""
+    columns = max(1, int(np.ceil(np.sqrt(len(images)))))
+    rows = max(1, -(-len(images) // columns))
+    sheet = np.full((rows * side, columns * side, 3), background, np.uint8)
+    for i, image in enumerate(images):
+        tile = Image.fromarray(image)
+        tile.thumbnail((side, side))
+        h, w = tile.height, tile.width
+        top, left = (i // columns) * side + (side - h) // 2, (i % columns) * side + (side - w) // 2
+        sheet[top : top + h, left : left + w] = np.asarray(tile.convert("RGB"))
+    return sheet, columns

@@ -10,7 +10,7 @@ import pytest
 
 from tests import corpus
 from tests.browser.conftest import screenshot
-from tests.browser.drive import changed_share, open_page, rerun, settled_pixels, share_toward, upload
+from tests.browser.drive import changed_share, open_page, pixels, rerun, settled_pixels, share_toward, upload
 
 pytestmark = pytest.mark.browser
 
@@ -189,6 +189,21 @@ def test_embedding_scatter_renders_digits_and_a_lasso_shows_the_selected_images(
     x, y = plot.evaluate(_FIRST_POINT)
     rendered = settled_pixels(chart)
     assert rendered.std() > 10, "the scatter is blank"
+
+    # hovering the point shows its own thumbnail (its row is the last column of its customdata)
+    row = plot.evaluate("gd => String(gd._fullData[0].customdata[0].at(-1))")
+    tip = page.locator(".vfm-hover-thumb")
+    page.mouse.move(x, y)
+    tip.wait_for(state="visible", timeout=10_000)
+    assert tip.get_attribute("data-row") == row
+    # all 100 points are shown, so row r is tile r of a 10-column sprite, drawn at 2 × 64 px
+    slot, size = int(row), 128
+    expected = f"{-(slot % 10) * size}px {-(slot // 10) * size}px"
+    assert tip.evaluate("e => e.style.backgroundPosition") == expected
+    thumb = pixels(tip)
+    assert thumb.std() > 10, "the hover thumbnail is blank"
+    page.mouse.move(x + 300, y + 300)
+    tip.wait_for(state="hidden", timeout=10_000)
 
     images_before = page.locator("[data-testid=stImage] img").count()
     with rerun(page):  # a lasso (the chart's drag mode) around the first point of the first class

@@ -90,6 +90,27 @@ def test_beyond_the_point_limit_the_scatter_states_its_sample(monkeypatch):
     assert "Showing 40 of 100 points (stratified random sample)" in _texts(at)
 
 
+def test_hover_thumbnails_stop_at_their_limit_and_say_so(monkeypatch):
+    at = _submit(_page(), "digits", per_class=10)
+    assert "Thumbnails on hover up to" not in _texts(at)
+    monkeypatch.setattr(scatter_view, "MAX_HOVER_THUMBNAILS", 50)
+    monkeypatch.setattr("components.hover_images.MAX_IMAGES", 50)
+    at = _submit(_page(), "digits", per_class=10)
+    assert not at.exception
+    assert "Thumbnails on hover up to 50 points; click or lasso for images." in _texts(at)
+
+
+def test_each_point_carries_its_row_last_in_customdata():
+    labels = np.array(["b", "a", "b", "a", "c"])
+    coords = np.arange(10, dtype=np.float32).reshape(5, 2)
+    fig, trace_index = scatter_view.scatter_figure(
+        coords, labels, np.array(list("vwxyz")), np.zeros(5, bool), np.arange(5)
+    )
+    for trace, rows in zip(fig.data, trace_index, strict=True):
+        assert [int(c[-1]) for c in trace.customdata] == rows.tolist()
+        assert [c[1] for c in trace.customdata] == [str(n) for n in np.array(list("vwxyz"))[rows]]
+
+
 def _blob_result(n_per_class: int = 20):
     rng = np.random.default_rng(0)
     y = np.repeat(np.array(["a", "b", "c"]), n_per_class)

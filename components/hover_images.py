@@ -1,0 +1,105 @@
+"""Image thumbnails beside plotly's hover label.
+
+Plotly hover labels hold text only, and Streamlit forwards no hover events, so a small Streamlit component
+(Components v2: it runs in the page itself, no iframe) listens to `plotly_hover` on the chart whose
+`layout.meta` matches, and shows the hovered point's tile of one JPEG sprite sheet next to the cursor. The chart
+keeps Streamlit's own click and lasso selection. The hovered point's row is read from the last column of its
+`customdata`. The component sits outside the chart's fragment, so selection reruns do not resend the sprite.
+"""
+
+from __future__ import annotations
+
+import base64
+
+import numpy as np
+import streamlit as st
+
+from core.analysis.imaging import sprite_sheet, to_jpeg
+
+TILE = 64  # px of each thumbnail in the sprite; shown at twice that
+MAX_IMAGES = 4_000  # ~1.5 MB of JPEG; charts with more points show hover text only (and say so)
+
+_JS = r"""
+const SHOWN = 2;  // tiles are shown at twice their size
+
+function registry() { return (window.__vfmHoverThumbs ??= new Map()); }
+
+function attach(meta) {
+  for (const gd of document.querySelectorAll(".js-plotly-plot")) {
+    if (gd.layout?.meta !== meta || gd.__vfmHoverThumbs || typeof gd.on !== "function") continue;
+    gd.__vfmHoverThumbs = true;  // listeners look the thumbnails up at event time: they outlive re-renders
+    gd.on("plotly_hover", (event) => show(registry().get(meta), event));
+    gd.on("plotly_unhover", () => hide(registry().get(meta)));
+  }
+}
+
+function show(state, event) {
+  const point = event?.points?.[0];
+  const custom = point?.customdata;
+  const slot = state && Array.isArray(custom) ? state.slots.get(Number(custom[custom.length - 1])) : undefined;
+  if (slot === undefined) return hide(state);
+  const { side, columns } = state.data, size = side * SHOWN, tip = state.tip;
+  tip.style.backgroundPosition = `${-(slot % columns) * size}px ${-Math.floor(slot / columns) * size}px`;
+  const x = event.event?.clientX ?? 0, y = event.event?.clientY ?? 0;
+  tip.style.left = `${Math.max(4, x - size - 16)}px`;  // up and left of the cursor: plotly's label goes right
+  tip.style.top = `${Math.max(4, y - size - 16)}px`;
+  tip.dataset.row = String(custom[custom.length - 1]);
+  tip.style.display = "block";
+}
+
+function hide(state) { if (state) { state.tip.style.display = "none"; delete state.tip.dataset.row; } }
+
+export default function ({ data, parentElement }) {
+  const meta = data.meta;
+  let state = registry().get(meta);
+  if (!state) {
+    const tip = document.createElement("div");
+    tip.className = "vfm-hover-thumb";
+    tip.dataset.meta = meta;
+    Object.assign(tip.style, {
+      position: "fixed", display: "none", pointerEvents: "none", zIndex: "100000",
+      border: "2px solid white", borderRadius: "4px", boxShadow: "0 2px 8px rgba(0,0,0,.35)",
+      backgroundRepeat: "no-repeat", backgroundColor: "#f0f0f0",
+    });
+    document.body.appendChild(tip);
+    state = { tip, timer: setInterval(() => attach(meta), 300) };
+    registry().set(meta, state);
+  }
+  if (state.data?.sprite !== data.sprite) {
+    const size = data.side * SHOWN;
+    Object.assign(state.tip.style, {
+      width: `${size}px`, height: `${size}px`, backgroundImage: `url(${data.sprite})`,
+      backgroundSize: `${data.columns * size}px auto`,
+    });
+    state.slots = new Map(data.rows.map((row, slot) => [row, slot]));
+  }
+  state.data = data;
+  attach(meta);
+  return () => {
+    clearInterval(state.timer);
+    state.tip.remove();
+    if (registry().get(meta) === state) registry().delete(meta);
+  };
+}
+"""
+
+
+_component = st.components.v2.component("vfm_hover_thumbnails", js=_JS)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _sprite_url(digest: str, _images: list[np.ndarray], side: int) -> tuple[str, int]:
+    sheet, columns = sprite_sheet(_images, side)
+    return "data:image/jpeg;base64," + base64.b64encode(to_jpeg(sheet, quality=80)).decode(), columns
+
+
+def hover_thumbnails(meta: str, rows: np.ndarray, images: list[np.ndarray], digest: str, key: str) -> bool:
+    """Thumbnails on hover for the chart with `layout.meta == meta`: `images[i]` is the picture of row `rows[i]`
+    (the row each point carries last in its customdata). `digest` names the images' content (for the cache).
+    False, and nothing shown, beyond MAX_IMAGES points."""
+    if len(rows) > MAX_IMAGES:
+        return False
+    url, columns = _sprite_url(digest, images, TILE)
+    data = {"meta": meta, "sprite": url, "side": TILE, "columns": columns, "rows": [int(r) for r in rows]}
+    _component(data=data, key=key)
+    return True
