@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import io
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -17,22 +18,28 @@ from components.charts import confusion_figure
 from components.errors import user_errors
 from components.hover_images import MAX_IMAGES as MAX_HOVER_THUMBNAILS
 from components.hover_images import hover_thumbnails
-from components.images import show_thumbnails
+from components.images import show_thumbnails, thumbnail
 from components.progress import progress_bar
 from components.sidebar import FAMILIES, selected_model
 from components.state import get_engine
-from core import registry
+from core import config, registry
 from core.analysis.clusters import CLUSTER_METHODS, cluster_purity, compute_clusters
 from core.analysis.projection import ProjectionResult, compute_projection, downsample, list_methods
-from core.data import ImageSet
+from core.config import scale_extras_installed
+from core.data import ImageError, ImageItem, ImageSet
 from core.datasets import DATASETS, check_labeled, describe_subset, load_seed_dataset, pick_per_class, take_per_class
 from core.engine import image_hash
 
 MAX_PLOT_POINTS = 100_000  # beyond this the scatter shows a stated, stratified sample
+MAX_STORED_SAMPLE = 20_000  # rows of a stored dataset read into the page; its whole map is on Stored datasets
+STORED_THUMB = 96  # px of the stored images kept in memory (selections, clusters, hover)
 WORKING = "working"
+STORED = "stored"
 METHOD_TITLES = {"lda": "LDA", "pca": "PCA", "umap": "UMAP", "tsne": "t-SNE"}
 CLUSTER_TITLES = {"kmeans": "k-means", "agglomerative": "Agglomerative (Ward)"}
 SOURCES = {WORKING: "Working set (from Upload)"} | {name: info.title for name, info in DATASETS.items()}
+if scale_extras_installed():
+    SOURCES[STORED] = "Stored dataset (embedded with core.batch)"
 
 
 @dataclass(frozen=True)
@@ -82,7 +89,8 @@ def pick_settings(working: ImageSet, key: str) -> ScatterSettings | None:
             default=["clip"],
             format_func=_family_title,
             key=f"{key}_families",
-            help="Which model of each family is set in the sidebar. Two models are shown side by side.",
+            help="Which model of each family is set in the sidebar. Two models are shown side by side. "
+            "A stored dataset brings its own model's embeddings.",
         )
         method = proj_col.selectbox("Projection", list_methods(), format_func=METHOD_TITLES.get, key=f"{key}_method")
         dims = proj_col.radio("Dimensions", (2, 3), format_func=lambda d: f"{d}-D", horizontal=True, key=f"{key}_dims")
@@ -94,7 +102,7 @@ def pick_settings(working: ImageSet, key: str) -> ScatterSettings | None:
     if not st.session_state.get(f"{key}_started"):
         st.caption("Choose a dataset and models, then press **Embed and project**.")
         return None
-    if not families:
+    if not families and dataset != STORED:
         st.info("Choose at least one model under **Models**, then press **Embed and project**.")
         return None
     models = tuple(selected_model(f) for f in families)
@@ -119,6 +127,59 @@ def load_dataset(settings: ScatterSettings, working: ImageSet) -> ImageSet | Non
         return None
     st.caption(f"**{SOURCES[settings.dataset]}** — {describe_subset(images, total, settings.per_class)}")
     return images
+
+
+def load_stored(settings: ScatterSettings, key: str) -> tuple[ImageSet, dict[str, np.ndarray]] | None:
+    """A per-class sample of a stored dataset (picked on the page): its images as thumbnails and its own model's
+    embeddings, ``{name@weights: (N, D)}``. None, with what to do, until a usable dataset is chosen."""
+    from components.stored_view import pick_store  # needs the scale extras
+
+    stored = pick_store(key=f"{key}_store")
+    if stored is None:
+        return None
+    images, vectors, total = _stored_sample(str(stored.path), stored.rows, settings.per_class)
+    if (problem := check_labeled(images)) is not None:
+        st.info(f"**{stored.path.name}**: {problem} Embed a folder in class-subfolder layout to get labels.")
+        return None
+    unread = sum(item.note is not None for item in images.items)
+    st.caption(
+        f"**{stored.path.name}** ({registry.display_name(stored.ref)}, stored) — "
+        f"{describe_subset(images, total, settings.per_class)}"
+        + (
+            f" At most {MAX_STORED_SAMPLE:,} rows are read here; the Stored datasets page maps them all."
+            if len(images.items) >= MAX_STORED_SAMPLE
+            else ""
+        )
+        + (f" {unread} image file(s) could not be read (moved?): grey tiles stand in for them." if unread else "")
+    )
+    return images, {stored.ref: vectors}
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _stored_sample(path: str, rows: int, per_class: int) -> tuple[ImageSet, np.ndarray, int]:
+    """(thumbnails with labels, their vectors, labeled rows in the dataset): `per_class` random rows of each
+    class (seed 0), at most MAX_STORED_SAMPLE in all. `rows` keys the cache (a dataset that grew is read again)."""
+    from core import store  # needs the scale extras
+
+    stored = store.open_store(path)
+    labels = store.read_column(stored.table, "label")
+    labeled = np.flatnonzero([label is not None for label in labels])
+    picks = labeled[pick_per_class(labels[labeled].astype(str), per_class)] if labeled.size else labeled
+    if picks.size > MAX_STORED_SAMPLE:
+        picks = np.sort(np.random.default_rng(0).choice(picks, MAX_STORED_SAMPLE, replace=False))
+    table = store.read_rows(stored.table, picks, columns=("path", "label", "vector"))
+    items, roots = [], config.data_roots()
+    update, close = progress_bar(f"Reading {len(picks):,} stored images")
+    for i, (file, label) in enumerate(zip(table["path"].to_pylist(), table["label"].to_pylist(), strict=True)):
+        name, note = f"{Path(file).parent.name}/{Path(file).name}", None
+        try:
+            image = thumbnail(store.load_stored_image(file, roots), STORED_THUMB)
+        except (ImageError, OSError) as error:
+            image, note = np.full((STORED_THUMB, STORED_THUMB, 3), 200, np.uint8), str(error)
+        items.append(ImageItem(name, image, str(label), note))
+        update(i + 1, len(picks))
+    close()
+    return ImageSet(items), store.vectors_of(table), int(labeled.size)
 
 
 # ---- embeddings and projections ---------------------------------------------------------------
@@ -259,6 +320,9 @@ def scatter_figure(
     Returns (figure, trace_index): trace_index[c][p] is the row of point p in trace c (for selections).
     Each point's customdata is (label, file, split, row).
     """
+    strip = coords.shape[1] == 1  # LDA of two classes has one axis: a strip, its points spread vertically at random
+    if strip:
+        coords = np.column_stack([coords[:, 0], np.random.default_rng(0).uniform(-1, 1, len(coords))])
     classes = np.unique(labels[shown])
     traces, trace_index = [], []
     for cls, colour in zip(classes, _palette(len(classes)), strict=True):
@@ -281,6 +345,8 @@ def scatter_figure(
     fig = go.Figure(traces).update_layout(height=520, margin={"t": 10, "b": 10}, legend_title_text="class")
     if coords.shape[1] == 2:
         fig.update_layout(dragmode="lasso")  # dragging selects; zoom and pan stay in the toolbar
+    if strip:
+        fig.update_yaxes(title_text="random spread (no meaning)", showticklabels=False, zeroline=False)
     return fig, trace_index
 
 

@@ -11,6 +11,7 @@ VFM_LENS_DATA_ROOTS  os.pathsep-separated folders that server-folder datasets ma
 from __future__ import annotations
 
 import os
+from importlib.util import find_spec
 from pathlib import Path
 
 
@@ -46,3 +47,8 @@ def data_roots() -> list[Path]:
     raw = os.environ.get("VFM_LENS_DATA_ROOTS", "")
     roots = [Path(p).expanduser() for p in raw.split(os.pathsep) if p.strip()]
     return roots or [Path.cwd() / "data"]
+
+
+def scale_extras_installed() -> bool:
+    """Whether `make setup-scale` ran: LanceDB and datashader (stored datasets) can be imported."""
+    return find_spec("lancedb") is not None and find_spec("datashader") is not None

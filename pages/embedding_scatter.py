@@ -4,8 +4,10 @@ import streamlit as st
 
 from components.errors import user_errors
 from components.scatter_view import (
+    STORED,
     embed_models,
     load_dataset,
+    load_stored,
     pick_settings,
     project_models,
     show_accuracy_table,
@@ -31,11 +33,14 @@ if settings is None:
 
 images = embeddings = results = None
 with user_errors("Loading the dataset"):
-    images = load_dataset(settings, working)
+    if settings.dataset == STORED:  # embeddings written by core.batch: read, not computed
+        images, embeddings = load_stored(settings, key=KEY) or (None, None)
+    else:
+        images = load_dataset(settings, working)
 if images is None:
     st.stop()
 with user_errors("Embedding and projecting"):
-    embeddings = embed_models(images, settings.models)
+    embeddings = embeddings or embed_models(images, settings.models)
     results = project_models(images, embeddings, settings)
 if not results:
     st.stop()

@@ -111,6 +111,17 @@ def test_each_point_carries_its_row_last_in_customdata():
         assert [c[1] for c in trace.customdata] == [str(n) for n in np.array(list("vwxyz"))[rows]]
 
 
+def test_a_one_axis_projection_is_drawn_as_a_strip():
+    coords = np.array([[0.5], [1.5], [-2.0]], np.float32)  # LDA of two classes: one component
+    fig, _ = scatter_view.scatter_figure(
+        coords, np.array(["a", "b", "a"]), np.array(list("xyz")), np.zeros(3, bool), np.arange(3)
+    )
+    xs = np.concatenate([trace.x for trace in fig.data])
+    ys = np.concatenate([trace.y for trace in fig.data])
+    assert sorted(xs.tolist()) == [-2.0, 0.5, 1.5] and np.all(np.abs(ys) <= 1)
+    assert fig.layout.yaxis.title.text.startswith("random spread")
+
+
 def _blob_result(n_per_class: int = 20):
     rng = np.random.default_rng(0)
     y = np.repeat(np.array(["a", "b", "c"]), n_per_class)
