@@ -7,7 +7,7 @@ Tables come with a CSV download, pictures with a PNG download (plotly figures: t
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -22,13 +22,25 @@ from components.state import get_engine
 from core import registry
 from core.analysis.imaging import blend, palette, to_png
 from core.analysis.matching import overlay_similarity
-from core.analysis.retrieval import DEFAULT_TEMPLATES, Classification, Ranking
+from core.analysis.retrieval import DEFAULT_TEMPLATES, SHOTS, Classification, Ranking, compute_scores, scores_table
+from core.config import scale_extras_installed
 from core.data import ImageSet
 
 THUMB = 128  # thumbnail side, pixels
 MAX_GRID = 24  # thumbnails shown under a table
 MASK_RGB = palette(1)[0]
 POINT_RGB = np.array([255, 40, 40], np.uint8)
+
+
+# ---- what to search or compare ----------------------------------------------------------------
+def pick_source(label: str, stored_label: str, key: str) -> bool:
+    """The working set or stored dataset(s): True for stored. Those need the scale extras (LanceDB); when they are
+    missing this says how to install them and stops the page."""
+    stored = st.radio(label, ["Working set", stored_label], horizontal=True, key=f"{key}_source") == stored_label
+    if stored and not scale_extras_installed():
+        st.info("Stored datasets need the scale extras (LanceDB, datashader): run `make setup-scale`, then reload.")
+        st.stop()
+    return stored
 
 
 # ---- models -----------------------------------------------------------------------------------
@@ -139,6 +151,25 @@ def show_ranking(images: ImageSet, ranking: Ranking, key: str) -> None:
     show_grid([images.images[i] for i in idx], captions)
     st.dataframe(table, hide_index=True, key=f"{key}_table")
     download_csv(table, "search_results.csv", f"{key}_csv")
+
+
+def run_comparison(
+    features: Callable[[], dict[str, np.ndarray]],
+    labels: Sequence[str],
+    k: int,
+    episodes: int,
+    settings: object,
+    key: str,
+    disabled: bool = False,
+) -> list[dict] | None:
+    """A Compare button; a click scores every model of `features()` ({title: (N, D)}, called only then) on `labels`
+    (N,). Returns the score rows of the last click made with these `settings`, k and episodes, else None."""
+    signature = hashlib.blake2b(repr((settings, k, episodes)).encode()).hexdigest()
+    if st.button("Compare", type="primary", disabled=disabled, key=f"{key}_run"):
+        scores = {title: compute_scores(f, labels, k, SHOTS, episodes) for title, f in features().items()}
+        st.session_state[f"{key}_result"] = (signature, scores_table(scores))
+    result = st.session_state.get(f"{key}_result")
+    return result[1] if result is not None and result[0] == signature else None
 
 
 def show_scores(rows: list[dict], caption: str, key: str) -> None:

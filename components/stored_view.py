@@ -1,17 +1,20 @@
-"""Stored-dataset widgets: open a Lance dataset under the data roots, its density map (zoom re-renders, a click
-picks the nearest stored image), nearest-neighbour and text search through its index, and the near-duplicate
-report. Every widget key starts with the `key` argument."""
+"""Stored-dataset widgets: open a Lance dataset under the data roots (found ones offered), its density map (zoom
+re-renders, a click picks the nearest stored image), nearest-neighbour, image and text search through its index,
+the near-duplicate report, and several datasets aligned for a model comparison. Every widget key starts with the
+`key` argument."""
 
 from __future__ import annotations
 
 import base64
 import io
+from pathlib import Path
 
 import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 from PIL import Image
 
+from components.retrieval_view import download_csv
 from components.state import get_engine
 from core import config, registry, store
 from core.analysis.scale import SCALABLE_METHODS, View, fit_on_sample, project_batches, render_density
@@ -30,21 +33,52 @@ def _open(path: str) -> store.StoredDataset:
     return store.open_store(path)
 
 
+@st.cache_data(show_spinner=False, ttl=60)
+def _found(roots: tuple[str, ...]) -> list[str]:
+    return [str(p) for p in store.find_stores([Path(r) for r in roots])]
+
+
+def found_stores() -> list[str]:
+    """Folders of the stored datasets under the data roots (looked for again after a minute)."""
+    return _found(tuple(map(str, config.data_roots())))
+
+
+@st.cache_data(show_spinner=False, ttl=60, max_entries=1024)
+def _store_name(path: str) -> str:
+    """A found dataset as its folder under its data root, then its model (opened apart from `_open`'s few)."""
+    resolved = Path(path)
+    roots = [r.expanduser().resolve() for r in config.data_roots()]
+    name = next((str(resolved.relative_to(r)) for r in roots if resolved.is_relative_to(r)), path)
+    try:
+        return f"{name} · {registry.display_name(store.open_store(path).ref)}"
+    except (ValueError, OSError, KeyError):  # not readable now: the folder alone, opening it says why
+        return name
+
+
 def pick_store(key: str) -> store.StoredDataset | None:
-    """A path under the data roots → the opened dataset (None until one is given). Errors raise for `user_errors`."""
-    roots = config.data_roots()
+    """A dataset found under the data roots, or a typed folder there → the opened dataset (None until one is given).
+    Errors raise for `user_errors`."""
+    roots, found = config.data_roots(), found_stores()
+    chosen = st.selectbox(
+        "Stored dataset",
+        found,
+        index=None,
+        format_func=_store_name,
+        key=f"{key}_found",
+        placeholder=f"{len(found)} found under the data roots" if found else "None found under the data roots",
+    )
     path = st.text_input(
-        "Stored dataset folder",
+        "…or its folder",
         key=f"{key}_path",
         placeholder=str(roots[0] / "my_dataset.lance"),
         help="A folder written by `python -m core.batch embed SOURCE OUT`, inside "
         + ", ".join(map(str, roots))
-        + " (VFM_LENS_DATA_ROOTS).",
+        + " (VFM_LENS_DATA_ROOTS). Used instead of the choice above when given.",
     ).strip()
-    if not path:
+    if not (path or chosen):
         st.caption("Give the folder of a dataset embedded with `python -m core.batch embed`.")
         return None
-    return _open(str(confine(path, roots)))
+    return _open(str(confine(path or chosen, roots)))
 
 
 def show_summary(stored: store.StoredDataset) -> None:
@@ -55,12 +89,7 @@ def show_summary(stored: store.StoredDataset) -> None:
     cols[1].metric("Classes", classes or "—")
     cols[2].metric("Skipped files", stored.skipped.count_rows() if stored.skipped is not None else 0)
     cols[3].metric("Index", "IVF_PQ" if stored.indexed else "exact scan")
-    st.caption(f"Model **{_title(stored.ref)}**, {stored.dim}-D vectors.")
-
-
-def _title(ref: str) -> str:
-    parsed = registry.parse(ref)
-    return parsed.spec.title if parsed.spec.tiny else f"{parsed.spec.title} ({parsed.weights})"
+    st.caption(f"Model **{registry.display_name(stored.ref)}**, {stored.dim}-D vectors.")
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
@@ -206,6 +235,21 @@ def show_results(found, key: str) -> None:
     ]
     show_images(list(found["path"]), captions)
     st.dataframe(found, hide_index=True, key=f"{key}_table")
+    download_csv(found, "stored_search_results.csv", f"{key}_csv")
+
+
+def _query_model(stored: store.StoredDataset) -> str:
+    """The dataset's own model (``name@weights``) for embedding queries; ValueError when those weights cannot be
+    loaded here, since a query embedded with random weights would rank the stored images meaninglessly."""
+    status = get_engine().weights_status(stored.ref)
+    if status.is_random and stored.weights != "random":
+        name = registry.display_name(stored.ref)
+        raise ValueError(
+            f"this dataset was embedded with {name}, whose weights are not on this machine and cannot be downloaded "
+            "now, so a query cannot be embedded like the stored images. Put them in $VFM_LENS_WEIGHTS or the cache "
+            "(`make weights` on a connected machine)."
+        )
+    return stored.ref
 
 
 def show_row_neighbours(stored: store.StoredDataset, row: int, k: int, key: str) -> None:
@@ -221,12 +265,56 @@ def show_row_neighbours(stored: store.StoredDataset, row: int, k: int, key: str)
 def show_text_search(stored: store.StoredDataset, k: int, key: str) -> None:
     """Text → stored images, for CLIP datasets (the text goes through the same model's text tower)."""
     if registry.parse(stored.ref).spec.family != "clip":
-        st.info(f"Text search needs CLIP embeddings; this dataset holds {_title(stored.ref)} embeddings.")
+        st.info(f"Text search needs a CLIP dataset; this one holds {registry.display_name(stored.ref)} embeddings.")
         return
     query = st.text_input("Describe what you are looking for", "a photo of a cat", key=f"{key}_text").strip()
     if query:
-        text = get_engine().embed_text([query], stored.ref)[0]
+        text = get_engine().embed_text([query], _query_model(stored))[0]
         show_results(store.search(stored.table, text, k), f"{key}_results")
+
+
+def show_image_search(stored: store.StoredDataset, image: np.ndarray, k: int, key: str) -> None:
+    """`image` (HWC uint8 RGB) embedded with the dataset's own model, then its `k` nearest stored images."""
+    vector = get_engine().embed([image], _query_model(stored))[0]
+    show_results(store.search(stored.table, vector, k), key)
+
+
+# ---- several datasets -------------------------------------------------------------------------
+@st.cache_data(show_spinner="Matching the images across datasets…", max_entries=8)
+def _align(paths: tuple[str, ...], per_class: int) -> store.AlignedRows:
+    return store.align_stores([_open(p) for p in paths], per_class)
+
+
+def _titles(paths: list[str]) -> list[str]:
+    """Each dataset's model; the folder is added where two datasets hold the same model."""
+    titles = [registry.display_name(_open(p).ref) for p in paths]
+    return [f"{t} · {Path(p).name}" if titles.count(t) > 1 else t for t, p in zip(titles, paths, strict=True)]
+
+
+def pick_aligned(key: str) -> tuple[dict[str, np.ndarray], store.AlignedRows] | None:
+    """Stored datasets to compare (one model each) and a per-class sample of the labeled images they all hold.
+
+    Returns ({model title: (N, D) vectors}, the aligned rows), or None until one is chosen; errors raise for
+    `user_errors`. The sample is stated under the controls."""
+    found = found_stores()
+    left, right = st.columns([3, 1])
+    paths = left.multiselect(
+        "Stored datasets (one model each)", found, format_func=_store_name, key=f"{key}_stores",
+        placeholder=f"{len(found)} found under the data roots" if found else "None found under the data roots",
+    )  # fmt: skip
+    per_class = right.number_input(
+        "Images per class", 2, 1_000_000, 100, key=f"{key}_per_class",
+        help="At most this many of each class, chosen at random (seed 0) among the images every dataset holds.",
+    )  # fmt: skip
+    if not paths:
+        st.info(
+            "Choose stored datasets embedded with `python -m core.batch embed` from the same images with different "
+            "models; they are compared on the labeled images they share (matched by path)."
+        )
+        return None
+    rows = _align(tuple(paths), int(per_class))
+    st.caption(rows.describe())
+    return dict(zip(_titles(paths), rows.vectors, strict=True)), rows
 
 
 # ---- near duplicates --------------------------------------------------------------------------

@@ -11,6 +11,7 @@ Similarity is cosine everywhere; Lance reports cosine *distance* (1 - cosine), t
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ from lancedb.index import IvfPq
 
 from core.analysis.retrieval import normalize
 from core.data import ImageError, load_image
+from core.datasets import pick_per_class
 
 IMAGES, SKIPPED = "images", "skipped"
 INDEX_MIN_ROWS = 100_000  # below this an exact (brute-force) scan answers in milliseconds: no index is built
@@ -143,6 +145,30 @@ def open_store(path: str | Path) -> StoredDataset:
     return StoredDataset(path, table, skipped, rows, first["model"][0].as_py(), first["weights"][0].as_py(), dim)
 
 
+def find_stores(roots: Sequence[Path], max_depth: int = 3) -> list[Path]:
+    """Resolved folders at most `max_depth` levels below `roots` (a root itself is level 0) that hold a stored
+    dataset (an ``images.lance`` table), sorted. Lance tables (``*.lance``), hidden folders and symlinks are not
+    entered, so the walk stays cheap next to millions of files."""
+    found: set[Path] = set()
+
+    def walk(folder: str, depth: int) -> None:
+        try:
+            with os.scandir(folder) as listing:
+                folders = [e for e in listing if e.is_dir(follow_symlinks=False)]
+        except OSError:  # gone, or not readable: nothing to offer there
+            return
+        if any(e.name == f"{IMAGES}.lance" for e in folders):
+            found.add(Path(folder).resolve())
+        if depth < max_depth:
+            for entry in folders:
+                if not entry.name.endswith(".lance") and not entry.name.startswith("."):
+                    walk(entry.path, depth + 1)
+
+    for root in roots:
+        walk(str(Path(root).expanduser()), 0)
+    return sorted(found)
+
+
 # ---- reading ----------------------------------------------------------------------------------
 def read_column(table: lancedb.table.Table, column: str) -> np.ndarray:
     """One scalar column of every row, in storage order (ids, paths or labels; labels may hold None)."""
@@ -178,6 +204,60 @@ def sample_offsets(rows: int, size: int, seed: int = 0) -> np.ndarray:
     if size >= rows:
         return np.arange(rows, dtype=np.int64)
     return np.sort(np.random.default_rng(seed).choice(rows, size=size, replace=False)).astype(np.int64)
+
+
+# ---- several datasets ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class AlignedRows:
+    """Labeled images that several stored datasets all hold (matched by path), sampled per class.
+
+    Row n of `labels` and of every `vectors[i]` ((N, D_i) float32, from the i-th store) is the image `paths[n]`."""
+
+    paths: np.ndarray  # (N,) str
+    labels: np.ndarray  # (N,) str, the first store's labels
+    vectors: list[np.ndarray]
+    shared: int  # labeled images every store holds, before sampling
+    classes: int
+    per_class: int
+    seed: int
+    sources: tuple[str, ...]  # the stores' folders, in the order of `vectors`
+
+    def describe(self) -> str:
+        """One sentence: how many images of how many classes are used, and whether that is a sample."""
+        n = len(self.paths)
+        if n == self.shared:
+            return f"Using all {n:,} labeled images the datasets share ({self.classes} classes); no subsampling."
+        return (
+            f"Using {n:,} of the {self.shared:,} labeled images the datasets share: at most {self.per_class} per "
+            f"class, {self.classes} classes (random sample, seed {self.seed})."
+        )
+
+
+def align_stores(stores: Sequence[StoredDataset], per_class: int, seed: int = 0) -> AlignedRows:
+    """The rows of every store for the labeled images they all hold (inner join on `path`, labels from the first
+    store), at most `per_class` per class at random. ValueError when they share no labeled image or < 2 classes."""
+    frame = None
+    for i, stored in enumerate(stores):
+        part = pd.DataFrame({c: read_column(stored.table, c) for c in (["path", "label"] if i == 0 else ["path"])})
+        part = part.assign(**{f"row{i}": np.arange(len(part))}).drop_duplicates("path")
+        frame = part if frame is None else frame.merge(part, on="path")
+    if frame is None:
+        raise ValueError("choose at least one stored dataset")
+    frame = frame[frame["label"].notna()].sort_values("path", kind="stable")
+    if frame.empty:
+        raise ValueError("the chosen stored datasets share no labeled image (images are matched by path)")
+    classes = int(frame["label"].nunique())
+    if classes < 2:
+        only = frame["label"].iloc[0]
+        raise ValueError(
+            f"the labeled images the chosen datasets share are all of one class ({only}); need two or more"
+        )
+    keep = frame.iloc[pick_per_class(frame["label"].to_numpy(), per_class, seed)]
+    vectors = [vectors_of(read_rows(s.table, keep[f"row{i}"], ("vector",))) for i, s in enumerate(stores)]
+    labels = keep["label"].to_numpy().astype(str)
+    paths = keep["path"].to_numpy().astype(str)
+    sources = tuple(str(s.path) for s in stores)
+    return AlignedRows(paths, labels, vectors, len(frame), classes, per_class, seed, sources)
 
 
 # ---- index and search -------------------------------------------------------------------------

@@ -1,10 +1,11 @@
-"""Search: rank the working set by a text description (CLIP) or by an image (any model), with scores."""
+"""Search: rank the working set by a text description (CLIP) or by an image (any model), with scores; or search a
+stored dataset through its index (text with a CLIP dataset, a working-set image embedded with the dataset's model)."""
 
 import streamlit as st
 
 from components import retrieval_view as view
 from components.errors import user_errors
-from components.images import pick_image
+from components.images import pick_image, quick_add
 from components.sidebar import selected_model
 from components.state import get_engine, get_working_set
 from core.analysis.retrieval import rank
@@ -12,8 +13,33 @@ from core.analysis.retrieval import rank
 st.title("Search")
 st.caption(
     "Every image of the working set, ranked by cosine similarity of its embedding to the query: a CLIP text "
-    "embedding, or the embedding of one of the images (itself left out) with any model."
+    "embedding, or the embedding of one of the images (itself left out) with any model. A stored dataset is "
+    "searched through its vector index instead, with its own model."
 )
+
+if view.pick_source("Search in", "Stored dataset", key="search"):
+    from components import stored_view  # needs the scale extras, checked by pick_source
+
+    stored = None
+    with user_errors("Opening the stored dataset"):
+        stored = stored_view.pick_store(key="search_store")
+    if stored is None:
+        st.stop()
+    k = st.slider("Results", 1, 48, 8, key="search_stored_k")
+    text_tab, image_tab = st.tabs(["Text → image (CLIP dataset)", "Image → image (the dataset's model)"])
+    with text_tab, user_errors("Text search"):
+        stored_view.show_text_search(stored, k, key="search_stored_text")
+    with image_tab:
+        quick_add(key="search_stored_add")
+        images = get_working_set()
+        if not images.items:
+            st.info("Add a query image above (or on the Upload page).")
+            st.stop()
+        index = pick_image(images, "Query image (from the working set)", key="search_stored_query")
+        with user_errors("Image search"):
+            st.image(images.items[index].image, caption=f"Query: {images.names[index]}", width=view.THUMB * 2)
+            stored_view.show_image_search(stored, images.items[index].image, k, key="search_stored_image")
+    st.stop()
 
 images = get_working_set()
 if len(images.items) < 2:

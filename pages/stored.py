@@ -1,8 +1,8 @@
 """Stored datasets: explore embeddings written by `python -m core.batch embed` — density map, search, near-duplicates."""
 
-from importlib.util import find_spec
-
 import streamlit as st
+
+from core.config import scale_extras_installed
 
 KEY = "stored"
 
@@ -11,7 +11,7 @@ st.caption(
     "Millions of images embedded offline with Ray Data and stored in Lance: a density map of a projection fitted "
     "on a sample, nearest-neighbour and text search through the vector index, and a near-duplicate report."
 )
-if find_spec("lancedb") is None or find_spec("datashader") is None:
+if not scale_extras_installed():
     st.info(
         "Stored datasets need the scale extras (LanceDB, datashader, Ray Data): run `make setup-scale`, then reload."
     )

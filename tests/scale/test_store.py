@@ -84,3 +84,58 @@ def test_stored_images_are_read_only_inside_the_data_roots(tmp_path):
     assert store.load_stored_image(str(tmp_path / "root" / "a.png"), [tmp_path / "root"]).shape == (4, 4, 3)
     with pytest.raises(ImageError, match="outside"):
         store.load_stored_image(str(tmp_path / "root" / ".." / "outside.png"), [tmp_path / "root"])
+
+
+def test_find_stores_lists_dataset_folders_within_the_depth_sorted_and_skips_lance_tables(tmp_path):
+    vectors = np.ones((3, 4), np.float32)
+    for folder in ["b/db", "a/db", "a/x/y/too_deep", ".hidden/db"]:
+        make_store(tmp_path / folder, vectors)
+    (tmp_path / "a" / "db" / "images.lance" / "images.lance").mkdir()  # a Lance table is never walked into
+    (tmp_path / "plain" / "images.lance").mkdir(parents=True)  # a folder holding only a Lance-looking table counts
+    other = tmp_path / "other"
+    make_store(other, vectors)  # a root may itself be a stored dataset
+    found = store.find_stores([tmp_path, other / "missing", other], max_depth=3)
+    assert found == sorted([(tmp_path / f).resolve() for f in ["a/db", "b/db", "plain", "other"]])
+    assert (tmp_path / "a/x/y/too_deep").resolve() in store.find_stores([tmp_path], max_depth=4)
+    assert store.find_stores([tmp_path / "missing"]) == []
+
+
+def test_aligned_stores_join_on_path_keep_labeled_rows_and_sample_per_class(tmp_path):
+    rng = np.random.default_rng(3)
+    n = 40
+    paths = [f"/data/{'cat' if i % 2 else 'dog'}/img_{i:03d}.png" for i in range(n)]
+    labels = [None if i < 4 else ("cat" if i % 2 else "dog") for i in range(n)]  # four unlabeled rows
+    a_vectors, b_vectors = rng.standard_normal((n, 8)), rng.standard_normal((n, 16))
+    store.append(
+        tmp_path / "a", store.IMAGES, store.images_rows(paths, paths, labels, "clip_tiny", "random", a_vectors)
+    )
+    order = rng.permutation(n)[:30]  # the second store holds 30 of the images, in another order
+    b_rows = store.images_rows(
+        [paths[i] for i in order], [paths[i] for i in order], [None] * 30, "dinov2_tiny", "random", b_vectors[order]
+    )
+    store.append(tmp_path / "b", store.IMAGES, b_rows)
+    a, b = store.open_store(tmp_path / "a"), store.open_store(tmp_path / "b")
+
+    rows = store.align_stores([a, b], per_class=1000)
+    shared = sorted(paths[i] for i in order if labels[i] is not None)
+    assert list(rows.paths) == shared and rows.shared == len(shared) and rows.classes == 2
+    index = {p: i for i, p in enumerate(paths)}
+    picked = [index[p] for p in rows.paths]
+    np.testing.assert_allclose(rows.vectors[0], a_vectors[picked], rtol=1e-6)
+    np.testing.assert_allclose(rows.vectors[1], b_vectors[picked], rtol=1e-6)
+    assert list(rows.labels) == [labels[i] for i in picked]  # the first store's labels
+    assert "no subsampling" in rows.describe()
+
+    sample = store.align_stores([a, b], per_class=3)
+    assert len(sample.paths) == 6 and sorted(np.unique(sample.labels, return_counts=True)[1]) == [3, 3]
+    assert set(sample.paths) <= set(shared) and f"Using 6 of the {len(shared)}" in sample.describe()
+    assert list(store.align_stores([a, b], per_class=3).paths) == list(sample.paths)  # seeded
+
+    with pytest.raises(ValueError, match="share no labeled image"):
+        store.align_stores([b, a], per_class=10)  # the first store's labels count: b has none
+    one_class = [v if v == "dog" else None for v in labels]  # only dogs labeled
+    store.append(
+        tmp_path / "c", store.IMAGES, store.images_rows(paths, paths, one_class, "timm_tiny", "random", a_vectors)
+    )
+    with pytest.raises(ValueError, match="all of one class"):
+        store.align_stores([store.open_store(tmp_path / "c"), a], per_class=10)
