@@ -318,10 +318,14 @@ def pick_aligned(key: str) -> tuple[dict[str, np.ndarray], store.AlignedRows] | 
 
 
 # ---- near duplicates --------------------------------------------------------------------------
-@st.cache_data(show_spinner="Comparing every pair of rows…", max_entries=8)
+@st.cache_data(show_spinner="Comparing rows…", max_entries=8)
 def _duplicates(path: str, threshold: float, max_rows: int):
-    report, table, examined = store.find_near_duplicates(_open(path), threshold, max_rows)
-    return len(report.groups), table, examined
+    bar = st.progress(0.0, text="Finding near-duplicates")
+    report, table, examined = store.find_near_duplicates(
+        _open(path), threshold, max_rows, progress=lambda fraction, message: bar.progress(fraction, message)
+    )
+    bar.empty()
+    return len(report.groups), table, examined, report.method
 
 
 def show_duplicates(stored: store.StoredDataset, key: str, pairs_shown: int = 12) -> None:
@@ -330,16 +334,17 @@ def show_duplicates(stored: store.StoredDataset, key: str, pairs_shown: int = 12
         left, right = st.columns(2)
         threshold = left.slider("Cosine similarity at least", 0.80, 1.0, 0.95, 0.005, key=f"{key}_threshold")
         max_rows = right.number_input(
-            "Rows compared (random sample above this)", 100, 200_000, 50_000, key=f"{key}_rows"
+            "Rows compared (random sample above this)", 100, 2_000_000, 1_000_000, key=f"{key}_rows"
         )
         go_clicked = st.form_submit_button("Find near-duplicates", key=f"{key}_go")
     if go_clicked:
         st.session_state[f"{key}_run"] = True
     if not st.session_state.get(f"{key}_run"):
         return
-    groups, table, examined = _duplicates(str(stored.path), float(threshold), int(max_rows))
+    groups, table, examined, method = _duplicates(str(stored.path), float(threshold), int(max_rows))
     scope = "all rows" if examined == stored.rows else f"a random sample of {examined:,} of {stored.rows:,} rows"
-    st.markdown(f"**{len(table):,} pairs in {groups:,} groups** at cosine ≥ {threshold:.3f} among {scope} (exact).")
+    st.markdown(f"**{len(table):,} pairs in {groups:,} groups** at cosine ≥ {threshold:.3f} among {scope}.")
+    st.caption(f"Search: {method}. Every pair listed has its exact cosine.")
     if table.empty:
         return
     st.download_button(

@@ -22,7 +22,7 @@ import pandas as pd
 import pyarrow as pa
 from lancedb.index import IvfPq
 
-from core.analysis.retrieval import normalize
+from core.analysis.duplicates import bucketed_pairs, exact_pairs, group_pairs
 from core.data import ImageError, load_image
 from core.datasets import pick_per_class
 
@@ -303,32 +303,29 @@ class DuplicateReport:
     similarity: np.ndarray  # (P,) float32
     groups: list[np.ndarray]  # each a sorted (G,) int64, largest group first
     threshold: float
+    method: str = "exact: every pair compared"  # how the pairs were searched, for the report
 
 
-def compute_near_duplicates(vectors: np.ndarray, threshold: float = 0.95, block: int = 2048) -> DuplicateReport:
-    """All pairs of rows of `vectors` (N, D) with cosine ≥ `threshold`, exactly, `block` rows at a time."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
+EXACT_DUPLICATE_ROWS = 50_000  # up to this many rows, every pair is compared; beyond, bucketed (all rows still)
 
-    unit = normalize(vectors)
-    pairs, sims = [], []
-    for start in range(0, len(unit), block):
-        scores = unit[start : start + block] @ unit.T
-        i, j = np.nonzero(scores >= threshold)
-        i = i + start
-        keep = j > i
-        pairs.append(np.column_stack([i[keep], j[keep]]))
-        sims.append(scores[i[keep] - start, j[keep]])
-    pair_arr = np.concatenate(pairs).astype(np.int64) if pairs else np.zeros((0, 2), np.int64)
-    sim_arr = np.concatenate(sims).astype(np.float32) if sims else np.zeros(0, np.float32)
-    order = np.argsort(-sim_arr, kind="stable")
-    pair_arr, sim_arr = pair_arr[order], sim_arr[order]
-    n = len(unit)
-    graph = coo_matrix((np.ones(len(pair_arr)), (pair_arr[:, 0], pair_arr[:, 1])), shape=(n, n))
-    _, comp = connected_components(graph, directed=False)
-    sizes = np.bincount(comp)
-    groups = [np.flatnonzero(comp == c) for c in np.argsort(-sizes, kind="stable") if sizes[c] >= 2]
-    return DuplicateReport(pair_arr, sim_arr, groups, float(threshold))
+
+def compute_near_duplicates(
+    vectors: np.ndarray,
+    threshold: float = 0.95,
+    block: int = 2048,
+    exact_rows: int = EXACT_DUPLICATE_ROWS,
+    progress=None,
+) -> DuplicateReport:
+    """Every pair of rows of `vectors` (N, D) with cosine ≥ `threshold`: exactly (all pairs, `block` rows at a time)
+    up to `exact_rows` rows, else within k-means buckets (`core.analysis.duplicates.bucketed_pairs`)."""
+    if len(vectors) <= exact_rows:
+        pairs, sims = exact_pairs(vectors, threshold, block)
+        method = "exact: every pair compared"
+    else:
+        pairs, sims = bucketed_pairs(vectors, threshold, progress=progress)
+        buckets = max(1, round(np.sqrt(len(vectors))))
+        method = f"each row compared with the rows of its 3 nearest of {buckets:,} k-means buckets"
+    return DuplicateReport(pairs, sims, group_pairs(pairs, len(vectors)), float(threshold), method)
 
 
 def near_duplicate_table(report: DuplicateReport, ids: np.ndarray, paths: np.ndarray) -> pd.DataFrame:
@@ -348,17 +345,16 @@ def near_duplicate_table(report: DuplicateReport, ids: np.ndarray, paths: np.nda
 
 
 def find_near_duplicates(
-    store: StoredDataset, threshold: float = 0.95, max_rows: int = 100_000, seed: int = 0
+    store: StoredDataset, threshold: float = 0.95, max_rows: int = 2_000_000, seed: int = 0, progress=None
 ) -> tuple[DuplicateReport, pd.DataFrame, int]:
-    """Near-duplicates among all rows, or a stated random sample of `max_rows` of them (exact pairwise cosine).
-
-    Returns (report, table of pairs, rows examined)."""
+    """Near-duplicates among all rows, or a stated random sample of `max_rows` of them (see
+    `compute_near_duplicates` for how pairs are searched). Returns (report, table of pairs, rows examined)."""
     offsets = sample_offsets(store.rows, max_rows, seed)
     if len(offsets) == store.rows:
         data = pa.Table.from_batches(list(iter_batches(store.table, ("id", "path", "vector"))))
     else:
         data = read_rows(store.table, offsets, ("id", "path", "vector"))
-    report = compute_near_duplicates(vectors_of(data), threshold)
+    report = compute_near_duplicates(vectors_of(data), threshold, progress=progress)
     ids, paths = (data[c].to_numpy(zero_copy_only=False) for c in ("id", "path"))
     return report, near_duplicate_table(report, ids, paths), len(offsets)
 

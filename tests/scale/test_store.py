@@ -61,6 +61,15 @@ def test_planted_near_duplicates_are_reported_and_distinct_rows_are_not():
     assert (report.similarity >= 0.95).all() and (np.diff(report.similarity) <= 0).all()
 
 
+def test_beyond_the_exact_limit_the_report_is_bucketed_and_finds_the_same_pairs():
+    vectors, n = _planted()
+    exact = store.compute_near_duplicates(vectors, threshold=0.95)
+    bucketed = store.compute_near_duplicates(vectors, threshold=0.95, exact_rows=100)
+    assert exact.method.startswith("exact") and "k-means buckets" in bucketed.method
+    assert {tuple(p) for p in bucketed.pairs.tolist()} == {tuple(p) for p in exact.pairs.tolist()}
+    assert [g.tolist() for g in bucketed.groups] == [g.tolist() for g in exact.groups]
+
+
 def test_the_near_duplicate_report_of_a_store_exports_as_csv(tmp_path):
     vectors, n = _planted()
     stored = make_store(tmp_path / "db", vectors)
