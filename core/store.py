@@ -324,7 +324,7 @@ def compute_near_duplicates(
     else:
         pairs, sims = bucketed_pairs(vectors, threshold, progress=progress)
         buckets = max(1, round(np.sqrt(len(vectors))))
-        method = f"each row compared with the rows of its 3 nearest of {buckets:,} k-means buckets"
+        method = f"each row compared with the rows of its 4 nearest of {buckets:,} k-means buckets"
     return DuplicateReport(pairs, sims, group_pairs(pairs, len(vectors)), float(threshold), method)
 
 

@@ -5,8 +5,10 @@
   (centroids fitted on a sample); each row is compared exactly with the rows of its `probes` nearest buckets, so
   the cost is about N² · probes / buckets instead of N². Two near-duplicates (cosine ≥ 0.9) almost always share
   their nearest centroid; a pair split across buckets is still found when one lies in the other's second-nearest
-  bucket (three probes gave full recall on isotropic random data, the worst case). Every pair reported is a true pair (its cosine is computed exactly); only recall can fall short, and the
-  tests check it against `exact_pairs` on planted duplicates.
+  bucket. Every pair reported is a true pair (its cosine is computed exactly); only recall can fall short, and the
+  tests check it against `exact_pairs` on planted duplicates. On isotropic random vectors (the worst case: no
+  cluster structure, every row near a bucket border) four probes found 99.3 % of planted pairs at 200k × 384
+  (`bench.bench_duplicates`); real embeddings are clustered.
 - `group_pairs`: connected groups of rows linked by pairs.
 """
 
@@ -34,8 +36,8 @@ def bucketed_pairs(
     vectors: np.ndarray,
     threshold: float,
     buckets: int | None = None,
-    probes: int = 3,
-    sample: int = 50_000,
+    probes: int = 4,
+    sample: int = 20_000,
     seed: int = 0,
     progress=None,
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -48,13 +50,19 @@ def bucketed_pairs(
     buckets = int(buckets or max(1, round(np.sqrt(n))))
     probes = min(probes, buckets)
     rng = np.random.default_rng(seed)
-    fit_rows = unit[np.sort(rng.choice(n, min(n, max(sample, buckets * 4)), replace=False))]
+    fit_rows = unit[np.sort(rng.choice(n, min(n, max(sample, buckets * 20)), replace=False))]
     kmeans = MiniBatchKMeans(buckets, random_state=seed, n_init=1, batch_size=4096).fit(fit_rows)
     centroids = normalize(kmeans.cluster_centers_)
     nearest = np.empty((n, probes), np.int64)
     for start in range(0, n, 65_536):
         scores = unit[start : start + 65_536] @ centroids.T
-        nearest[start : start + 65_536] = np.argsort(-scores, axis=1)[:, :probes]
+        top = (
+            np.argpartition(-scores, probes - 1, axis=1)[:, :probes]
+            if probes < buckets
+            else np.tile(np.arange(buckets), (len(scores), 1))
+        )
+        order = np.argsort(-np.take_along_axis(scores, top, axis=1), axis=1)  # nearest first: column 0 is home
+        nearest[start : start + 65_536] = np.take_along_axis(top, order, axis=1)
     home = nearest[:, 0]
     home_order = np.argsort(home, kind="stable")
     home_bounds = np.searchsorted(home[home_order], np.arange(buckets + 1))
