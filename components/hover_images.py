@@ -1,9 +1,9 @@
 """Image thumbnails beside plotly's hover label.
 
 Plotly hover labels hold text only, and Streamlit forwards no hover events, so a small Streamlit component
-(Components v2: it runs in the page itself, no iframe) listens to `plotly_hover` on the chart whose
-`layout.meta` matches, and shows the hovered point's tile of one JPEG sprite sheet next to the cursor. The chart
-keeps Streamlit's own click and lasso selection. The hovered point's row is read from the last column of its
+(Components v2: it runs in the page itself, no iframe) listens to `plotly_hover` on the charts whose
+`layout.meta` it is given, and shows the hovered point's tile of one JPEG sprite sheet next to the cursor. The chart
+keeps Streamlit's own click and lasso selection; side-by-side charts share one sprite. The hovered point's row is read from the last column of its
 `customdata`. The component sits outside the chart's fragment, so selection reruns do not resend the sprite.
 """
 
@@ -24,12 +24,13 @@ const SHOWN = 2;  // tiles are shown at twice their size
 
 function registry() { return (window.__vfmHoverThumbs ??= new Map()); }
 
-function attach(meta) {
+function attach(id) {
+  const metas = registry().get(id)?.data.metas ?? [];
   for (const gd of document.querySelectorAll(".js-plotly-plot")) {
-    if (gd.layout?.meta !== meta || gd.__vfmHoverThumbs || typeof gd.on !== "function") continue;
+    if (!metas.includes(gd.layout?.meta) || gd.__vfmHoverThumbs || typeof gd.on !== "function") continue;
     gd.__vfmHoverThumbs = true;  // listeners look the thumbnails up at event time: they outlive re-renders
-    gd.on("plotly_hover", (event) => show(registry().get(meta), event));
-    gd.on("plotly_unhover", () => hide(registry().get(meta)));
+    gd.on("plotly_hover", (event) => show(registry().get(id), event));
+    gd.on("plotly_unhover", () => hide(registry().get(id)));
   }
 }
 
@@ -49,21 +50,20 @@ function show(state, event) {
 
 function hide(state) { if (state) { state.tip.style.display = "none"; delete state.tip.dataset.row; } }
 
-export default function ({ data, parentElement }) {
-  const meta = data.meta;
-  let state = registry().get(meta);
+export default function ({ data }) {
+  const id = data.id;
+  let state = registry().get(id);
   if (!state) {
     const tip = document.createElement("div");
     tip.className = "vfm-hover-thumb";
-    tip.dataset.meta = meta;
     Object.assign(tip.style, {
       position: "fixed", display: "none", pointerEvents: "none", zIndex: "100000",
       border: "2px solid white", borderRadius: "4px", boxShadow: "0 2px 8px rgba(0,0,0,.35)",
       backgroundRepeat: "no-repeat", backgroundColor: "#f0f0f0",
     });
     document.body.appendChild(tip);
-    state = { tip, timer: setInterval(() => attach(meta), 300) };
-    registry().set(meta, state);
+    state = { tip, timer: setInterval(() => attach(id), 300) };
+    registry().set(id, state);
   }
   if (state.data?.sprite !== data.sprite) {
     const size = data.side * SHOWN;
@@ -74,11 +74,11 @@ export default function ({ data, parentElement }) {
     state.slots = new Map(data.rows.map((row, slot) => [row, slot]));
   }
   state.data = data;
-  attach(meta);
+  attach(id);
   return () => {
     clearInterval(state.timer);
     state.tip.remove();
-    if (registry().get(meta) === state) registry().delete(meta);
+    if (registry().get(id) === state) registry().delete(id);
   };
 }
 """
@@ -93,13 +93,13 @@ def _sprite_url(digest: str, _images: list[np.ndarray], side: int) -> tuple[str,
     return "data:image/jpeg;base64," + base64.b64encode(to_jpeg(sheet, quality=80)).decode(), columns
 
 
-def hover_thumbnails(meta: str, rows: np.ndarray, images: list[np.ndarray], digest: str, key: str) -> bool:
-    """Thumbnails on hover for the chart with `layout.meta == meta`: `images[i]` is the picture of row `rows[i]`
-    (the row each point carries last in its customdata). `digest` names the images' content (for the cache).
-    False, and nothing shown, beyond MAX_IMAGES points."""
+def hover_thumbnails(metas: list[str], rows: np.ndarray, images: list[np.ndarray], digest: str, key: str) -> bool:
+    """Thumbnails on hover for the charts whose `layout.meta` is in `metas` (one sprite for all of them):
+    `images[i]` is the picture of row `rows[i]` (the row each point carries last in its customdata). `digest`
+    names the images' content (for the cache). False, and nothing shown, beyond MAX_IMAGES points."""
     if len(rows) > MAX_IMAGES:
         return False
     url, columns = _sprite_url(digest, images, TILE)
-    data = {"meta": meta, "sprite": url, "side": TILE, "columns": columns, "rows": [int(r) for r in rows]}
+    data = {"id": key, "metas": metas, "sprite": url, "side": TILE, "columns": columns, "rows": [int(r) for r in rows]}
     _component(data=data, key=key)
     return True

@@ -268,15 +268,15 @@ def show_scatters(images: ImageSet, results: dict[str, ProjectionResult], key: s
     if shown.size < n:
         st.caption(f"Showing {shown.size:,} of {n:,} points (stratified random sample); the scores use all points.")
     thumbnails = [images.items[i].image for i in shown] if shown.size <= MAX_HOVER_THUMBNAILS else []
+    panels = {model: f"{key}_{registry.parse(model).spec.name}" for model in results}
     digest = _images_digest(thumbnails, images.names)
+    if not hover_thumbnails(list(panels.values()), shown, thumbnails, digest, key=f"{key}_hover"):
+        st.caption(f"Thumbnails on hover up to {MAX_HOVER_THUMBNAILS:,} points; click or lasso for images.")
     columns = st.columns(min(len(results), 2))
     for i, (model, result) in enumerate(results.items()):
         with columns[i % len(columns)]:
             st.markdown(f"**{model_title(model)}**")
-            panel = f"{key}_{registry.parse(model).spec.name}"
-            if not hover_thumbnails(panel, shown, thumbnails, digest, key=f"{panel}_hover"):
-                st.caption(f"Thumbnails on hover up to {MAX_HOVER_THUMBNAILS:,} points; click or lasso for images.")
-            _scatter_panel(images, result, shown, panel)
+            _scatter_panel(images, result, shown, panels[model])
 
 
 def _images_digest(images: list[np.ndarray], names: list[str]) -> str:
