@@ -19,7 +19,7 @@ from PIL import Image
 
 from components.errors import user_errors
 from components.images import pick_image
-from components.progress import progress_bar
+from components.progress import patch_tokens
 from components.state import get_engine
 from core import registry
 from core.analysis.imaging import palette, resize_map, to_jpeg, to_png
@@ -125,13 +125,10 @@ def compute_pair(images: ImageSet, inputs: PairInputs) -> MatchPair:
     a, b = images.items[inputs.index_a], images.items[inputs.index_b]
     same = inputs.index_a == inputs.index_b
     loaded = engine.model(inputs.model)
-    update, close = progress_bar(f"{loaded.adapter.spec.title} patch tokens at {inputs.size} px")
-    try:
-        tokens = engine.patch_tokens(
-            [a.image] if same else [a.image, b.image], inputs.model, inputs.layer, inputs.size, update
-        )
-    finally:
-        close()
+    label = f"{loaded.adapter.spec.title} patch tokens at {inputs.size} px"
+    (tokens,) = patch_tokens(
+        [a.image] if same else [a.image, b.image], inputs.size, [(inputs.model, inputs.layer)], label
+    )
     cache_key = (image_hash(a.image), image_hash(b.image), loaded.key, inputs.layer, inputs.size)
     return _match_pair(cache_key, (a.name, b.name), _images=(a.image, b.image), _tokens=(tokens[0], tokens[-1]))
 

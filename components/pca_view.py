@@ -18,8 +18,6 @@ import streamlit as st
 from PIL import Image
 
 from components.errors import user_errors
-from components.progress import progress_bar
-from components.state import get_engine
 from core import registry
 from core.analysis.imaging import blend, colorize, resize_map, to_png
 from core.analysis.pca import (
@@ -113,24 +111,6 @@ def pick_images(names: Sequence[str], key: str, default: int = 4) -> list[int]:
         max_selections=MAX_JOINT,
         key=f"{key}_images",
     )
-
-
-def patch_tokens(
-    images: list[np.ndarray], size: int, runs: Sequence[tuple[str, int | None]], label: str = "Computing patch tokens"
-) -> list[np.ndarray]:
-    """(N, h, w, D) tokens per (model, layer) run, from the engine's cache when there, with one progress bar."""
-    update, close = progress_bar(label)
-    try:
-        out = []
-        for i, (model, layer) in enumerate(runs):
-
-            def step(done: int, total: int, i: int = i) -> None:
-                update(i * total + done, len(runs) * total)
-
-            out.append(get_engine().patch_tokens(images, model, layer=layer, size=size, progress=step))
-        return out
-    finally:
-        close()
 
 
 # ---- single image and joint PCA ----------------------------------------------------------------

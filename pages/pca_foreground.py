@@ -5,6 +5,7 @@ import streamlit as st
 from components import pca_view as view
 from components.errors import user_errors
 from components.images import pick_image, quick_add
+from components.progress import patch_tokens
 from components.sidebar import selected_model
 from components.state import get_engine, get_working_set
 from core.analysis.pca import compute_token_norms
@@ -38,13 +39,13 @@ with user_errors("The PCA foreground analysis"):
     if mode == view.JOINT and len(chosen) < 2:
         st.info("Pick at least two images: the joint PCA is fitted on the foreground of all of them together.")
     elif mode in (view.SINGLE, view.JOINT):
-        [tokens] = view.patch_tokens(pixels, size, [(model, layer)])
+        [tokens] = patch_tokens(pixels, size, [(model, layer)])
         source = f"{model}, {view.layer_name(layer)}, {size} px"
         view.show_foreground_pca(pixels, [item.name for item in chosen], tokens, source, key="pca_recipe")
     elif mode == view.REGISTERS:
         pair = register_pair(model)
-        runs = view.patch_tokens(pixels, size, [(m, k) for m in pair for k in (layer, depth)])
+        runs = patch_tokens(pixels, size, [(m, k) for m in pair for k in (layer, depth)])
         view.show_register_comparison(pixels[0], pair, runs[0::2], runs[1::2], key="pca_registers")
     else:
-        runs = view.patch_tokens(pixels, size, [(model, k) for k in range(1, depth + 1)])
+        runs = patch_tokens(pixels, size, [(model, k) for k in range(1, depth + 1)])
         view.show_token_norms(pixels[0], compute_token_norms([t[0] for t in runs]), key="pca_norms")
