@@ -13,9 +13,11 @@ Run from the repository root:
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import time
+from pathlib import Path
 
 os.environ.setdefault("VFM_LENS_OFFLINE", "1")
 
@@ -26,11 +28,60 @@ from bench.bench_matching import report, timings_ms  # noqa: E402
 from components.segment_view import CanvasFrame, canvas_background  # noqa: E402
 from core.analysis.imaging import resize_map  # noqa: E402
 from core.data import load_samples  # noqa: E402
-from core.engine import Engine  # noqa: E402
+from core.engine import Engine, image_hash  # noqa: E402
 
 # A checksum of the canvas background's pixels (every 101st byte), read in the page.
 _PIXELS = """el => { const d = el.getContext('2d').getImageData(0, 0, el.width, el.height).data; let s = 0;
   for (let i = 0; i < d.length; i += 101) s = (s * 31 + d[i]) % 1000000007; return s; }"""
+
+
+# Installed before the app loads: timestamps of WebSocket sends and receipts (with sizes), and of data-URL images
+# being set and loaded (the canvas component loads its background that way). Read back per click by `_TIMELINE`.
+_TRACE = """(() => {
+  const t = window.__vfmTrace = {send: [], recv: [], img: []};
+  const Base = window.WebSocket;
+  window.WebSocket = class extends Base {
+    constructor(...args) {
+      super(...args);
+      this.addEventListener('message', (e) => t.recv.push([performance.now(), e.data.byteLength ?? e.data.length]));
+    }
+    send(data) { t.send.push([performance.now(), data.byteLength ?? data.length]); return super.send(data); }
+  };
+  const src = Object.getOwnPropertyDescriptor(HTMLImageElement.prototype, 'src');
+  Object.defineProperty(HTMLImageElement.prototype, 'src', {
+    configurable: true, get() { return src.get.call(this); },
+    set(v) {
+      if (typeof v === 'string' && v.startsWith('data:image')) {
+        const entry = [performance.now(), null];
+        t.img.push(entry);
+        this.addEventListener('load', () => { entry[1] = performance.now(); }, {once: true});
+      }
+      src.set.call(this, v);
+    },
+  });
+})()"""
+# Empties the trace before a click (then `tests.browser.drive.REDRAW_PROBE` times the click's redraw).
+_CLEAR = "() => { const t = window.__vfmTrace; t.send.length = t.recv.length = t.img.length = 0; }"
+# One click's milestones in ms after its pointerdown (null when absent). The canvas's background is the only
+# message over 20 kB in a click's rerun.
+_TIMELINE = """() => {
+  const p = window.__vfmProbe, t = window.__vfmTrace, at = (x) => (x == null ? null : x - p.down);
+  const big = t.recv.find(([, n]) => n > 20000), img = t.img.find(([s]) => s >= p.down);
+  return {origin: performance.timeOrigin + p.down, send: at(t.send[0]?.[0]), first: at(t.recv[0]?.[0]), big: at(big?.[0]), bigKB: big ? big[1] / 1e3 : null,
+          last: at(t.recv.at(-1)?.[0]), messages: t.recv.length, kB: t.recv.reduce((a, [, n]) => a + n, 0) / 1e3,
+          imgSet: at(img?.[0]), imgLoaded: at(img?.[1]), drawn: at(p.drawn)};
+}"""
+# Milestones → the parts of a click, as (label, start milestone, end milestone).
+_PARTS = (
+    ("pointerdown → canvas sends (its 200 ms debounce)", None, "send"),
+    ("send → first reply (rerun starts)", "send", "first"),
+    ("send → background message (decoder + JPEG + ...)", "send", "big"),
+    ("background message → image src set (frontend)", "big", "imgSet"),
+    ("image src set → loaded (decode)", "imgSet", "imgLoaded"),
+    ("image loaded → new pixels in a frame", "imgLoaded", "drawn"),
+    ("send → last message of the rerun", "send", "last"),
+    ("pointerdown → new pixels (total)", None, "drawn"),
+)
 
 
 def bench_engine(model: str, clicks: int) -> None:
@@ -60,16 +111,82 @@ def bench_engine(model: str, clicks: int) -> None:
     report("(b) click + overlay + JPEG at canvas size", timings_ms(click_and_draw, clicks))
 
 
+# The segmentation fragment's parts, as (label, function in components.segment_view); timed by wrapping them.
+_FRAGMENT_PARTS = (
+    ("decoder and prompt bookkeeping (_sync)", "_sync"),
+    ("overlay + JPEG (canvas_background)", "canvas_background"),
+    ("candidates (_show_candidates)", "_show_candidates"),
+    ("kept objects (_show_kept)", "_show_kept"),
+    ("exports (_show_exports)", "_show_exports"),
+)
+
+
+def bench_fragment(profile: str, clicks: int) -> None:
+    """The Segment page's fragment body in AppTest, split into its parts, for clicks that add one point each
+    (as the browser bench clicks); "st_canvas" is the component call with its data-URL encoding and proto."""
+    os.environ["VFM_LENS_PROFILE"] = profile
+    from streamlit.testing.v1 import AppTest
+
+    import components.segment_view as view
+    from tests.pages.test_segment import PAGE, _clicked
+
+    spent: dict[str, list[float]] = {}
+
+    def timed(name: str, fn):
+        def wrapper(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                spent.setdefault(name, []).append((time.perf_counter() - start) * 1e3)
+
+        return wrapper
+
+    at = AppTest.from_file(PAGE, default_timeout=600).run()
+    import streamlit_drawable_canvas
+
+    originals = {name: getattr(view, name) for _, name in _FRAGMENT_PARTS} | {"_segmenter": view._segmenter}
+    canvas = streamlit_drawable_canvas.st_canvas
+    try:
+        for name, fn in originals.items():
+            setattr(view, name, timed(name, fn))
+        streamlit_drawable_canvas.st_canvas = timed("st_canvas", canvas)
+        image = load_samples().items[0].image
+        frame = CanvasFrame.fit(image.shape[:2])
+        key = view.canvas_key("seg", image_hash(image), 0)
+        rng = np.random.default_rng(0)
+        objects = []
+        for _ in range(clicks + 2):
+            x, y = rng.uniform([0.1, 0.2], [0.9, 0.9]) * [frame.width, frame.height]
+            objects.append(_clicked(x, y, "#22c55e", radius=6))
+            at.session_state[key] = {"drawing": {"raw": {"objects": list(objects)}}}
+            at.run()
+    finally:
+        for name, fn in originals.items():
+            setattr(view, name, fn)
+        streamlit_drawable_canvas.st_canvas = canvas
+    print(f"\nfragment body in AppTest, profile {profile}, {clicks} clicks (after 2 untimed):")
+    for label, name in (
+        *_FRAGMENT_PARTS,
+        ("st_canvas (data URL, proto)", "st_canvas"),
+        ("whole fragment", "_segmenter"),
+    ):
+        report(f"    {label}", np.array(spent[name][-clicks:]))
+
+
 def bench_browser(profile: str, clicks: int, startup_s: float) -> None:
-    """Click the Segment page's canvas in chromium; time until its background shows a new overlay."""
+    """Click the Segment page's canvas in chromium; time until its background shows a new overlay, and the parts
+    of that time from the page's WebSocket messages and image loads."""
     from playwright.sync_api import sync_playwright
 
     from tests.browser.conftest import _chromium
+    from tests.browser.drive import REDRAW_PROBE
     from tests.browser.server import CHROMIUM_ARGS, serve
 
     with serve(VFM_LENS_PROFILE=profile) as url, sync_playwright() as p:
         browser = p.chromium.launch(executable_path=_chromium(), headless=True, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1100})
+        page.add_init_script(_TRACE)
         page.goto(url)
         page.get_by_role("link", name="Segment").first.click()
         started = time.perf_counter()
@@ -82,24 +199,37 @@ def bench_browser(profile: str, clicks: int, startup_s: float) -> None:
         )
         box = target.bounding_box()
         rng = np.random.default_rng(0)
-        times, misses = [], 0
+        times, timelines, misses = [], [], 0
         for _ in range(clicks + 2):
-            before = page.evaluate(_PIXELS, background)
+            page.wait_for_timeout(300)  # the previous rerun's last messages
             x, y = rng.uniform([0.1, 0.2], [0.9, 0.9]) * [box["width"], box["height"]]  # below the toolbar
+            page.evaluate(_CLEAR)
+            background.evaluate(REDRAW_PROBE)
             start = time.perf_counter()
             page.mouse.click(box["x"] + x, box["y"] + y)
             try:
-                page.wait_for_function(
-                    f"([el, before]) => ({_PIXELS})(el) !== before",
-                    arg=[background, before],
-                    polling="raf",
-                    timeout=15_000,
-                )
+                page.wait_for_function("() => window.__vfmProbe.drawn !== null", polling=50, timeout=15_000)
                 times.append((time.perf_counter() - start) * 1e3)
+                page.wait_for_timeout(200)
+                timelines.append(page.evaluate(_TIMELINE))
             except Exception:  # noqa: BLE001 - the same overlay again: no change to wait for
                 misses += 1
         browser.close()
     report(f"(c) browser click → new overlay ({misses} unchanged)", np.array(times[2:]))
+    report_timelines(timelines[2:])
+    if os.environ.get("VFM_BENCH_TIMELINES"):
+        Path(os.environ["VFM_BENCH_TIMELINES"]).write_text(json.dumps(timelines, indent=1))
+
+
+def report_timelines(timelines: list[dict]) -> None:
+    """Medians and p95s of the parts of a click in the page's own clock (ms after pointerdown)."""
+    for label, a, b in _PARTS:
+        ms = [t[b] - (t[a] if a else 0) for t in timelines if t[b] is not None and (a is None or t[a] is not None)]
+        if ms:
+            report(f"    {label}", np.array(ms))
+    for name in ("messages", "kB", "bigKB"):
+        values = [t[name] for t in timelines if t[name] is not None]
+        print(f"    {name} per click: median {np.median(values):.1f}" if values else f"    {name}: none")
 
 
 def main() -> None:
@@ -108,12 +238,16 @@ def main() -> None:
     parser.add_argument("--clicks", type=int, default=20)
     parser.add_argument("--browser", action="store_true", help="also time clicks in chromium (tiny and default)")
     parser.add_argument("--profiles", nargs="+", default=["tiny", "default"], help="with --browser")
+    parser.add_argument("--fragment", action="store_true", help="time the page's fragment parts in AppTest")
     parser.add_argument("--startup", type=float, default=300, help="seconds to wait for the page and embedding")
     args = parser.parse_args()
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"{platform.processor() or platform.machine()}, torch threads {torch.get_num_threads()}, load average {load}")
     for model in args.models:
         bench_engine(model, args.clicks)
+    if args.fragment:
+        for profile in args.profiles:
+            bench_fragment(profile, args.clicks)
     if args.browser:
         for profile in args.profiles:
             bench_browser(profile, args.clicks, args.startup)

@@ -38,6 +38,7 @@ POSITIVE, NEGATIVE, BOX = "#22c55e", "#ef4444", "#f59e0b"  # green, red, amber
 MASK_COLOR = "#1e90ff"
 MODES = {"Positive point": ("point", POSITIVE), "Negative point": ("point", NEGATIVE), "Box": ("rect", BOX)}
 RADIUS, STROKE = 6, 2
+THUMB_WIDTH = 160  # pixels of a candidate preview (shown 120 wide: sharp on high-density screens)
 _ORIGIN = {"left": 0.0, "top": 0.0, "center": 0.5, "right": 1.0, "bottom": 1.0}
 # Seconds for one image embedding until one is measured on this server: ViT-B measured at ~35 s on a 2-core CPU,
 # ViT-L and ViT-H scaled from it by parameter count; on a GPU ViT-H took 0.2 s (H100, fp32), the others less.
@@ -119,6 +120,7 @@ class Step:
     prompts: tuple[Prompt, ...]
     prediction: SamPrediction
     choice: int
+    thumbs: dict = field(default_factory=dict)  # mask colour → its candidate thumbnails, drawn once
 
 
 @dataclass
@@ -303,7 +305,7 @@ def _segmenter(image: np.ndarray, embedding: SamEmbedding, model: str, name: str
         st.caption(f"Last click: SAM's mask decoder took {state.decode_ms:.0f} ms on this server.")
     left, right = st.columns([3, 2])
     with left:
-        _show_candidates(state, display, _hex_rgb(color), key)
+        _show_candidates(state, _display_image(image, image_key, frame, key, THUMB_WIDTH), _hex_rgb(color), key)
     with right:
         _show_kept(state, key)
         _show_exports(state, image, name, key)
@@ -315,13 +317,16 @@ def _layers(state: ImageState, color: tuple[int, int, int]) -> list[Kept]:
     return state.kept + current
 
 
-def _display_image(image: np.ndarray, image_key: str, frame: CanvasFrame, key: str) -> np.ndarray:
-    """The image at canvas size, resized once per image (one kept per session)."""
+def _display_image(image: np.ndarray, image_key: str, frame: CanvasFrame, key: str, width: int = 0) -> np.ndarray:
+    """The image at canvas size, or `width` pixels wide, resized once per image (one kept per session)."""
     cache = st.session_state.setdefault(f"{key}_display", {})
     if (image_key, frame) not in cache:
         cache.clear()
         cache[image_key, frame] = resize_map(image, (frame.height, frame.width)).round().clip(0, 255).astype(np.uint8)
-    return cache[image_key, frame]
+    if width and (image_key, frame, width) not in cache:
+        size = (round(frame.height * width / frame.width), width)
+        cache[image_key, frame, width] = resize_map(cache[image_key, frame], size).round().astype(np.uint8)
+    return cache[image_key, frame, width] if width else cache[image_key, frame]
 
 
 def canvas_background(
@@ -360,18 +365,23 @@ def _pick(step: Step, widget: str) -> None:
     step.choice = st.session_state[widget]
 
 
-def _show_candidates(state: ImageState, display: np.ndarray, color: tuple[int, int, int], key: str) -> None:
+def _candidate_thumbnails(small: np.ndarray, masks: np.ndarray, color: tuple[int, int, int]) -> list[np.ndarray]:
+    """(N, H, W) bool masks at image size → N HWC uint8 previews: each mask over the small image `small`."""
+    size = small.shape[:2]
+    return [overlay_masks(small, [resize_map(m, size, nearest=True) > 0.5], np.array([color]), 0.6) for m in masks]
+
+
+def _show_candidates(state: ImageState, small: np.ndarray, color: tuple[int, int, int], key: str) -> None:
+    """SAM's candidates for the last prompts (previews `small` wide), the pick, and Keep."""
     if not state.steps:
         st.info("Click on the object to segment (green: include, red: exclude), or drag a box around it.")
         return
     step = state.steps[-1]
-    size = (round(display.shape[0] * 160 / display.shape[1]), 160)
-    small = resize_map(display, size).round().astype(np.uint8)
-    thumbs = [
-        overlay_masks(small, [resize_map(m, size, nearest=True) > 0.5], np.array([color]), 0.6)
-        for m in step.prediction.masks
-    ]
-    st.image(thumbs, caption=[f"{i + 1} · IoU {s:.2f}" for i, s in enumerate(step.prediction.scores)], width=120)
+    if color not in step.thumbs:
+        step.thumbs = {color: _candidate_thumbnails(small, step.prediction.masks, color)}
+    st.image(
+        step.thumbs[color], caption=[f"{i + 1} · IoU {s:.2f}" for i, s in enumerate(step.prediction.scores)], width=120
+    )
     widget = f"{key}_pick_{state.version}_{len(state.steps)}"
     st.radio(
         "Mask",

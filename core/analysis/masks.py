@@ -77,10 +77,10 @@ def overlay_masks(
     later masks on top; `contour` > 0 draws each edge opaque, that many pixels wide."""
     out = image
     for mask, color in zip(masks, colors, strict=True):
-        fill = np.broadcast_to(np.asarray(color, np.uint8), image.shape)
+        fill = np.asarray(color, np.uint8)  # (3,): broadcast in the blend, never materialised at image size
         out = blend(out, fill, alpha, where=mask)
         if contour:
-            out = blend(out, fill, 1.0, where=mask_contour(mask, contour))
+            out = np.where(mask_contour(mask, contour)[..., None], fill, out)  # opaque: the colour itself
     return out
 
 

@@ -16,32 +16,10 @@ import numpy as np
 import pytest
 
 from tests.browser.conftest import ARTIFACTS
-from tests.browser.drive import finished_runs, open_page, wait_idle
+from tests.browser.drive import REDRAW_PROBE, finished_runs, open_page, wait_idle
 
 pytestmark = pytest.mark.browser
 CLICKS = 20
-
-# Arms a probe: the time of the next pointerdown, then the first frame whose background pixels differ.
-# The background canvas is looked up on every frame, in case the component replaced the element.
-_ARM = """canvas => {
-  const root = canvas.getRootNode();
-  const checksum = () => {
-    const c = root.querySelector('canvas.dc-background-canvas');
-    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-    let h = 0;
-    for (let i = 0; i < d.length; i += 4) h = (Math.imul(h, 31) + d[i] + 7 * d[i + 1] + 13 * d[i + 2]) | 0;
-    return h;
-  };
-  const probe = {base: checksum(), down: null, drawn: null};
-  window.__vfmProbe = probe;
-  window.addEventListener('pointerdown', () => { probe.down = probe.down ?? performance.now(); },
-                          {capture: true, once: true});
-  const tick = () => {
-    if (probe.down !== null && checksum() !== probe.base) probe.drawn = performance.now();
-    else requestAnimationFrame(tick);
-  };
-  requestAnimationFrame(tick);
-}"""
 
 
 def _grid(n: int) -> list[tuple[float, float]]:
@@ -61,7 +39,7 @@ def test_segment_click_to_overlay_latency(page, capsys):
     latencies, decoder = [], []
     for x, y in _grid(CLICKS):
         before = finished_runs(page)
-        background.evaluate(_ARM)
+        background.evaluate(REDRAW_PROBE)
         page.mouse.click(box["x"] + x * box["width"], box["y"] + y * box["height"])
         page.wait_for_function("() => window.__vfmProbe.drawn !== null", timeout=60_000, polling=50)
         latencies.append(page.evaluate("window.__vfmProbe.drawn - window.__vfmProbe.down"))

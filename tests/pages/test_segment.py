@@ -215,7 +215,9 @@ def test_a_click_draws_the_mask_overlay_and_the_next_click_feeds_its_logits(engi
     picked = canvas(at)["image"]
     assert state(at).steps[0].choice == (best + 1) % 3 and (picked != shown).any()
 
+    thumbs = state(at).steps[0].thumbs
     at.text_input(key="seg_name").set_value("astronaut").run()
+    assert state(at).steps[0].thumbs is thumbs  # a rerun that changes no mask draws no candidate again
     at.button(key="seg_keep").click().run()
     kept = state(at).kept
     assert [k.name for k in kept] == ["astronaut"] and not state(at).steps
