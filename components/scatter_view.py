@@ -129,9 +129,9 @@ def load_dataset(settings: ScatterSettings, working: ImageSet) -> ImageSet | Non
     return images
 
 
-def load_stored(settings: ScatterSettings, key: str) -> tuple[ImageSet, dict[str, np.ndarray]] | None:
-    """A per-class sample of a stored dataset (picked on the page): its images as thumbnails and its own model's
-    embeddings, ``{name@weights: (N, D)}``. None, with what to do, until a usable dataset is chosen."""
+def load_stored(settings: ScatterSettings, key: str) -> tuple[ImageSet, dict[str, np.ndarray], str] | None:
+    """A per-class sample of a stored dataset (picked on the page): its images as thumbnails, its own model's
+    embeddings ``{name@weights: (N, D)}`` and its title. None, with what to do, until a usable dataset is chosen."""
     from components.stored_view import pick_store  # needs the scale extras
 
     stored = pick_store(key=f"{key}_store")
@@ -152,7 +152,7 @@ def load_stored(settings: ScatterSettings, key: str) -> tuple[ImageSet, dict[str
         )
         + (f" {unread} image file(s) could not be read (moved?): grey tiles stand in for them." if unread else "")
     )
-    return images, {stored.ref: vectors}
+    return images, {stored.ref: vectors}, f"{stored.path.name} (stored)"
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
@@ -212,11 +212,12 @@ def project_models(
 
 # ---- accuracy and confusion -------------------------------------------------------------------
 def show_accuracy_table(
-    settings: ScatterSettings, images: ImageSet, results: dict[str, ProjectionResult], key: str
+    settings: ScatterSettings, images: ImageSet, results: dict[str, ProjectionResult], key: str, source: str = ""
 ) -> None:
-    """Model × dataset, in the seed slides' format; columns accumulate over this session's runs."""
+    """Model × dataset (`source`, else the source's title), in the seed slides' format; columns accumulate over
+    this session's runs."""
     store = st.session_state.setdefault(f"{key}_accuracy", {})
-    dataset = f"{SOURCES[settings.dataset]} (n={len(images.items):,})"
+    dataset = f"{source or SOURCES[settings.dataset]} (n={len(images.items):,})"
     for model, result in results.items():
         store[(settings.projection, model_title(model), dataset)] = (result.projection_accuracy, result.knn_accuracy)
     method = METHOD_TITLES[settings.method]

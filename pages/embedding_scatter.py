@@ -32,9 +32,10 @@ if settings is None:
     st.stop()
 
 images = embeddings = results = None
+source = ""  # the dataset's title in the accuracy table, when not the source's own
 with user_errors("Loading the dataset"):
     if settings.dataset == STORED:  # embeddings written by core.batch: read, not computed
-        images, embeddings = load_stored(settings, key=KEY) or (None, None)
+        images, embeddings, source = load_stored(settings, key=KEY) or (None, None, "")
     else:
         images = load_dataset(settings, working)
 if images is None:
@@ -46,7 +47,7 @@ if not results:
     st.stop()
 
 st.subheader("Accuracy")
-show_accuracy_table(settings, images, results, key=KEY)
+show_accuracy_table(settings, images, results, key=KEY, source=source)
 
 st.subheader("Scatter")
 show_scatters(images, results, key=KEY)
