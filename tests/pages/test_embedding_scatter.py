@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import base64
 import io
+import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from components import scatter_view
@@ -38,6 +41,17 @@ def _selection(*points: tuple[int, int]) -> dict:
     """What Streamlit's frontend reports for clicked points: (curve_number, point_index) each."""
     listed = [{"curve_number": c, "point_number": p, "point_index": p} for c, p in points]
     return {"selection": {"points": listed, "point_indices": [p for _, p in points], "box": [], "lasso": []}}
+
+
+def hover_data(at: AppTest) -> dict:
+    """The data the hover-thumbnail component got (AppTest runs no JavaScript, but keeps the element)."""
+    (element,) = [e for e in at.get("bidi_component") if e.proto.component_name == "vfm_hover_thumbnails"]
+    return json.loads(element.proto.json)
+
+
+def sprite_pixels(hover: dict) -> np.ndarray:
+    data = base64.b64decode(hover["sprite"].split(",", 1)[1])
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
 
 
 def _texts(at: AppTest) -> str:
@@ -74,6 +88,13 @@ def test_digits_with_two_models_render_table_scatters_and_selected_images():
     assert not [im for im in at.image if any("[" in c for c in im.captions)]  # nothing selected yet
 
     digits = load_seed_dataset("digits", 10)  # the page's images: class order 0..9, 10 each
+    hover = hover_data(at)  # one sprite for both charts; tile r is the picture of row r
+    assert hover["metas"] == ["scatter_clip_tiny", "scatter_dinov2_tiny"] and hover["rows"] == list(range(100))
+    sprite, side, columns = sprite_pixels(hover), hover["side"], hover["columns"]
+    for row in (0, 37, 99):
+        top, left = (row // columns) * side + 16, (row % columns) * side + 16  # 32-px digits centred in 64
+        tile = sprite[top : top + 32, left : left + 32].astype(int)
+        assert np.abs(tile - digits.items[row].image.astype(int)).mean() < 12, row
     at.session_state[CLIP_CHART] = _selection((0, 0), (0, 1), (2, 3))  # curve c = class str(c)
     at.run()
     assert not at.exception, at.exception
