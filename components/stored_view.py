@@ -6,6 +6,7 @@ the near-duplicate report, and several datasets aligned for a model comparison. 
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import plotly.graph_objects as go
 import streamlit as st
 from PIL import Image
 
+from components.hover_images import TILE, hover_thumbnails
 from components.retrieval_view import download_csv
 from components.state import get_engine
 from core import config, registry, store
@@ -21,6 +23,7 @@ from core.analysis.scale import SCALABLE_METHODS, View, fit_on_sample, project_b
 from core.data import ImageError, confine
 
 MAX_POINTS = 2_000  # a view holding fewer points than this shows them one by one, with thumbnails on click
+HOVER_POINTS = 300  # a view holding at most this many rows shows each one's image on hover (read from disk)
 PICK_POINTS = 2_000  # clickable (near-transparent) points laid over a denser view
 SAMPLE = 20_000  # rows the projection is fitted on
 THUMB = 112
@@ -164,14 +167,14 @@ def density_figure(
     rng = np.random.default_rng(0)
     rows = inside if few else np.sort(rng.choice(inside, PICK_POINTS, replace=False))
     marker = {"size": 7, "color": "rgba(220,60,30,0.9)"} if few else {"size": 9, "color": "rgba(0,0,0,0.01)"}
-    custom = np.column_stack([rows, np.asarray(labels, dtype=object)[rows]])
+    custom = np.column_stack([np.asarray(labels, dtype=object)[rows], rows])  # the row last, for hover_thumbnails
     trace = go.Scattergl(
         x=coords[rows, 0],
         y=coords[rows, 1],
         mode="markers",
         marker=marker,
         customdata=custom,
-        hovertemplate="row %{customdata[0]}<br>%{customdata[1]}<extra></extra>",
+        hovertemplate="row %{customdata[1]}<br>%{customdata[0]}<extra></extra>",
     )
     fig = go.Figure(trace)
     fig.add_layout_image(
@@ -188,11 +191,16 @@ def show_density(coords: np.ndarray, stored: store.StoredDataset, key: str) -> i
     view = pick_view(coords, key)
     labels = _labels(str(stored.path))
     fig, rows = density_figure(coords, labels, view)
+    fig.update_layout(meta=key)  # the hover thumbnails find their chart by it
     n_in = int(view.contains(coords).sum())
+    if n_in <= HOVER_POINTS:
+        _hover_images(stored, rows, key)
     st.caption(
         f"{n_in:,} of {len(coords):,} rows in view. "
         + (
-            "Every row is drawn; click one."
+            "Every row is drawn: hover one to see its image, click it to pick it."
+            if n_in <= HOVER_POINTS
+            else f"Every row is drawn; click one (images on hover below {HOVER_POINTS:,} rows in view)."
             if n_in <= MAX_POINTS
             else f"Zoom in to below {MAX_POINTS:,} rows to see single points; a click picks the nearest stored image."
         )
@@ -204,6 +212,16 @@ def show_density(coords: np.ndarray, stored: store.StoredDataset, key: str) -> i
         if index is not None and 0 <= index < len(rows):
             st.session_state[f"{key}_row"] = int(rows[index])
     return st.session_state.get(f"{key}_row")
+
+
+def _hover_images(stored: store.StoredDataset, rows: np.ndarray, key: str) -> None:
+    """The images of `rows` (storage offsets) beside the map's hover label; grey for files that moved."""
+    paths = _paths(str(stored.path))[rows]
+    with st.spinner(f"Reading {len(rows):,} images for the hover thumbnails…"):
+        thumbs = [_thumbnail(str(p), TILE) for p in paths]
+    grey = np.full((TILE, TILE, 3), 200, np.uint8)
+    digest = hashlib.blake2b(f"{stored.path}|{stored.rows}".encode() + rows.tobytes(), digest_size=16).hexdigest()
+    hover_thumbnails([key], rows, [grey if t is None else t for t in thumbs], digest, key=f"{key}_hover")
 
 
 # ---- images and search ------------------------------------------------------------------------

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import base64
 import io
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from components import scatter_view
@@ -18,6 +15,7 @@ from components.scatter_view import embeddings_npz, export_table, selected_indic
 from core.analysis.projection import compute_projection
 from core.data import ImageItem, ImageSet
 from core.datasets import load_seed_dataset
+from tests.hover import hover_data, sprite_pixels
 
 PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "embedding_scatter.py")
 CLIP_CHART = "scatter_clip_tiny_chart"  # f"{page key}_{model name}_chart"
@@ -41,17 +39,6 @@ def _selection(*points: tuple[int, int]) -> dict:
     """What Streamlit's frontend reports for clicked points: (curve_number, point_index) each."""
     listed = [{"curve_number": c, "point_number": p, "point_index": p} for c, p in points]
     return {"selection": {"points": listed, "point_indices": [p for _, p in points], "box": [], "lasso": []}}
-
-
-def hover_data(at: AppTest) -> dict:
-    """The data the hover-thumbnail component got (AppTest runs no JavaScript, but keeps the element)."""
-    (element,) = [e for e in at.get("bidi_component") if e.proto.component_name == "vfm_hover_thumbnails"]
-    return json.loads(element.proto.json)
-
-
-def sprite_pixels(hover: dict) -> np.ndarray:
-    data = base64.b64decode(hover["sprite"].split(",", 1)[1])
-    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
 
 
 def _texts(at: AppTest) -> str:

@@ -6,9 +6,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from core import store
+from tests.hover import hover_data, sprite_pixels
 from tests.scale.conftest import write_images
 
 PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "stored.py")
@@ -49,7 +51,21 @@ def test_the_page_opens_projects_picks_searches_and_reports_duplicates(stored_pa
     at.button(key="stored_map_go").click().run()
     assert not at.exception, at.exception
     assert "Fitted on a random sample of 60 of 60 rows" in _texts(at) and len(at.get("plotly_chart")) == 1
-    assert "Every row is drawn" in _texts(at)
+    assert "Every row is drawn: hover one to see its image" in _texts(at)
+    hover = hover_data(at)  # the 60 rows in view, each with its own image as a sprite tile
+    assert hover["metas"] == ["stored_map"] and sorted(hover["rows"]) == list(range(N))
+    sprite, side, columns = sprite_pixels(hover), hover["side"], hover["columns"]
+    paths = store.read_column(store.open_store(stored_path).table, "path")  # in row order
+    images = [np.asarray(Image.open(p).convert("RGB")) for p in paths]
+
+    def tile(row: int) -> np.ndarray:
+        slot = hover["rows"].index(row)
+        top, left = (slot // columns) * side + 16, (slot % columns) * side + 16  # 32-px images centred in 64
+        return sprite[top : top + 32, left : left + 32].astype(float).ravel()
+
+    for row in (0, 17, 59):
+        assert np.corrcoef(tile(row), images[row].astype(float).ravel())[0, 1] > 0.45, row  # JPEG keeps ~0.6 of noise
+        assert abs(np.corrcoef(tile(row), images[row + 1 - N].astype(float).ravel())[0, 1]) < 0.15, row
 
     points = [{"curve_number": 0, "point_number": 0, "point_index": 0}]
     at.session_state["stored_map_chart"] = {
