@@ -202,6 +202,7 @@ def test_embedding_scatter_renders_digits_and_a_lasso_shows_the_selected_images(
     assert tip.evaluate("e => e.style.backgroundPosition") == expected
     thumb = pixels(tip)
     assert thumb.std() > 10, "the hover thumbnail is blank"
+    screenshot(page, "embedding_scatter_hover", docs=True)  # no focus: the mouse stays on the point
     page.mouse.move(x + 300, y + 300)
     tip.wait_for(state="hidden", timeout=10_000)
 
