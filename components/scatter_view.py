@@ -18,15 +18,15 @@ from components.charts import confusion_figure
 from components.errors import user_errors
 from components.hover_images import MAX_IMAGES as MAX_HOVER_THUMBNAILS
 from components.hover_images import hover_thumbnails
-from components.images import show_thumbnails, thumbnail
+from components.images import show_thumbnails
 from components.progress import progress_bar
 from components.sidebar import FAMILIES, selected_model
 from components.state import get_engine
-from core import config, registry
+from core import registry
 from core.analysis.clusters import CLUSTER_METHODS, cluster_purity, compute_clusters
 from core.analysis.projection import ProjectionResult, compute_projection, downsample, list_methods
 from core.config import scale_extras_installed
-from core.data import ImageError, ImageItem, ImageSet
+from core.data import ImageItem, ImageSet
 from core.datasets import DATASETS, check_labeled, describe_subset, load_seed_dataset, pick_per_class, take_per_class
 from core.engine import image_hash
 
@@ -159,24 +159,22 @@ def load_stored(settings: ScatterSettings, key: str) -> tuple[ImageSet, dict[str
 def _stored_sample(path: str, rows: int, per_class: int) -> tuple[ImageSet, np.ndarray, int]:
     """(thumbnails with labels, their vectors, labeled rows in the dataset): `per_class` random rows of each
     class (seed 0), at most MAX_STORED_SAMPLE in all. `rows` keys the cache (a dataset that grew is read again)."""
-    from core import store  # needs the scale extras
+    from components.stored_view import labels_of, missing_tile, opened, stored_thumbnail  # needs the scale extras
+    from core import store
 
-    stored = store.open_store(path)
-    labels = store.read_column(stored.table, "label")
+    labels = labels_of(path)
     labeled = np.flatnonzero([label is not None for label in labels])
     picks = labeled[pick_per_class(labels[labeled].astype(str), per_class)] if labeled.size else labeled
     if picks.size > MAX_STORED_SAMPLE:
         picks = np.sort(np.random.default_rng(0).choice(picks, MAX_STORED_SAMPLE, replace=False))
-    table = store.read_rows(stored.table, picks, columns=("path", "label", "vector"))
-    items, roots = [], config.data_roots()
+    table = store.read_rows(opened(path).table, picks, columns=("path", "label", "vector"))
+    items = []
     update, close = progress_bar(f"Reading {len(picks):,} stored images")
     for i, (file, label) in enumerate(zip(table["path"].to_pylist(), table["label"].to_pylist(), strict=True)):
-        name, note = f"{Path(file).parent.name}/{Path(file).name}", None
-        try:
-            image = thumbnail(store.load_stored_image(file, roots), STORED_THUMB)
-        except (ImageError, OSError) as error:
-            image, note = np.full((STORED_THUMB, STORED_THUMB, 3), 200, np.uint8), str(error)
-        items.append(ImageItem(name, image, str(label), note))
+        image = stored_thumbnail(file, STORED_THUMB)
+        note = None if image is not None else "could not be read (moved, or outside the data roots)"
+        name = f"{Path(file).parent.name}/{Path(file).name}"
+        items.append(ImageItem(name, missing_tile(STORED_THUMB) if image is None else image, str(label), note))
         update(i + 1, len(picks))
     close()
     return ImageSet(items), store.vectors_of(table), int(labeled.size)

@@ -32,7 +32,8 @@ METHOD_TITLES = {"pca": "PCA", "lda": "LDA", "umap": "UMAP"}
 
 # ---- opening --------------------------------------------------------------------------------
 @st.cache_resource(show_spinner="Opening the stored dataset…", max_entries=8)
-def _open(path: str) -> store.StoredDataset:
+def opened(path: str) -> store.StoredDataset:
+    """The stored dataset at `path`, opened once per server."""
     return store.open_store(path)
 
 
@@ -48,7 +49,7 @@ def found_stores() -> list[str]:
 
 @st.cache_data(show_spinner=False, ttl=60, max_entries=1024)
 def _store_name(path: str) -> str:
-    """A found dataset as its folder under its data root, then its model (opened apart from `_open`'s few)."""
+    """A found dataset as its folder under its data root, then its model (opened apart from `opened`'s few)."""
     resolved = Path(path)
     roots = [r.expanduser().resolve() for r in config.data_roots()]
     name = next((str(resolved.relative_to(r)) for r in roots if resolved.is_relative_to(r)), path)
@@ -81,11 +82,11 @@ def pick_store(key: str) -> store.StoredDataset | None:
     if not (path or chosen):
         st.caption("Give the folder of a dataset embedded with `python -m core.batch embed`.")
         return None
-    return _open(str(confine(path or chosen, roots)))
+    return opened(str(confine(path or chosen, roots)))
 
 
 def show_summary(stored: store.StoredDataset) -> None:
-    labels = _labels(str(stored.path))
+    labels = labels_of(str(stored.path))
     classes = len({v for v in labels if v is not None})
     cols = st.columns(4)
     cols[0].metric("Images", f"{stored.rows:,}")
@@ -96,19 +97,20 @@ def show_summary(stored: store.StoredDataset) -> None:
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
-def _labels(path: str) -> np.ndarray:
-    return store.read_column(_open(path).table, "label")
+def labels_of(path: str) -> np.ndarray:
+    """Every row's label (None where unlabeled), read once per dataset."""
+    return store.read_column(opened(path).table, "label")
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def _paths(path: str) -> np.ndarray:
-    return store.read_column(_open(path).table, "path")
+    return store.read_column(opened(path).table, "path")
 
 
 # ---- projection and density -------------------------------------------------------------------
 @st.cache_data(show_spinner=False, max_entries=8)
 def _project(path: str, method: str, sample: int) -> tuple[np.ndarray, list[str]]:
-    stored = _open(path)
+    stored = opened(path)
     offsets = store.sample_offsets(stored.rows, sample)
     rows = store.read_rows(stored.table, offsets, ("label", "vector"))
     labels = rows["label"].to_numpy(zero_copy_only=False) if method == "lda" else None
@@ -189,7 +191,7 @@ def density_figure(
 def show_density(coords: np.ndarray, stored: store.StoredDataset, key: str) -> int | None:
     """The density map with zoom sliders; returns the clicked row (storage offset) or None."""
     view = pick_view(coords, key)
-    labels = _labels(str(stored.path))
+    labels = labels_of(str(stored.path))
     fig, rows = density_figure(coords, labels, view)
     fig.update_layout(meta=key)  # the hover thumbnails find their chart by it
     n_in = int(view.contains(coords).sum())
@@ -218,15 +220,15 @@ def _hover_images(stored: store.StoredDataset, rows: np.ndarray, key: str) -> No
     """The images of `rows` (storage offsets) beside the map's hover label; grey for files that moved."""
     paths = _paths(str(stored.path))[rows]
     with st.spinner(f"Reading {len(rows):,} images for the hover thumbnails…"):
-        thumbs = [_thumbnail(str(p), TILE) for p in paths]
-    grey = np.full((TILE, TILE, 3), 200, np.uint8)
+        thumbs = [stored_thumbnail(str(p), TILE) for p in paths]
     digest = hashlib.blake2b(f"{stored.path}|{stored.rows}".encode() + rows.tobytes(), digest_size=16).hexdigest()
-    hover_thumbnails([key], rows, [grey if t is None else t for t in thumbs], digest, key=f"{key}_hover")
+    hover_thumbnails([key], rows, [missing_tile(TILE) if t is None else t for t in thumbs], digest, key=f"{key}_hover")
 
 
 # ---- images and search ------------------------------------------------------------------------
 @st.cache_data(show_spinner=False, max_entries=4096)
-def _thumbnail(path: str, side: int = THUMB) -> np.ndarray | None:
+def stored_thumbnail(path: str, side: int = THUMB) -> np.ndarray | None:
+    """The stored image at `path` fitted in `side` px, read once (cached); None when it cannot be read."""
     try:
         image = store.load_stored_image(path, config.data_roots())
     except (ImageError, OSError):
@@ -236,9 +238,14 @@ def _thumbnail(path: str, side: int = THUMB) -> np.ndarray | None:
     return np.asarray(thumb)
 
 
+def missing_tile(side: int) -> np.ndarray:
+    """A grey square standing in for a stored image that cannot be read (moved, or outside the data roots)."""
+    return np.full((side, side, 3), 200, np.uint8)
+
+
 def show_images(paths: list[str], captions: list[str], side: int = THUMB) -> None:
     """Thumbnails of stored paths; files outside the data roots or gone are named instead."""
-    thumbs = [_thumbnail(p, side) for p in paths]
+    thumbs = [stored_thumbnail(p, side) for p in paths]
     shown = [(t, c) for t, c in zip(thumbs, captions, strict=True) if t is not None]
     if shown:
         st.image([t for t, _ in shown], caption=[c for _, c in shown], width=side)
@@ -300,12 +307,12 @@ def show_image_search(stored: store.StoredDataset, image: np.ndarray, k: int, ke
 # ---- several datasets -------------------------------------------------------------------------
 @st.cache_data(show_spinner="Matching the images across datasets…", max_entries=8)
 def _align(paths: tuple[str, ...], per_class: int) -> store.AlignedRows:
-    return store.align_stores([_open(p) for p in paths], per_class)
+    return store.align_stores([opened(p) for p in paths], per_class)
 
 
 def _titles(paths: list[str]) -> list[str]:
     """Each dataset's model; the folder is added where two datasets hold the same model."""
-    titles = [registry.display_name(_open(p).ref) for p in paths]
+    titles = [registry.display_name(opened(p).ref) for p in paths]
     return [f"{t} · {Path(p).name}" if titles.count(t) > 1 else t for t, p in zip(titles, paths, strict=True)]
 
 
@@ -340,7 +347,7 @@ def pick_aligned(key: str) -> tuple[dict[str, np.ndarray], store.AlignedRows] | 
 def _duplicates(path: str, threshold: float, max_rows: int):
     bar = st.progress(0.0, text="Finding near-duplicates")
     report, table, examined = store.find_near_duplicates(
-        _open(path), threshold, max_rows, progress=lambda fraction, message: bar.progress(fraction, message)
+        opened(path), threshold, max_rows, progress=lambda fraction, message: bar.progress(fraction, message)
     )
     bar.empty()
     return len(report.groups), table, examined, report.method
