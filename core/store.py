@@ -22,7 +22,7 @@ import pandas as pd
 import pyarrow as pa
 from lancedb.index import IvfPq
 
-from core.analysis.duplicates import bucketed_pairs, exact_pairs, group_pairs
+from core.analysis.duplicates import PROBES, bucketed_pairs, default_buckets, exact_pairs, group_pairs
 from core.data import ImageError, load_image
 from core.datasets import pick_per_class
 
@@ -323,8 +323,7 @@ def compute_near_duplicates(
         method = "exact: every pair compared"
     else:
         pairs, sims = bucketed_pairs(vectors, threshold, progress=progress)
-        buckets = max(1, round(np.sqrt(len(vectors))))
-        method = f"each row compared with the rows of its 4 nearest of {buckets:,} k-means buckets"
+        method = f"each row compared with the rows of its {PROBES} nearest of {default_buckets(len(vectors)):,} k-means buckets"
     return DuplicateReport(pairs, sims, group_pairs(pairs, len(vectors)), float(threshold), method)
 
 

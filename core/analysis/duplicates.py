@@ -18,6 +18,8 @@ import numpy as np
 
 from core.analysis.retrieval import normalize
 
+PROBES = 4  # nearest buckets each row is compared within
+
 
 def exact_pairs(vectors: np.ndarray, threshold: float, block: int = 2048) -> tuple[np.ndarray, np.ndarray]:
     """((P, 2) int64 pairs i < j, (P,) float32 cosine) of every pair of rows of `vectors` (N, D) at ≥ `threshold`."""
@@ -36,7 +38,7 @@ def bucketed_pairs(
     vectors: np.ndarray,
     threshold: float,
     buckets: int | None = None,
-    probes: int = 4,
+    probes: int = PROBES,
     sample: int = 20_000,
     seed: int = 0,
     progress=None,
@@ -47,7 +49,7 @@ def bucketed_pairs(
 
     unit = normalize(vectors)
     n = len(unit)
-    buckets = int(buckets or max(1, round(np.sqrt(n))))
+    buckets = int(buckets or default_buckets(n))
     probes = min(probes, buckets)
     rng = np.random.default_rng(seed)
     fit_rows = unit[np.sort(rng.choice(n, min(n, max(sample, buckets * 20)), replace=False))]
@@ -89,6 +91,11 @@ def bucketed_pairs(
     _, first = np.unique(found, axis=0, return_index=True)  # a pair seen from both of its rows' buckets
     first = np.sort(first)
     return found[first], similarity[first]
+
+
+def default_buckets(rows: int) -> int:
+    """√rows k-means buckets: as many buckets as rows per bucket."""
+    return max(1, round(np.sqrt(rows)))
 
 
 def _sorted(pairs: list[np.ndarray], sims: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
