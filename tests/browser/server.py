@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -26,11 +27,12 @@ def free_port() -> int:
 def serve(startup_s: float = 90, **env: str) -> Iterator[str]:
     """Yield the URL of a fresh server; `env` adds environment variables. Stops it on exit."""
     port = free_port()
+    cache = tempfile.mkdtemp(prefix="vfm-lens-server-cache-")
     environ = {
         **os.environ,
         "VFM_LENS_PROFILE": "tiny",
         "VFM_LENS_OFFLINE": "1",
-        "VFM_LENS_CACHE": tempfile.mkdtemp(prefix="vfm-lens-server-cache-"),
+        "VFM_LENS_CACHE": cache,
         **env,
     }
     command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port)]
@@ -46,6 +48,8 @@ def serve(startup_s: float = 90, **env: str) -> Iterator[str]:
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             proc.kill()
+            proc.wait()
+        shutil.rmtree(cache, ignore_errors=True)
 
 
 def _wait_healthy(url: str, proc: subprocess.Popen, startup_s: float) -> None:
