@@ -25,19 +25,10 @@ import numpy as np
 from playwright.async_api import async_playwright
 
 from tests import corpus
-from tests.browser.drive import WATCH_RUNS
+from tests.browser.drive import REDRAW_PROBE, WATCH_RUNS
 from tests.browser.server import CHROMIUM_ARGS, serve
-from tests.browser.test_latency import _ARM
 
-_CHECKSUM = """() => {
-  const c = document.querySelector('canvas.dc-background-canvas')
-    || [...document.querySelectorAll('*')].map(e => e.shadowRoot).filter(Boolean)
-         .map(r => r.querySelector('canvas.dc-background-canvas')).find(Boolean);
-  const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-  let h = 0;
-  for (let i = 0; i < d.length; i += 4) h = (Math.imul(h, 31) + d[i] + 7 * d[i + 1] + 13 * d[i + 2]) | 0;
-  return h;
-}"""
+_SHOWN = ".vfm-prompt-canvas img"  # the Segment widget's background: the image with this session's masks
 
 
 class _Barrier:
@@ -76,23 +67,22 @@ async def _clicks(browser, url: str, n: int, clicks: int, barrier: _Barrier) -> 
     others = [c for c in captions if c.startswith("student_") and c != mine]
 
     await page.get_by_role("link", name="Segment", exact=True).click()
-    await page.get_by_text("Click to add points").wait_for()
-    canvas = page.locator("canvas.upper-canvas").first
-    await canvas.evaluate("e => e.scrollIntoView({block: 'center'})")
-    box = await canvas.bounding_box()
-    background = page.locator("canvas.dc-background-canvas").first
+    await page.get_by_text("Click to add a point").wait_for()
+    widget = page.locator(".vfm-prompt-canvas").first
+    await widget.evaluate("e => e.scrollIntoView({block: 'center'})")
+    box = await widget.bounding_box()
     rng = np.random.default_rng(n)
     latencies = []
     for x, y in rng.uniform(0.2, 0.8, size=(clicks, 2)):
-        await background.evaluate(_ARM)
+        await widget.evaluate(REDRAW_PROBE)
         await page.mouse.click(box["x"] + x * box["width"], box["y"] + y * box["height"])
         await page.wait_for_function("() => window.__vfmProbe.drawn !== null", timeout=300_000, polling=50)
         latencies.append(await page.evaluate("window.__vfmProbe.drawn - window.__vfmProbe.down"))
     await asyncio.sleep(1.0)  # let the last rerun settle
-    mask_before = await page.evaluate(_CHECKSUM)
+    mask_before = await page.locator(_SHOWN).first.get_attribute("src")
     barrier.arrive()
     await barrier.event.wait()  # every other session has finished clicking
-    mask_after = await page.evaluate(_CHECKSUM)
+    mask_after = await page.locator(_SHOWN).first.get_attribute("src")
     return {"others_seen": others, "latencies": latencies, "mask_kept": mask_before == mask_after, "page": page}
 
 

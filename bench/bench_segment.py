@@ -2,8 +2,8 @@
 
 In process, for each model: (a) `Engine.sam_predict` alone, 20 clicks at random points, each feeding the previous
 mask's logits back in as the page does; (b) one click as the page serves it: predict, overlay at canvas size, JPEG.
-With --browser: (c) the time from a mouse click on the Segment page's canvas (chromium through Playwright, against
-`streamlit run`) to a changed overlay on the canvas's background. Full-size models run with seeded random weights
+With --browser: (c) the time from a mouse click on the Segment page's image (chromium through Playwright, against
+`streamlit run`) to the prompt widget showing the new overlay. Full-size models run with seeded random weights
 when their checkpoints are absent; the one-off image embedding (~35 s for ViT-B on a 2-core CPU) is not timed.
 Run from the repository root:
 
@@ -25,18 +25,14 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from bench.bench_matching import report, timings_ms  # noqa: E402
-from components.segment_view import CanvasFrame, canvas_background  # noqa: E402
+from components.prompt_canvas import CanvasFrame  # noqa: E402
+from components.segment_view import canvas_background  # noqa: E402
 from core.analysis.imaging import resize_map  # noqa: E402
 from core.data import load_samples  # noqa: E402
-from core.engine import Engine, image_hash  # noqa: E402
-
-# A checksum of the canvas background's pixels (every 101st byte), read in the page.
-_PIXELS = """el => { const d = el.getContext('2d').getImageData(0, 0, el.width, el.height).data; let s = 0;
-  for (let i = 0; i < d.length; i += 101) s = (s * 31 + d[i]) % 1000000007; return s; }"""
-
+from core.engine import Engine  # noqa: E402
 
 # Installed before the app loads: timestamps of WebSocket sends and receipts (with sizes), and of data-URL images
-# being set and loaded (the canvas component loads its background that way). Read back per click by `_TIMELINE`.
+# being set and loaded (the prompt widget decodes each new background in an Image before it shows it). Read back per click by `_TIMELINE`.
 _TRACE = """(() => {
   const t = window.__vfmTrace = {send: [], recv: [], img: []};
   const Base = window.WebSocket;
@@ -62,7 +58,7 @@ _TRACE = """(() => {
 })()"""
 # Empties the trace before a click (then `tests.browser.drive.REDRAW_PROBE` times the click's redraw).
 _CLEAR = "() => { const t = window.__vfmTrace; t.send.length = t.recv.length = t.img.length = 0; }"
-# One click's milestones in ms after its pointerdown (null when absent). The canvas's background is the only
+# One click's milestones in ms after its pointerdown (null when absent). The widget's background is the only
 # message over 20 kB in a click's rerun.
 _TIMELINE = """() => {
   const p = window.__vfmProbe, t = window.__vfmTrace, at = (x) => (x == null ? null : x - p.down);
@@ -73,7 +69,7 @@ _TIMELINE = """() => {
 }"""
 # Milestones → the parts of a click, as (label, start milestone, end milestone).
 _PARTS = (
-    ("pointerdown → canvas sends (its 200 ms debounce)", None, "send"),
+    ("pointerdown → widget sends", None, "send"),
     ("send → first reply (rerun starts)", "send", "first"),
     ("send → background message (decoder + JPEG + ...)", "send", "big"),
     ("background message → image src set (frontend)", "big", "imgSet"),
@@ -113,7 +109,7 @@ def bench_engine(model: str, clicks: int) -> None:
 
 # The segmentation fragment's parts, as (label, function in components.segment_view); timed by wrapping them.
 _FRAGMENT_PARTS = (
-    ("decoder and prompt bookkeeping (_sync)", "_sync"),
+    ("decoder and prompt bookkeeping (decode_received)", "decode_received"),
     ("overlay + JPEG (canvas_background)", "canvas_background"),
     ("candidates (_show_candidates)", "_show_candidates"),
     ("kept objects (_show_kept)", "_show_kept"),
@@ -123,12 +119,13 @@ _FRAGMENT_PARTS = (
 
 def bench_fragment(profile: str, clicks: int) -> None:
     """The Segment page's fragment body in AppTest, split into its parts, for clicks that add one point each
-    (as the browser bench clicks); "st_canvas" is the component call with its data-URL encoding and proto."""
+    (as the browser bench clicks); "prompt_canvas" is the widget call with its data-URL encoding and proto."""
     os.environ["VFM_LENS_PROFILE"] = profile
     from streamlit.testing.v1 import AppTest
 
     import components.segment_view as view
-    from tests.pages.test_segment import PAGE, _clicked
+    from tests.pages.test_segment import PAGE
+    from tests.widgets import send_trigger
 
     spent: dict[str, list[float]] = {}
 
@@ -143,40 +140,30 @@ def bench_fragment(profile: str, clicks: int) -> None:
         return wrapper
 
     at = AppTest.from_file(PAGE, default_timeout=600).run()
-    import streamlit_drawable_canvas
-
-    originals = {name: getattr(view, name) for _, name in _FRAGMENT_PARTS} | {"_segmenter": view._segmenter}
-    canvas = streamlit_drawable_canvas.st_canvas
+    names = [name for _, name in _FRAGMENT_PARTS] + ["prompt_canvas", "_segmenter"]
+    originals = {name: getattr(view, name) for name in names}
     try:
         for name, fn in originals.items():
             setattr(view, name, timed(name, fn))
-        streamlit_drawable_canvas.st_canvas = timed("st_canvas", canvas)
-        image = load_samples().items[0].image
-        frame = CanvasFrame.fit(image.shape[:2])
-        key = view.canvas_key("seg", image_hash(image), 0)
         rng = np.random.default_rng(0)
-        objects = []
         for _ in range(clicks + 2):
-            x, y = rng.uniform([0.1, 0.2], [0.9, 0.9]) * [frame.width, frame.height]
-            objects.append(_clicked(x, y, "#22c55e", radius=6))
-            at.session_state[key] = {"drawing": {"raw": {"objects": list(objects)}}}
-            at.run()
+            xy = [float(v) for v in rng.uniform([0.1, 0.2], [0.9, 0.9])]
+            send_trigger(at, "vfm_prompt_canvas", "prompt", {"kind": "point", "xy": xy, "positive": True})
     finally:
         for name, fn in originals.items():
             setattr(view, name, fn)
-        streamlit_drawable_canvas.st_canvas = canvas
     print(f"\nfragment body in AppTest, profile {profile}, {clicks} clicks (after 2 untimed):")
     for label, name in (
         *_FRAGMENT_PARTS,
-        ("st_canvas (data URL, proto)", "st_canvas"),
+        ("prompt_canvas (data URL, proto)", "prompt_canvas"),
         ("whole fragment", "_segmenter"),
     ):
         report(f"    {label}", np.array(spent[name][-clicks:]))
 
 
 def bench_browser(profile: str, clicks: int, startup_s: float) -> None:
-    """Click the Segment page's canvas in chromium; time until its background shows a new overlay, and the parts
-    of that time from the page's WebSocket messages and image loads."""
+    """Click the Segment page's image in chromium; time until the widget shows a new overlay, and the parts of
+    that time from the page's WebSocket messages and image loads."""
     from playwright.sync_api import sync_playwright
 
     from tests.browser.conftest import _chromium
@@ -190,10 +177,10 @@ def bench_browser(profile: str, clicks: int, startup_s: float) -> None:
         page.goto(url)
         page.get_by_role("link", name="Segment").first.click()
         started = time.perf_counter()
-        target = page.locator("canvas.upper-canvas").first
-        target.wait_for(timeout=startup_s * 1000)  # the embedding is computed before the canvas appears
-        background = page.locator("canvas.dc-background-canvas").first.element_handle()
-        page.wait_for_function(f"el => ({_PIXELS})(el) !== 0", arg=background, timeout=30_000)
+        target = page.locator(".vfm-prompt-canvas").first
+        target.wait_for(timeout=startup_s * 1000)  # the embedding is computed before the widget appears
+        widget = target.element_handle()
+        page.wait_for_function("el => el.querySelector('img').complete", arg=widget, timeout=30_000)
         print(
             f"\nbrowser, profile {profile}: page ready after {time.perf_counter() - started:.1f} s (embedding included)"
         )
@@ -202,9 +189,9 @@ def bench_browser(profile: str, clicks: int, startup_s: float) -> None:
         times, timelines, misses = [], [], 0
         for _ in range(clicks + 2):
             page.wait_for_timeout(300)  # the previous rerun's last messages
-            x, y = rng.uniform([0.1, 0.2], [0.9, 0.9]) * [box["width"], box["height"]]  # below the toolbar
+            x, y = rng.uniform([0.1, 0.2], [0.9, 0.9]) * [box["width"], box["height"]]
             page.evaluate(_CLEAR)
-            background.evaluate(REDRAW_PROBE)
+            widget.evaluate(REDRAW_PROBE)
             start = time.perf_counter()
             page.mouse.click(box["x"] + x, box["y"] + y)
             try:

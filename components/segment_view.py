@@ -1,4 +1,4 @@
-"""Click-to-segment with SAM: prompts drawn on a canvas, candidate masks, kept objects, automatic masks, export.
+"""Click-to-segment with SAM: prompts on the image, candidate masks, kept objects, automatic masks, export.
 
 Prompt state lives in this browser session only (`st.session_state`), per model and image hash. A click reruns
 only the segmentation fragment: the image embedding is computed once, each click runs SAM's light decoder.
@@ -6,6 +6,7 @@ only the segmentation fragment: the image embedding is computed once, each click
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import time
@@ -18,6 +19,7 @@ import streamlit as st
 
 from components.errors import user_errors
 from components.progress import progress_bar
+from components.prompt_canvas import CanvasFrame, prompt_canvas
 from components.state import get_engine
 from core.analysis.imaging import palette, resize_map, to_jpeg, to_png
 from core.analysis.masks import (
@@ -34,76 +36,14 @@ from core.engine import image_hash
 from core.models.sam import SamEmbedding, SamPrediction
 from core.registry import parse
 
-POSITIVE, NEGATIVE, BOX = "#22c55e", "#ef4444", "#f59e0b"  # green, red, amber
 MASK_COLOR = "#1e90ff"
-MODES = {"Positive point": ("point", POSITIVE), "Negative point": ("point", NEGATIVE), "Box": ("rect", BOX)}
-RADIUS, STROKE = 6, 2
+MODES = ("Positive point", "Negative point")  # what a left click adds; a right click always adds a negative one
 THUMB_WIDTH = 160  # pixels of a candidate preview (shown 120 wide: sharp on high-density screens)
-_ORIGIN = {"left": 0.0, "top": 0.0, "center": 0.5, "right": 1.0, "bottom": 1.0}
 # Seconds for one image embedding until one is measured on this server: ViT-B measured at ~35 s on a 2-core CPU,
 # ViT-L and ViT-H scaled from it by parameter count; on a GPU ViT-H took 0.2 s (H100, fp32), the others less.
 _CPU_EMBED_S = {"sam_vit_b": 35.0, "sam_vit_l": 120.0, "sam_vit_h": 240.0}
 _GPU_EMBED_S = 0.2
 _KEEP_IMAGES = 8  # per session: prompt state of the most recently segmented images
-
-
-# ---- canvas geometry and prompts ----------------------------------------------------------------
-@dataclass(frozen=True)
-class CanvasFrame:
-    """An image of (H, W) = `image_size` pixels shown on a `width` × `height` canvas (stretched to fit)."""
-
-    width: int
-    height: int
-    image_size: tuple[int, int]
-
-    @classmethod
-    def fit(cls, image_size: tuple[int, int], max_width: int = 700, max_height: int = 640, min_width: int = 420):
-        h, w = image_size
-        scale = min(max_width / w, max_height / h, max(1.0, min_width / w))
-        return cls(max(1, round(w * scale)), max(1, round(h * scale)), (h, w))
-
-    def to_image(self, x: float, y: float) -> tuple[float, float]:
-        """Canvas (X, Y) → image (X, Y) in pixels, rounded to 1/100 pixel."""
-        h, w = self.image_size
-        return round(x * w / self.width, 2), round(y * h / self.height, 2)
-
-    def to_canvas(self, x: float, y: float) -> tuple[float, float]:
-        h, w = self.image_size
-        return round(x * self.width / w, 4), round(y * self.height / h, 4)
-
-
-def canvas_prompts(drawing: dict | None, frame: CanvasFrame) -> list[Prompt]:
-    """Fabric.js canvas JSON → prompts in image pixels: circles are points (negative when filled red), rects boxes."""
-    prompts = []
-    for obj in (drawing or {}).get("objects") or []:
-        kind, sx, sy = str(obj.get("type", "")).lower(), obj.get("scaleX", 1), obj.get("scaleY", 1)
-        ox, oy = _ORIGIN.get(obj.get("originX", "left"), 0.0), _ORIGIN.get(obj.get("originY", "top"), 0.0)
-        if kind == "circle":  # its box is 2·radius + stroke wide; the click is its centre
-            side = 2 * obj.get("radius", 0) + obj.get("strokeWidth", 0)
-            x, y = obj["left"] + (0.5 - ox) * side * sx, obj["top"] + (0.5 - oy) * side * sy
-            negative = str(obj.get("fill", "")).lower() == NEGATIVE
-            prompts.append(Prompt("point", frame.to_image(x, y), positive=not negative))
-        elif kind == "rect":
-            w, h = obj.get("width", 0) * sx, obj.get("height", 0) * sy
-            x0, y0 = obj["left"] - ox * w, obj["top"] - oy * h
-            prompts.append(Prompt("box", (*frame.to_image(x0, y0), *frame.to_image(x0 + w, y0 + h))))
-    return prompts
-
-
-def prompt_drawing(prompts: tuple[Prompt, ...], frame: CanvasFrame) -> dict:
-    """Prompts → canvas JSON that `canvas_prompts` reads back (an `initial_drawing` after undo)."""
-    objects = []
-    for p in prompts:
-        if p.kind == "point":
-            x, y = frame.to_canvas(*p.xy)
-            shape = dict(type="Circle", left=x - RADIUS - STROKE / 2, top=y, originY="center", radius=RADIUS)
-            paint = dict(stroke="#ffffff", fill=POSITIVE if p.positive else NEGATIVE)
-        else:
-            (x0, y0), (x1, y1) = frame.to_canvas(*p.xy[:2]), frame.to_canvas(*p.xy[2:])
-            shape = dict(type="Rect", left=x0, top=y0, width=x1 - x0, height=y1 - y0, originY="top")
-            paint = dict(stroke=BOX, fill="rgba(0,0,0,0)", strokeUniform=True)
-        objects.append({**shape, **paint, "originX": "left", "strokeWidth": STROKE})
-    return {"objects": objects}
 
 
 def _one_box(prompts: tuple[Prompt, ...]) -> tuple[Prompt, ...]:
@@ -120,6 +60,7 @@ class Step:
     prompts: tuple[Prompt, ...]
     prediction: SamPrediction
     choice: int
+    serial: int  # names its candidate picker: an undone step's picker must not steer a later one
     thumbs: dict = field(default_factory=dict)  # mask colour → its candidate thumbnails, drawn once
 
 
@@ -134,8 +75,8 @@ class Kept:
 class ImageState:
     steps: list[Step] = field(default_factory=list)
     kept: list[Kept] = field(default_factory=list)
-    version: int = 0  # bumped to remount the canvas with `base` drawn on it (undo, clear, keep)
-    base: tuple[Prompt, ...] = ()
+    received: list[Prompt] = field(default_factory=list)  # from the prompt widget, not decoded yet
+    seq: int = 0  # bumped by every gesture and edit: the widget then shows what this state holds
     auto: dict = field(default_factory=dict)  # the last AutoMaskParams → its AutoMasks
     decode_ms: float = 0.0  # the last prediction's time, for the page to show
 
@@ -147,8 +88,10 @@ class ImageState:
     def mask(self) -> np.ndarray | None:
         return self.steps[-1].prediction.masks[self.steps[-1].choice] if self.steps else None
 
-    def remount(self) -> None:
-        self.base, self.version = self.prompts, self.version + 1
+    def receive(self, prompt: Prompt) -> None:
+        """The prompt widget's callback (before the fragment reruns): decoded by `decode_received`."""
+        self.received.append(prompt)
+        self.seq += 1
 
 
 def image_state(key: str, model: str, image_key: str) -> ImageState:
@@ -163,34 +106,23 @@ def image_state(key: str, model: str, image_key: str) -> ImageState:
     return states[name]
 
 
-def canvas_key(key: str, image_key: str, version: int) -> str:
-    return f"{key}_canvas_{image_key[:12]}_{version}"
+def widget_key(key: str, image_key: str) -> str:
+    return f"{key}_prompts_{image_key[:12]}"
 
 
-def _sync(state: ImageState, prompts: tuple[Prompt, ...], embedding: SamEmbedding, model: str) -> None:
-    """Bring the state up to the prompts on the canvas: back to an earlier step, or one new prediction that
-    feeds the previous mask's low-resolution logits back in when prompts were added."""
-    single = _one_box(prompts)
-    if single != prompts:
-        prompts = single
-        state.base, state.version = single, state.version + 1
-    if prompts == state.prompts:
-        return
-    for i, step in enumerate(state.steps):  # the canvas's own undo or delete
-        if step.prompts == prompts:
-            del state.steps[i + 1 :]
-            return
-    if not prompts:
-        state.steps.clear()
-        return
-    last = state.steps[-1] if state.steps else None
-    extends = last is not None and prompts[: len(last.prompts)] == last.prompts
-    mask_input = last.prediction.logits[last.choice][None] if extends else None
-    arrays = prompt_arrays(prompts)
-    start = time.perf_counter()
-    prediction = get_engine().sam_predict(embedding, model, arrays.points, arrays.labels, arrays.box, mask_input)
-    state.decode_ms = (time.perf_counter() - start) * 1e3
-    state.steps.append(Step(prompts, prediction, int(np.argmax(prediction.scores))))
+def decode_received(state: ImageState, embedding: SamEmbedding, model: str) -> None:
+    """One prediction per prompt received, each on top of the last: SAM takes the prompts so far (one box, the
+    last drawn) and, when they extend the last step's, that step's low-resolution mask logits."""
+    while state.received:
+        prompts = _one_box(state.prompts + (state.received.pop(0),))
+        last = state.steps[-1] if state.steps else None
+        extends = last is not None and prompts[: len(last.prompts)] == last.prompts
+        mask_input = last.prediction.logits[last.choice][None] if extends else None
+        arrays = prompt_arrays(prompts)
+        start = time.perf_counter()
+        prediction = get_engine().sam_predict(embedding, model, arrays.points, arrays.labels, arrays.box, mask_input)
+        state.decode_ms = (time.perf_counter() - start) * 1e3
+        state.steps.append(Step(prompts, prediction, int(np.argmax(prediction.scores)), state.seq))
 
 
 # ---- embedding ----------------------------------------------------------------------------------
@@ -265,18 +197,14 @@ def show_segmenter(image: np.ndarray, embedding: SamEmbedding, model: str, name:
 
 @st.fragment
 def _segmenter(image: np.ndarray, embedding: SamEmbedding, model: str, name: str, image_key: str, key: str) -> None:
-    from streamlit_drawable_canvas import st_canvas  # raises when imported outside a running script
-
     state = image_state(key, model, image_key)
     frame = CanvasFrame.fit(image.shape[:2])
-    drawn = st.session_state.get(canvas_key(key, image_key, state.version))
-    if drawn is not None:
+    if state.received:
         with user_errors("Segmenting"):
-            prompts = tuple(canvas_prompts((drawn.get("drawing") or {}).get("raw"), frame))
-            _sync(state, prompts, embedding, model)
+            decode_received(state, embedding, model)
 
     tools = st.columns([5, 1, 1, 2], vertical_alignment="bottom")
-    mode = tools[0].segmented_control("Prompt", list(MODES), default="Positive point", required=True, key=f"{key}_mode")
+    mode = tools[0].segmented_control("Left click adds", MODES, default=MODES[0], required=True, key=f"{key}_mode")
     tools[1].button("Undo", key=f"{key}_undo", on_click=_undo, args=(state,), disabled=not state.steps)
     tools[2].button("Clear", key=f"{key}_clear", on_click=_clear, args=(state,), disabled=not state.steps)
     with tools[3].popover("Overlay", icon=":material/palette:"):
@@ -287,19 +215,15 @@ def _segmenter(image: np.ndarray, embedding: SamEmbedding, model: str, name: str
     display = _display_image(image, image_key, frame, key)
     layers = _layers(state, _hex_rgb(color))
     background = canvas_background(display, [k.mask for k in layers], [k.color for k in layers], alpha, 2 * contour)
-    drawing_mode, fill = MODES[mode]
-    st.caption("Click to add points, drag to draw a box; points and a box combine.")
-    st_canvas(
-        fill_color=fill if drawing_mode == "point" else "rgba(0,0,0,0)",
-        stroke_width=STROKE,
-        stroke_color="#ffffff" if drawing_mode == "point" else BOX,
-        background_image=background,
-        height=frame.height,
-        width=frame.width,
-        drawing_mode=drawing_mode,
-        initial_drawing=prompt_drawing(state.base, frame),
-        point_display_radius=RADIUS,
-        key=canvas_key(key, image_key, state.version),
+    st.caption("Click to add a point, right-click for a negative one, drag to draw a box; points and a box combine.")
+    prompt_canvas(
+        "data:image/jpeg;base64," + base64.b64encode(background).decode(),
+        frame,
+        state.prompts,
+        negative=mode == MODES[1],
+        seq=state.seq,
+        key=widget_key(key, image_key),
+        on_prompt=state.receive,
     )
     if state.steps:
         st.caption(f"Last click: SAM's mask decoder took {state.decode_ms:.0f} ms on this server.")
@@ -345,12 +269,12 @@ def _hex_rgb(color: str) -> tuple[int, int, int]:
 
 def _undo(state: ImageState) -> None:
     state.steps.pop()
-    state.remount()
+    state.seq += 1
 
 
 def _clear(state: ImageState) -> None:
     state.steps.clear()
-    state.remount()
+    state.seq += 1
 
 
 def _keep(state: ImageState, key: str) -> None:
@@ -382,7 +306,7 @@ def _show_candidates(state: ImageState, small: np.ndarray, color: tuple[int, int
     st.image(
         step.thumbs[color], caption=[f"{i + 1} · IoU {s:.2f}" for i, s in enumerate(step.prediction.scores)], width=120
     )
-    widget = f"{key}_pick_{state.version}_{len(state.steps)}"
+    widget = f"{key}_pick_{step.serial}"
     st.radio(
         "Mask",
         range(len(step.prediction.scores)),

@@ -117,24 +117,18 @@ def share_toward(a: np.ndarray, b: np.ndarray, rgb: tuple[int, int, int], by: fl
 
 
 # ---- redraw latency -----------------------------------------------------------------------------
-# Evaluated on an element of streamlit-drawable-canvas, arms a probe (`window.__vfmProbe`): the time of the next
-# pointerdown, then of the first animation frame whose background pixels differ from now. The background canvas
-# is looked up on every frame, in case the component replaced the element.
-REDRAW_PROBE = """canvas => {
-  const root = canvas.getRootNode();
-  const checksum = () => {
-    const c = root.querySelector('canvas.dc-background-canvas');
-    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-    let h = 0;
-    for (let i = 0; i < d.length; i += 4) h = (Math.imul(h, 31) + d[i] + 7 * d[i + 1] + 13 * d[i + 2]) | 0;
-    return h;
-  };
-  const probe = {base: checksum(), down: null, drawn: null};
+# Evaluated on the Segment page's prompt widget (components/prompt_canvas.py), arms a probe (`window.__vfmProbe`):
+# the time of the next pointerdown, then of the first animation frame in which the widget shows a new background
+# (the image with the overlay the server sent back). The widget swaps its background only once the new image is
+# decoded, so that frame paints the new pixels.
+REDRAW_PROBE = """widget => {
+  const img = widget.querySelector('img');
+  const probe = {base: img.getAttribute('src'), down: null, drawn: null};
   window.__vfmProbe = probe;
   window.addEventListener('pointerdown', () => { probe.down = probe.down ?? performance.now(); },
                           {capture: true, once: true});
   const tick = () => {
-    if (probe.down !== null && checksum() !== probe.base) probe.drawn = performance.now();
+    if (probe.down !== null && img.getAttribute('src') !== probe.base && img.complete) probe.drawn = performance.now();
     else requestAnimationFrame(tick);
   };
   requestAnimationFrame(tick);

@@ -1,9 +1,9 @@
 """Click-to-overlay latency on the Segment page, measured in the browser. Printed and saved, never asserted on.
 
-One click = from the pointerdown on the canvas to the first animation frame in which the canvas background
-(the image with the mask overlay the server sent back) holds different pixels. In between: the canvas
-component reports the new point, Streamlit reruns the segmentation fragment (SAM's mask decoder and a JPEG of
-the overlay) and the browser decodes and draws the new background.
+One click = from the pointerdown on the prompt widget to the first animation frame in which it shows a new
+background (the image with the mask overlay the server sent back). In between: the widget reports the new point,
+Streamlit reruns the segmentation fragment (SAM's mask decoder and a JPEG of the overlay) and the browser decodes
+and draws the new background.
 """
 
 import json
@@ -23,23 +23,22 @@ CLICKS = 20
 
 
 def _grid(n: int) -> list[tuple[float, float]]:
-    """`n` click positions as fractions of the canvas, apart from each other and below its toolbar."""
+    """`n` click positions as fractions of the widget, apart from each other."""
     xs, ys = np.linspace(0.15, 0.85, 5), np.linspace(0.3, 0.85, (n + 4) // 5)
     return [(float(x), float(y)) for y in ys for x in xs][:n]
 
 
 def test_segment_click_to_overlay_latency(page, capsys):
     open_page(page, "Segment")
-    page.get_by_text("Click to add points").wait_for()
-    canvas = page.locator("canvas.upper-canvas").first
-    canvas.evaluate("e => e.scrollIntoView({block: 'center'})")
-    box = canvas.bounding_box()
-    background = page.locator("canvas.dc-background-canvas").first
+    page.get_by_text("Click to add a point").wait_for()
+    widget = page.locator(".vfm-prompt-canvas").first
+    widget.evaluate("e => e.scrollIntoView({block: 'center'})")
+    box = widget.bounding_box()
 
     latencies, decoder = [], []
     for x, y in _grid(CLICKS):
         before = finished_runs(page)
-        background.evaluate(REDRAW_PROBE)
+        widget.evaluate(REDRAW_PROBE)
         page.mouse.click(box["x"] + x * box["width"], box["y"] + y * box["height"])
         page.wait_for_function("() => window.__vfmProbe.drawn !== null", timeout=60_000, polling=50)
         latencies.append(page.evaluate("window.__vfmProbe.drawn - window.__vfmProbe.down"))
@@ -49,7 +48,7 @@ def test_segment_click_to_overlay_latency(page, capsys):
 
     ms = np.asarray(latencies)
     result = {
-        "what": "Segment page: pointerdown on the canvas → new overlay pixels drawn (Chromium, headless)",
+        "what": "Segment page: pointerdown on the image → new overlay drawn (Chromium, headless)",
         "clicks": CLICKS,
         "p50_ms": round(float(np.percentile(ms, 50)), 1),
         "p95_ms": round(float(np.percentile(ms, 95)), 1),

@@ -77,47 +77,63 @@ def test_corrupt_upload_is_reported_and_the_app_keeps_working(page):
 
 # ---- Segment ------------------------------------------------------------------------------------
 def _canvas(page):
-    """The drawable canvas's top layer: it takes the clicks and covers background, mask and points."""
-    canvas = page.locator("canvas.upper-canvas").first
+    """The prompt widget (components/prompt_canvas.py): the image with its masks, points and box over it."""
+    canvas = page.locator(".vfm-prompt-canvas").first
     canvas.wait_for()
     return canvas
 
 
-def _click_canvas(page, x: float, y: float, shown):
-    """Click at fractions (x, y) of the canvas showing `shown`; returns its pixels once they are redrawn."""
+def _click_canvas(page, x: float, y: float, shown, button: str = "left"):
+    """Click at fractions (x, y) of the widget showing `shown`; returns its pixels once they are redrawn."""
     canvas = _canvas(page)
     box = canvas.bounding_box()
     with rerun(page):
-        page.mouse.click(box["x"] + x * box["width"], box["y"] + y * box["height"])
-    page.mouse.move(1, 1)  # the canvas toolbar shows on hover
+        page.mouse.click(box["x"] + x * box["width"], box["y"] + y * box["height"], button=button)
     return settled_pixels(canvas, differs_from=shown)
+
+
+def _markers(page) -> list[str]:
+    """Classes of the prompts drawn on the widget, in order."""
+    return _canvas(page).locator("svg g.prompts > *").evaluate_all("els => els.map(e => e.getAttribute('class'))")
 
 
 def test_segment_click_draws_a_mask_negative_point_changes_it_and_undo_restores_it(page):
     open_page(page, "Segment")
-    page.get_by_text("Click to add points").wait_for()
+    page.get_by_text("Click to add a point").wait_for()
     canvas = _canvas(page)
     canvas.evaluate("e => e.scrollIntoView({block: 'center'})")
-    page.mouse.move(1, 1)
     plain = settled_pixels(canvas)
 
     positive = _click_canvas(page, 0.5, 0.6, plain)
     assert changed_share(plain, positive) > 0.02, "no mask overlay after a positive click"
     assert share_toward(plain, positive, MASK_RGB) > 0.02, "the change is not in the mask colour"
+    assert _markers(page) == ["point positive drawn"]
 
-    with rerun(page):
-        page.get_by_role("radio", name="Negative point").click()
-    negative = _click_canvas(page, 0.25, 0.3, positive)
+    negative = _click_canvas(page, 0.25, 0.3, positive, button="right")  # right-click: a negative point
     assert changed_share(positive, negative) > 0.01, "the negative point left the mask as it was"
+    assert _markers(page) == ["point positive drawn", "point negative drawn"]
 
     with rerun(page):
-        page.locator("[data-testid=stButton]").get_by_role(
-            "button", name="Undo"
-        ).click()  # not the canvas toolbar's own
-    page.mouse.move(1, 1)
+        page.get_by_role("button", name="Undo").click()
     undone = settled_pixels(_canvas(page), differs_from=negative)
     assert changed_share(negative, undone) > 0.01, "undo left the negative point's mask"
     assert changed_share(positive, undone) < 0.002, "undo did not restore the positive point's mask"
+    assert _markers(page) == ["point positive drawn"]
+
+    with rerun(page):  # the mode toggle makes a left click negative too
+        page.get_by_role("radio", name="Negative point").click()
+    _click_canvas(page, 0.8, 0.2, undone)
+    assert _markers(page) == ["point positive drawn", "point negative drawn"]
+
+    start, end = (0.1, 0.1), (0.9, 0.95)  # a drag draws a box, and SAM answers it with the points
+    box = _canvas(page).bounding_box()
+    with rerun(page):
+        page.mouse.move(box["x"] + start[0] * box["width"], box["y"] + start[1] * box["height"])
+        page.mouse.down()
+        page.mouse.move(box["x"] + end[0] * box["width"], box["y"] + end[1] * box["height"], steps=8)
+        page.mouse.up()
+    settled_pixels(_canvas(page))
+    assert _markers(page) == ["point positive drawn", "point negative drawn", "box drawn"]
     _no_exception(page)
     screenshot(page, "segment", focus=_canvas(page), docs=True)
 

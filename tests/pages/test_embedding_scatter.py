@@ -15,7 +15,7 @@ from components.scatter_view import embeddings_npz, export_table, selected_indic
 from core.analysis.projection import compute_projection
 from core.data import ImageItem, ImageSet
 from core.datasets import load_seed_dataset
-from tests.hover import hover_data, sprite_pixels
+from tests.widgets import hover_data, sprite_pixels
 
 PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "embedding_scatter.py")
 CLIP_CHART = "scatter_clip_tiny_chart"  # f"{page key}_{model name}_chart"

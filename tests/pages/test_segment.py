@@ -1,31 +1,29 @@
-"""The Segment page with the tiny SAM on the built-in samples: canvas clicks injected, overlays checked on pixels.
+"""The Segment page with the tiny SAM on the built-in samples: clicks sent as the prompt widget sends them,
+overlays checked on pixels.
 
-AppTest runs no custom component, so a click is injected as the canvas value under its key, in the shape the
-canvas sends (`{"drawing": {"raw": <Fabric.js JSON>}}`); the overlay is read back from the canvas's background
-image. Expected masks come from the test engine (same seeded random weights), not from the page.
+AppTest runs no JavaScript, so a click or drag is sent as the widget's "prompt" trigger, in the shape its page
+code sends (fractions of the image's width and height; `tests.widgets.send_trigger`); the overlay is read back
+from the background image the widget is given. Expected masks come from the test engine (same seeded random
+weights), not from the page.
 """
 
 from __future__ import annotations
 
-import base64
-import io
-import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 from segment_anything import SamPredictor
 from segment_anything.utils.transforms import ResizeLongestSide
 from streamlit.testing.v1 import AppTest
 
-from components.segment_view import NEGATIVE, POSITIVE, CanvasFrame, canvas_key, canvas_prompts, prompt_drawing
+from components.prompt_canvas import CanvasFrame, gesture_prompt, widget_prompts
 from core.analysis.imaging import resize_map
 from core.analysis.masks import Prompt, mask_contour
 from core.data import load_samples
-from core.engine import image_hash
 from tests import corpus
+from tests.widgets import component_data, data_url_pixels, send_trigger
 
 PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "segment.py")
 MODEL = "sam_tiny@random"
@@ -41,48 +39,22 @@ def _sam_frame(xy: np.ndarray, size: tuple[int, int], longest: int) -> np.ndarra
     return xy * np.array([new_w / w, new_h / h] * (xy.shape[-1] // 2))
 
 
-def _clicked(x: float, y: float, fill: str, radius: int = 5, stroke: int = 2) -> dict:
-    """A point as the canvas's point tool stores a click at canvas (x, y)."""
-    return {"type": "Circle", "left": x - (radius + stroke / 2), "top": y, "originX": "left", "originY": "center"} | {
-        "radius": radius,
-        "strokeWidth": stroke,
-        "fill": fill,
-        "scaleX": 1,
-        "scaleY": 1,
-    }
-
-
-def _dragged(x0: float, y0: float, x1: float, y1: float, scale: float = 1.0) -> dict:
-    """A box as the canvas's rect tool stores a drag (then, with `scale`, stretched in its edit mode)."""
-    return {"type": "Rect", "left": x0, "top": y0, "width": (x1 - x0) / scale, "height": (y1 - y0) / scale} | {
-        "originX": "left",
-        "originY": "top",
-        "scaleX": scale,
-        "scaleY": scale,
-        "strokeWidth": 2,
-    }
-
-
 @pytest.mark.parametrize("size", [(300, 451), (451, 300), (96, 128), (64, 64), (33, 1000)])
-def test_canvas_points_and_boxes_reach_sams_frame_as_sampredictor_maps_them(size):
+def test_clicks_and_drags_reach_sams_frame_as_sampredictor_maps_them(size):
     h, w = size
     frame = CanvasFrame.fit(size)
     assert abs(frame.width / frame.height / (w / h) - 1) < 0.02 and 1 <= frame.width <= 700
-    to_image = np.array([w / frame.width, h / frame.height])
-    clicks = np.array([[0.0, 0.0], [frame.width / 3, frame.height / 2], [frame.width, frame.height]])
-    box = np.array([frame.width * 0.1, frame.height * 0.2, frame.width * 0.7, frame.height * 0.9])
-    drawing = {
-        "objects": [
-            _clicked(*clicks[0], POSITIVE),
-            _clicked(*clicks[1], NEGATIVE, radius=8, stroke=3),
-            _clicked(*clicks[2], POSITIVE.upper()),
-            _dragged(*box, scale=1.5),
-        ]
-    }
-    read = canvas_prompts(drawing, frame)
+    clicks = np.array([[0.0, 0.0], [1 / 3, 0.5], [1.0, 1.0]])  # fractions of the shown image, as the widget sends
+    gestures = [
+        {"kind": "point", "xy": list(clicks[0]), "positive": True},
+        {"kind": "point", "xy": list(clicks[1]), "positive": False},
+        {"kind": "point", "xy": list(clicks[2])},
+        {"kind": "box", "xy": [0.7, 0.9, 0.1, 0.2]},  # dragged up and left
+    ]
+    read = [gesture_prompt(g, size) for g in gestures]
     assert [(p.kind, p.positive) for p in read] == [("point", True), ("point", False), ("point", True), ("box", True)]
-    np.testing.assert_allclose([p.xy for p in read[:3]], clicks * to_image, atol=0.01)
-    np.testing.assert_allclose(read[3].xy, box * np.tile(to_image, 2), atol=0.01)
+    np.testing.assert_allclose([p.xy for p in read[:3]], clicks * [w, h], atol=0.005)
+    np.testing.assert_allclose(read[3].xy, np.array([0.1, 0.2, 0.7, 0.9]) * [w, h, w, h], atol=0.005)
 
     transform = ResizeLongestSide(1024)  # what SamPredictor applies for a full-size SAM
     points = np.array([p.xy for p in read[:3]])
@@ -92,15 +64,26 @@ def test_canvas_points_and_boxes_reach_sams_frame_as_sampredictor_maps_them(size
     )
 
 
-def test_prompt_drawing_reads_back_as_the_same_prompts():
-    frame = CanvasFrame.fit((300, 451))
+def test_the_widget_draws_the_prompts_it_sent_and_rejects_malformed_gestures():
+    size = (300, 451)
     prompts = (
         Prompt("point", (10.25, 20.5)),
         Prompt("box", (1.0, 2.0, 300.0, 250.0)),
         Prompt("point", (400.0, 5.0), False),
     )
-    assert tuple(canvas_prompts(prompt_drawing(prompts, frame), frame)) == prompts
-    assert canvas_prompts(None, frame) == [] and canvas_prompts({"objects": [{"type": "Path"}]}, frame) == []
+    assert tuple(gesture_prompt(g, size) for g in widget_prompts(prompts, size)) == prompts
+    assert gesture_prompt({"kind": "point", "xy": [1.5, -2]}, size) == Prompt("point", (451.0, 0.0))  # clamped
+    for bad in (
+        None,
+        "point",
+        {"kind": "lasso", "xy": [0.1, 0.2]},
+        {"kind": "point", "xy": [0.1]},
+        {"kind": "point", "xy": ["0.1", 0.2]},
+        {"kind": "point", "xy": [float("nan"), 0.2]},
+        {"kind": "box", "xy": [0.1, 0.2, 0.3]},
+        {"kind": "box", "xy": [0.5, 0.2, 0.5, 0.9]},  # no width
+    ):
+        assert gesture_prompt(bad, size) is None, bad
 
 
 def test_engine_decodes_prompts_in_sams_frame_on_a_non_square_image(engine):
@@ -146,26 +129,15 @@ def open_page() -> AppTest:
 
 
 def canvas(at: AppTest) -> dict:
-    """The canvas's data: its background image decoded to HWC uint8, and its initial drawing."""
-    (node,) = [el for el in _walk(at.main) if getattr(el, "type", None) == "bidi_component"]
-    data = json.loads(node.proto.json)
-    png = base64.b64decode(data["backgroundImageURL"].split(";base64,", 1)[1])
-    return {"key": node.proto.id, "image": np.asarray(Image.open(io.BytesIO(png)).convert("RGB")), **data}
+    """What the prompt widget is given: its background decoded to HWC uint8 ("pixels"), prompts, size, ..."""
+    data = component_data(at, "vfm_prompt_canvas")
+    return {**data, "pixels": data_url_pixels(data["image"])}
 
 
-def _walk(node):
-    yield node
-    for child in getattr(node, "children", {}).values():
-        yield from _walk(child)
-
-
-def click(at: AppTest, prompts: tuple[Prompt, ...], version: int = 0) -> None:
-    image = load_samples().items[0].image
-    frame = CanvasFrame.fit(image.shape[:2])
-    at.session_state[canvas_key("seg", image_hash(image), version)] = {
-        "drawing": {"raw": prompt_drawing(prompts, frame)}
-    }
-    at.run()
+def click(at: AppTest, kind: str, *xy: float, positive: bool = True, side: float = 512.0) -> None:
+    """A click (two numbers) or a drag (four) at these pixels of the 512 × 512 first sample, sent as the widget
+    sends it: as fractions of the image."""
+    send_trigger(at, "vfm_prompt_canvas", "prompt", {"kind": kind, "xy": [v / side for v in xy], "positive": positive})
     assert not at.exception, at.exception
 
 
@@ -177,15 +149,16 @@ def state(at: AppTest):
 def test_a_click_draws_the_mask_overlay_and_the_next_click_feeds_its_logits(engine):
     at = open_page()
     image = load_samples().items[0].image  # astronaut, 512 × 512: the page's first image
-    plain = canvas(at)["image"]
-    assert plain.shape[:2] == (CanvasFrame.fit(image.shape[:2]).height, CanvasFrame.fit(image.shape[:2]).width)
+    frame = CanvasFrame.fit(image.shape[:2])
+    plain = canvas(at)["pixels"]
+    assert plain.shape[:2] == (frame.height, frame.width) and canvas(at)["prompts"] == []
 
     point = Prompt("point", (256.0, 200.0))
-    click(at, (point,))
+    click(at, "point", *point.xy)
     embedding = engine.sam_embedding(image, MODEL)
     expected = engine.sam_predict(embedding, MODEL, np.array([point.xy]), np.array([1]))
     best = int(np.argmax(expected.scores))
-    shown = canvas(at)["image"]
+    shown = canvas(at)["pixels"]
     mask = resize_map(expected.masks[best], plain.shape[:2], nearest=True) > 0.5
     assert 0.02 < mask.mean() < 0.98, "the tiny model's mask should be a part of the image"
     changed = np.abs(shown.astype(int) - plain).max(axis=2) > 20  # the background is a JPEG: allow its noise
@@ -194,11 +167,12 @@ def test_a_click_draws_the_mask_overlay_and_the_next_click_feeds_its_logits(engi
     assert changed[mask & ~edge].mean() > 0.9
     shift = shown[mask].astype(int) - plain[mask]
     assert shift[:, 2].mean() > 20 and shift[:, 0].mean() < -20  # towards the default colour, dodger blue
+    assert canvas(at)["prompts"] == widget_prompts((point,), image.shape[:2])  # the widget draws the point
 
-    negative = Prompt("point", (60.0, 60.0), positive=False)
-    click(at, (point, negative))
+    negative = Prompt("point", (60.0, 60.0), positive=False)  # a right click, or a left one in negative mode
+    click(at, "point", *negative.xy, positive=False)
     steps = state(at).steps
-    assert len(steps) == 2 and steps[0].choice == best
+    assert len(steps) == 2 and steps[0].choice == best and steps[1].prompts == (point, negative)
     both = np.array([point.xy, negative.xy]), np.array([1, 0])
     fed = engine.sam_predict(embedding, MODEL, *both, mask_input=expected.logits[[best]])
     np.testing.assert_allclose(steps[1].prediction.logits, fed.logits, atol=1e-4)
@@ -206,13 +180,12 @@ def test_a_click_draws_the_mask_overlay_and_the_next_click_feeds_its_logits(engi
 
     at.button(key="seg_undo").click().run()
     assert len(state(at).steps) == 1
-    remounted = canvas(at)
-    assert remounted["key"].endswith(canvas_key("seg", image_hash(image), 1))
-    assert len(remounted["initialDrawing"]["objects"]) == 1
-    np.testing.assert_array_equal(remounted["image"], shown)  # back to the first click's overlay
+    undone = canvas(at)
+    assert undone["prompts"] == widget_prompts((point,), image.shape[:2])
+    np.testing.assert_array_equal(undone["pixels"], shown)  # back to the first click's overlay
 
-    at.radio(key="seg_pick_1_1").set_value((best + 1) % 3).run()
-    picked = canvas(at)["image"]
+    at.radio(key=f"seg_pick_{state(at).steps[0].serial}").set_value((best + 1) % 3).run()
+    picked = canvas(at)["pixels"]
     assert state(at).steps[0].choice == (best + 1) % 3 and (picked != shown).any()
 
     thumbs = state(at).steps[0].thumbs
@@ -220,24 +193,31 @@ def test_a_click_draws_the_mask_overlay_and_the_next_click_feeds_its_logits(engi
     assert state(at).steps[0].thumbs is thumbs  # a rerun that changes no mask draws no candidate again
     at.button(key="seg_keep").click().run()
     kept = state(at).kept
-    assert [k.name for k in kept] == ["astronaut"] and not state(at).steps
+    assert [k.name for k in kept] == ["astronaut"] and not state(at).steps and canvas(at)["prompts"] == []
     np.testing.assert_array_equal(kept[0].mask, expected.masks[(best + 1) % 3])
-    assert (canvas(at)["image"] != plain).any()  # the kept object stays drawn
+    assert (canvas(at)["pixels"] != plain).any()  # the kept object stays drawn
 
 
 def test_a_box_and_points_combine_and_a_second_box_replaces_the_first(engine):
     at = open_page()
     image = load_samples().items[0].image
     box, point = Prompt("box", (100.0, 80.0, 400.0, 450.0)), Prompt("point", (250.0, 250.0))
-    click(at, (box, point))
+    click(at, "box", *box.xy)
+    click(at, "point", *point.xy)
     embedding = engine.sam_embedding(image, MODEL)
-    expected = engine.sam_predict(embedding, MODEL, np.array([point.xy]), np.array([1]), np.array(box.xy))
+    first = engine.sam_predict(embedding, MODEL, None, None, np.array(box.xy))
+    fed = first.logits[[int(np.argmax(first.scores))]]
+    expected = engine.sam_predict(embedding, MODEL, np.array([point.xy]), np.array([1]), np.array(box.xy), fed)
     np.testing.assert_allclose(state(at).steps[-1].prediction.logits, expected.logits, atol=1e-4)
 
     other = Prompt("box", (10.0, 10.0, 200.0, 200.0))
-    click(at, (box, point, other))
+    click(at, "box", *other.xy)
     assert state(at).steps[-1].prompts == (point, other)
-    assert len(canvas(at)["initialDrawing"]["objects"]) == 2  # remounted with one box
+    assert canvas(at)["prompts"] == widget_prompts((point, other), image.shape[:2])  # one box drawn
+
+    steps = len(state(at).steps)
+    click(at, "lasso", 0.0, 0.0)  # a malformed message changes nothing and breaks nothing
+    assert len(state(at).steps) == steps
 
 
 def test_automatic_masks_are_counted_and_drawn():
@@ -263,4 +243,4 @@ def test_precompute_and_upload_paths_answer_without_stack_traces():
     assert any("broken.png" in w.value for w in at.warning) and not at.exception
     png = corpus.GOOD["plain.png"]()
     at.file_uploader(key="seg_upload_file").set_value(("plain.png", png, "image/png")).run()
-    assert not at.exception and canvas(at)["image"].ndim == 3
+    assert not at.exception and canvas(at)["pixels"].ndim == 3

@@ -10,8 +10,8 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from core import store
-from tests.hover import hover_data, sprite_pixels
 from tests.scale.conftest import write_images
+from tests.widgets import hover_data, sprite_pixels
 
 PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "stored.py")
 N = 60
