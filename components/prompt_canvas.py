@@ -78,7 +78,8 @@ function build(parent) {
     if (event.button !== 0 && event.button !== 2) return;
     event.preventDefault();
     root.setPointerCapture?.(event.pointerId);
-    view.drag = { start: at(event), x: event.clientX, y: event.clientY, right: event.button === 2, moved: false };
+    const negative = event.button === 2 || event.ctrlKey;  // ctrl-click: a Mac's right click
+    view.drag = { start: at(event), x: event.clientX, y: event.clientY, negative, moved: false };
   });
   root.addEventListener("pointermove", (event) => {
     const drag = view.drag;
@@ -97,10 +98,11 @@ function build(parent) {
     if (!drag || cancelled) return;
     let prompt;
     if (drag.moved) {
-      const [x0, y0] = drag.start, [x1, y1] = at(event);
+      const [x0, y0] = drag.start, [x1, y1] = at(event), r = view.root.getBoundingClientRect();
+      if (Math.abs(x1 - x0) * r.width < 3 || Math.abs(y1 - y0) * r.height < 3) return;  // a line is no box
       prompt = { kind: "box", xy: [Math.min(x0, x1), Math.min(y0, y1), Math.max(x0, x1), Math.max(y0, y1)] };
     } else {
-      prompt = { kind: "point", xy: drag.start, positive: !drag.right && !view.data.negative };
+      prompt = { kind: "point", xy: drag.start, positive: !drag.negative && !view.data.negative };
     }
     view.pending.appendChild(shape(prompt, view.data, "pending"));
     view.send(prompt);
