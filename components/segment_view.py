@@ -76,7 +76,7 @@ class ImageState:
     steps: list[Step] = field(default_factory=list)
     kept: list[Kept] = field(default_factory=list)
     received: list[Prompt] = field(default_factory=list)  # from the prompt widget, not decoded yet
-    seq: int = 0  # bumped by every gesture and edit: the widget then shows what this state holds
+    seq: int = 0  # gestures received: tells the widget each was answered (its provisional marker goes)
     auto: dict = field(default_factory=dict)  # the last AutoMaskParams → its AutoMasks
     decode_ms: float = 0.0  # the last prediction's time, for the page to show
 
@@ -104,10 +104,6 @@ def image_state(key: str, model: str, image_key: str) -> ImageState:
             states.popitem(last=False)
     states.move_to_end(name)
     return states[name]
-
-
-def widget_key(key: str, image_key: str) -> str:
-    return f"{key}_prompts_{image_key[:12]}"
 
 
 def decode_received(state: ImageState, embedding: SamEmbedding, model: str) -> None:
@@ -206,7 +202,7 @@ def _segmenter(image: np.ndarray, embedding: SamEmbedding, model: str, name: str
     tools = st.columns([5, 1, 1, 2], vertical_alignment="bottom")
     mode = tools[0].segmented_control("Left click adds", MODES, default=MODES[0], required=True, key=f"{key}_mode")
     tools[1].button("Undo", key=f"{key}_undo", on_click=_undo, args=(state,), disabled=not state.steps)
-    tools[2].button("Clear", key=f"{key}_clear", on_click=_clear, args=(state,), disabled=not state.steps)
+    tools[2].button("Clear", key=f"{key}_clear", on_click=state.steps.clear, disabled=not state.steps)
     with tools[3].popover("Overlay", icon=":material/palette:"):
         color = st.color_picker("Colour", MASK_COLOR, key=f"{key}_color")
         alpha = st.slider("Opacity", 0.0, 1.0, 0.5, 0.05, key=f"{key}_alpha")
@@ -222,7 +218,7 @@ def _segmenter(image: np.ndarray, embedding: SamEmbedding, model: str, name: str
         state.prompts,
         negative=mode == MODES[1],
         seq=state.seq,
-        key=widget_key(key, image_key),
+        key=f"{key}_prompts_{image_key[:12]}",
         on_prompt=state.receive,
     )
     if state.steps:
@@ -268,20 +264,15 @@ def _hex_rgb(color: str) -> tuple[int, int, int]:
 
 
 def _undo(state: ImageState) -> None:
-    state.steps.pop()
-    state.seq += 1
-
-
-def _clear(state: ImageState) -> None:
-    state.steps.clear()
-    state.seq += 1
+    if state.steps:  # a second quick click may come before the button is disabled
+        state.steps.pop()
 
 
 def _keep(state: ImageState, key: str) -> None:
     name = st.session_state.get(f"{key}_name", "").strip() or f"object {len(state.kept) + 1}"
     color = tuple(int(c) for c in palette(len(state.kept) + 2)[-1])  # the first one is blue, like the current mask
     state.kept.append(Kept(name, state.mask, color))
-    _clear(state)
+    state.steps.clear()
 
 
 def _pick(step: Step, widget: str) -> None:
