@@ -134,6 +134,12 @@ def test_segment_click_draws_a_mask_negative_point_changes_it_and_undo_restores_
         page.mouse.up()
     settled_pixels(_canvas(page))
     assert _markers(page) == ["point positive drawn", "point negative drawn", "box drawn"]
+    flat = box["y"] + 0.5 * box["height"]  # a sideways drag makes no box: nothing is sent or left drawn
+    page.mouse.move(box["x"] + 0.2 * box["width"], flat)
+    page.mouse.down()
+    page.mouse.move(box["x"] + 0.6 * box["width"], flat, steps=5)
+    page.mouse.up()
+    assert _canvas(page).locator("svg g.pending > *").count() == 0
     _no_exception(page)
     screenshot(page, "segment", focus=_canvas(page), docs=True)
 
