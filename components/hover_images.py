@@ -9,12 +9,10 @@ keeps Streamlit's own click and lasso selection; side-by-side charts share one s
 
 from __future__ import annotations
 
-import base64
-
 import numpy as np
 import streamlit as st
 
-from core.analysis.imaging import sprite_sheet, to_jpeg
+from core.analysis.imaging import data_url, sprite_sheet, to_jpeg
 
 TILE = 64  # px of each thumbnail in the sprite; shown at twice that
 MAX_IMAGES = 4_000  # ~1.5 MB of JPEG; charts with more points show hover text only (and say so)
@@ -90,7 +88,7 @@ _component = st.components.v2.component("vfm_hover_thumbnails", js=_JS)
 @st.cache_data(show_spinner=False, max_entries=8)
 def _sprite_url(digest: str, _images: list[np.ndarray], side: int) -> tuple[str, int]:
     sheet, columns = sprite_sheet(_images, side)
-    return "data:image/jpeg;base64," + base64.b64encode(to_jpeg(sheet, quality=80)).decode(), columns
+    return data_url(to_jpeg(sheet, quality=80)), columns
 
 
 def hover_thumbnails(metas: list[str], rows: np.ndarray, images: list[np.ndarray], digest: str, key: str) -> bool:

@@ -8,7 +8,6 @@ image hashes, loaded weights, layer and size); a click reruns only the click fra
 
 from __future__ import annotations
 
-import base64
 from dataclasses import dataclass
 from pathlib import PurePath
 
@@ -22,7 +21,7 @@ from components.images import pick_image
 from components.progress import patch_tokens
 from components.state import get_engine
 from core import registry
-from core.analysis.imaging import palette, resize_map, to_jpeg, to_png
+from core.analysis.imaging import data_url, palette, resize_map, to_jpeg, to_png
 from core.analysis.matching import (
     Match,
     PatchSimilarity,
@@ -155,7 +154,7 @@ def build_pair(
         names,
         tuple(_frozen(np.array(image)) for image in images),
         views,
-        tuple(_data_uri(view) for view in views),
+        tuple(data_url(to_jpeg(view)) for view in views),
         compute_similarity(*tokens),
         foreground,
         same=images[0].shape == images[1].shape and np.array_equal(images[0], images[1]),
@@ -171,10 +170,6 @@ def _view(image: np.ndarray) -> np.ndarray:
     height, width = image.shape[:2]
     size = (max(1, round(width * VIEW_HEIGHT / height)), VIEW_HEIGHT)
     return np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BICUBIC))
-
-
-def _data_uri(image: np.ndarray) -> str:
-    return "data:image/jpeg;base64," + base64.b64encode(to_jpeg(image)).decode()
 
 
 # ---- the click: pure parts (benchmarked in bench/bench_matching.py) -------------------------------

@@ -202,8 +202,8 @@ def prompt_canvas(
     on_prompt: Callable[[Prompt], None],
 ) -> None:
     """Show `image_url` (a data URL) at `frame`'s size with `prompts` drawn on it; each click or drag calls
-        `on_prompt` with its prompt in image pixels before the (fragment) rerun. `negative`: a left click adds a
-        negative point (right-click always does). `seq` counts the prompts received, so that the widget hears back
+    `on_prompt` with its prompt in image pixels before the (fragment) rerun. `negative`: a left click adds a
+    negative point (right-click always does). `seq` counts the prompts received, so that the widget hears back
     after each one even when nothing else changed (its provisional marker then gives way to `prompts`)."""
     data = {
         "image": image_url,

@@ -6,7 +6,6 @@ only the segmentation fragment: the image embedding is computed once, each click
 
 from __future__ import annotations
 
-import base64
 import json
 import re
 import time
@@ -21,7 +20,7 @@ from components.errors import user_errors
 from components.progress import progress_bar
 from components.prompt_canvas import CanvasFrame, prompt_canvas
 from components.state import get_engine
-from core.analysis.imaging import palette, resize_map, to_jpeg, to_png
+from core.analysis.imaging import data_url, palette, resize_map, to_jpeg, to_png
 from core.analysis.masks import (
     AutoMaskParams,
     AutoMasks,
@@ -213,7 +212,7 @@ def _segmenter(image: np.ndarray, embedding: SamEmbedding, model: str, name: str
     background = canvas_background(display, [k.mask for k in layers], [k.color for k in layers], alpha, 2 * contour)
     st.caption("Click to add a point, right-click for a negative one, drag to draw a box; points and a box combine.")
     prompt_canvas(
-        "data:image/jpeg;base64," + base64.b64encode(background).decode(),
+        data_url(background),
         frame,
         state.prompts,
         negative=mode == MODES[1],

@@ -5,9 +5,7 @@ the near-duplicate report, and several datasets aligned for a model comparison. 
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import io
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +17,7 @@ from components.hover_images import TILE, hover_thumbnails
 from components.retrieval_view import download_csv
 from components.state import get_engine
 from core import config, registry, store
+from core.analysis.imaging import data_url, to_png
 from core.analysis.scale import SCALABLE_METHODS, View, fit_on_sample, project_batches, render_density
 from core.data import ImageError, confine
 
@@ -149,12 +148,6 @@ def pick_view(coords: np.ndarray, key: str) -> View:
     return View(tuple(x), tuple(y))
 
 
-def _data_url(rgba: np.ndarray) -> str:
-    buffer = io.BytesIO()
-    Image.fromarray(rgba).save(buffer, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
-
-
 def density_figure(
     coords: np.ndarray, labels: np.ndarray, view: View, width: int = 800, height: int = 560
 ) -> tuple[go.Figure, np.ndarray]:
@@ -180,7 +173,7 @@ def density_figure(
     )
     fig = go.Figure(trace)
     fig.add_layout_image(
-        source=_data_url(image), x=view.x[0], y=view.y[1], xref="x", yref="y", sizex=view.x[1] - view.x[0],
+        source=data_url(to_png(image), "png"), x=view.x[0], y=view.y[1], xref="x", yref="y", sizex=view.x[1] - view.x[0],
         sizey=view.y[1] - view.y[0], sizing="stretch", layer="below",
     )  # fmt: skip
     fig.update_xaxes(range=view.x, showgrid=False).update_yaxes(range=view.y, showgrid=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 
 import numpy as np
@@ -57,6 +58,11 @@ def to_jpeg(image: np.ndarray, quality: int = 90) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(image).save(buffer, format="JPEG", quality=quality)
     return buffer.getvalue()
+
+
+def data_url(encoded: bytes, kind: str = "jpeg") -> str:
+    """Encoded image bytes (`to_jpeg`, `to_png`) → a data URL, for pictures handed to the browser inline."""
+    return f"data:image/{kind};base64," + base64.b64encode(encoded).decode()
 
 
 def to_png(image: np.ndarray) -> bytes:
