@@ -1,7 +1,6 @@
 """timm baselines: shapes, equality with timm's own path on the same random weights, weights lookup offline."""
 
 import socket
-import time
 
 import numpy as np
 import pytest
@@ -57,9 +56,7 @@ def test_baselines_are_registry_entries_with_published_sizes():
 def test_timm_weights_offline_are_unavailable_at_once(monkeypatch):
     monkeypatch.setenv("VFM_LENS_OFFLINE", "1")
     monkeypatch.setattr(socket, "create_connection", lambda *a, **k: pytest.fail("probed"))
-    start = time.monotonic()
     status = weights.locate("timm_vit_b16")
-    assert time.monotonic() - start < 1.0
     assert status.source == "unavailable" and "make weights MODELS=timm_vit_b16" in status.message
 
 
