@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8501
 MODELS ?= clip_vit_b32 dinov2_small sam_vit_b
 
-.PHONY: setup setup-dev setup-scale run test test-fast browser-deps weights bench lint clean
+.PHONY: setup setup-dev setup-scale run test test-random test-fast browser-deps weights bench lint clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -43,10 +43,14 @@ browser-deps:
 
 ## test: set up (first time) and run the whole suite, browser tests included
 test: setup-dev setup-scale browser-deps
+	$(PY) -m pytest -p no:randomly
+
+## test-random: the whole suite in a shuffled order (pytest-randomly); `pytest --randomly-seed=N` repeats an order
+test-random: setup-dev setup-scale browser-deps
 	$(PY) -m pytest
 
 test-fast: setup-dev setup-scale
-	$(PY) -m pytest -m "not browser and not slow"
+	$(PY) -m pytest -p no:randomly -m "not browser and not slow"
 
 ## weights: prefetch weights into the cache for offline use, e.g. make weights MODELS="dinov2_small sam_vit_b"
 weights: setup
