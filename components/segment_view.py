@@ -392,7 +392,8 @@ def _auto_masks(image: np.ndarray, embedding: SamEmbedding, model: str, name: st
     if result is None and offer_preview:
         result, shown = state.auto.get(preview), preview
     if result is None:
-        st.info("Set the grid and thresholds, then start with the quick preview or decode the full grid.")
+        start = "start with the quick preview, or decode the full grid" if offer_preview else "decode the grid"
+        st.info(f"Set the grid and thresholds, then {start}.")
         return
     if shown is preview:
         st.caption(f"Quick preview from {count(preview.points, 'point prompt')}; the full grid decodes {grid}.")

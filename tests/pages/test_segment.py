@@ -255,6 +255,7 @@ def test_random_weights_get_open_thresholds_a_quick_preview_then_the_full_grid_w
     side = at.slider(key="seg_auto_side").value
     assert side == 16 and at.button(key="seg_auto_run").label == "Full grid · 16×16 = 256 points"
     assert at.button(key="seg_auto_preview").label == "Quick preview · 8×8 = 64 points"
+    assert any(i.value.endswith("then start with the quick preview, or decode the full grid.") for i in at.info)
 
     at.button(key="seg_auto_preview").click().run()
     assert not at.exception, at.exception
@@ -280,7 +281,8 @@ def test_trained_weights_keep_sams_thresholds_and_an_empty_result_names_them(mon
     assert at.slider(key="seg_auto_stability_trained").value == 0.95
     assert not any("Random weights" in i.value for i in at.info)
     at.slider(key="seg_auto_side").set_value(4).run()
-    assert not at.get("button") or all(b.key != "seg_auto_preview" for b in at.button)  # no preview below 8×8
+    assert all(b.key != "seg_auto_preview" for b in at.button)  # no preview of a grid this small
+    assert any(i.value.endswith("then decode the grid.") for i in at.info)
     at.button(key="seg_auto_run").click().run()  # the random tiny SAM: nothing passes SAM's thresholds
     assert not at.exception, at.exception
     assert any(
