@@ -10,7 +10,7 @@ import json
 import re
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import PurePath
 
 import numpy as np
@@ -22,9 +22,11 @@ from components.prompt_canvas import CanvasFrame, prompt_canvas
 from components.state import get_engine
 from core.analysis.imaging import data_url, palette, resize_map, to_jpeg, to_png
 from core.analysis.masks import (
+    PREVIEW_SIDE,
     AutoMaskParams,
     AutoMasks,
     Prompt,
+    auto_mask_defaults,
     coco_annotations,
     cutout,
     overlay_masks,
@@ -34,6 +36,7 @@ from core.data import ImageError, ImageSet, load_image
 from core.engine import image_hash
 from core.models.sam import SamEmbedding, SamPrediction
 from core.registry import parse
+from core.text import count
 
 MASK_COLOR = "#1e90ff"
 MODES = ("Positive point", "Negative point")  # what a left click adds; a right click always adds a negative one
@@ -195,7 +198,7 @@ def _segmenter(image: np.ndarray, embedding: SamEmbedding, model: str, name: str
     state = image_state(key, model, image_key)
     frame = CanvasFrame.fit(image.shape[:2])
     if state.received:
-        with user_errors("Segmenting"):
+        with user_errors("Segmenting"), st.spinner(f"Prompting SAM with {_prompt_words(state)}…"):
             decode_received(state, embedding, model)
 
     tools = st.columns([5, 1, 1, 2], vertical_alignment="bottom")
@@ -228,6 +231,14 @@ def _segmenter(image: np.ndarray, embedding: SamEmbedding, model: str, name: str
     with right:
         _show_kept(state, key)
         _show_exports(state, image, name, key)
+
+
+def _prompt_words(state: ImageState) -> str:
+    """What the next decode sends to SAM, for the spinner: "2 points and a box"."""
+    prompts = _one_box(state.prompts + tuple(state.received))
+    points = sum(p.kind == "point" for p in prompts)
+    words = [count(points, "point")] if points else []
+    return " and ".join(words + ["a box"] * any(p.kind == "box" for p in prompts))
 
 
 def _layers(state: ImageState, color: tuple[int, int, int]) -> list[Kept]:
@@ -294,14 +305,17 @@ def _show_candidates(state: ImageState, small: np.ndarray, color: tuple[int, int
     if color not in step.thumbs:
         step.thumbs = {color: _candidate_thumbnails(small, step.prediction.masks, color)}
     st.image(
-        step.thumbs[color], caption=[f"{i + 1} · IoU {s:.2f}" for i, s in enumerate(step.prediction.scores)], width=120
+        step.thumbs[color],
+        caption=[f"{i + 1} · predicted IoU {s:.2f}" for i, s in enumerate(step.prediction.scores)],
+        width=120,
     )
     widget = f"{key}_pick_{step.serial}"
     st.radio(
         "Mask",
         range(len(step.prediction.scores)),
         index=step.choice,
-        format_func=lambda i: f"{i + 1} (IoU {step.prediction.scores[i]:.2f})",
+        format_func=lambda i: f"{i + 1} (predicted IoU {step.prediction.scores[i]:.2f})",
+        help="SAM's own estimate of each candidate's IoU with the object: a guess, not a measurement.",
         horizontal=True,
         key=widget,
         on_change=_pick,
@@ -360,23 +374,87 @@ def show_auto_masks(image: np.ndarray, embedding: SamEmbedding, model: str, name
 @st.fragment
 def _auto_masks(image: np.ndarray, embedding: SamEmbedding, model: str, name: str, image_key: str, key: str) -> None:
     state = image_state(key, model, image_key)
-    engine = get_engine()
-    cols = st.columns(4)
-    side = cols[0].slider("Points per side", 4, 64, 32 if engine.device.type == "cuda" else 16, key=f"{key}_side")
-    iou = cols[1].slider("Predicted IoU ≥", 0.0, 1.0, 0.88, 0.01, key=f"{key}_iou")
-    stability = cols[2].slider("Stability ≥", 0.0, 1.0, 0.95, 0.01, key=f"{key}_stability")
-    nms = cols[3].slider("Box NMS IoU", 0.1, 1.0, 0.7, 0.05, key=f"{key}_nms")
-    params = AutoMaskParams(side, iou, stability, nms)
-    if st.button(f"Generate masks ({side * side} prompts)", key=f"{key}_run", type="primary"):
-        with user_errors("Automatic masks"), st.spinner("Decoding a grid of point prompts…", show_time=True):
-            state.auto = {params: engine.sam_auto_masks(image, model, params)}
-    result: AutoMasks | None = state.auto.get(params)
+    params, random = _auto_mask_controls(model, key)
+    preview = replace(params, points_per_side=PREVIEW_SIDE)
+    offer_preview = params.points_per_side > PREVIEW_SIDE
+    left, right = st.columns(2)
+    grid = f"{params.points_per_side}×{params.points_per_side} = {count(params.points, 'point')}"
+    if offer_preview and left.button(
+        f"Quick preview · {PREVIEW_SIDE}×{PREVIEW_SIDE} = {count(preview.points, 'point')}",
+        key=f"{key}_preview",
+        type="primary",
+        help="A coarse grid of point prompts first: masks in a fraction of the time of the full grid.",
+    ):
+        _generate_auto_masks(state, image, model, preview)
+    if right.button(f"Full grid · {grid}", key=f"{key}_run", type="secondary" if offer_preview else "primary"):
+        _generate_auto_masks(state, image, model, params)
+    result, shown = state.auto.get(params), params
+    if result is None and offer_preview:
+        result, shown = state.auto.get(preview), preview
     if result is None:
-        st.info("Set the grid and thresholds, then generate. Random weights need thresholds near 0.")
+        start = "start with the quick preview, or decode the full grid" if offer_preview else "decode the grid"
+        st.info(f"Set the grid and thresholds, then {start}.")
         return
+    if shown is preview:
+        st.caption(f"Quick preview from {count(preview.points, 'point prompt')}; the full grid decodes {grid}.")
     if not len(result.masks):
-        st.info("No mask passed the thresholds. Lower them (with random weights, set both near 0).")
+        st.info(_no_mask_message(shown, random))
         return
+    _show_auto_result(result, image, name, key)
+
+
+def _auto_mask_controls(model: str, key: str) -> tuple[AutoMaskParams, bool]:
+    """Grid density and thresholds; with random weights the thresholds start at 0, and the page says why.
+    Returns the chosen params and whether the weights are random."""
+    engine = get_engine()
+    random = engine.weights_status(model).is_random
+    cuda = engine.device.type == "cuda"
+    defaults = auto_mask_defaults(random, 32 if cuda else 16)
+    if random:
+        sam = auto_mask_defaults(False)
+        st.info(
+            f"Random weights: the quality thresholds start at 0 here, because SAM's defaults (predicted IoU ≥ "
+            f"{sam.pred_iou_thresh}, stability ≥ {sam.stability_score_thresh}) let no mask of an untrained model "
+            "through.",
+            icon=":material/casino:",
+        )
+    variant = "random" if random else "trained"  # each keeps its own defaults when the model changes
+    cols = st.columns(4)
+    side = cols[0].slider("Points per side", 4, 64, defaults.points_per_side, key=f"{key}_side")
+    iou = cols[1].slider("Predicted IoU ≥", 0.0, 1.0, defaults.pred_iou_thresh, 0.01, key=f"{key}_iou_{variant}")
+    stability = cols[2].slider(
+        "Stability ≥", 0.0, 1.0, defaults.stability_score_thresh, 0.01, key=f"{key}_stability_{variant}"
+    )
+    nms = cols[3].slider("Box NMS IoU", 0.1, 1.0, defaults.box_nms_thresh, 0.05, key=f"{key}_nms")
+    batch = 64 if cuda else 16  # on a CPU, smaller batches: the progress bar moves every second or so
+    return AutoMaskParams(side, iou, stability, nms, batch), random
+
+
+def _generate_auto_masks(state: ImageState, image: np.ndarray, model: str, params: AutoMaskParams) -> None:
+    """Run the generator with a progress bar over its point batches; keep the result beside the last other one."""
+    side = params.points_per_side
+    update, close = progress_bar(f"Prompting SAM with {count(params.points, 'point')} ({side}×{side} grid), batches")
+    try:
+        with user_errors("Automatic masks"):
+            result = get_engine().sam_auto_masks(image, model, params, update)
+            state.auto = {**dict(list(state.auto.items())[-1:]), params: result}
+    finally:
+        close()
+
+
+def _no_mask_message(params: AutoMaskParams, random: bool) -> str:
+    """Why nothing came back, and which thresholds to lower."""
+    text = (
+        f"No mask passed the thresholds (predicted IoU ≥ {params.pred_iou_thresh:.2f}, stability ≥ "
+        f"{params.stability_score_thresh:.2f}) from {count(params.points, 'point prompt')}. Lower the predicted "
+        "IoU and stability thresholds"
+    )
+    if random:
+        return text + ": with random weights, set both to 0."
+    return text + ", or use more points per side."
+
+
+def _show_auto_result(result: AutoMasks, image: np.ndarray, name: str, key: str) -> None:
     colors = palette(len(result.masks))
     st.metric("Masks", len(result.masks))
     st.image(overlay_masks(image, list(result.masks), colors, 0.55, 1), caption="All masks, largest first")
@@ -409,14 +487,14 @@ def show_precompute(images: ImageSet, model: str, key: str) -> None:
         st.info("The working set is empty. Add images on the Upload page.")
         return
     st.caption(
-        f"{n} images: {_duration(n * embedding_seconds(model))} if none is cached yet. "
+        f"{count(n, 'image')}: {_duration(n * embedding_seconds(model))} if none is cached yet. "
         "Embeddings stay cached by image content across sessions and restarts."
     )
-    if st.button(f"Compute SAM embeddings for all {n} images", key=f"{key}_run"):
-        update, close = progress_bar("Encoding the working set")
+    if st.button(f"Compute SAM embeddings for the working set ({count(n, 'image')})", key=f"{key}_run"):
+        update, close = progress_bar("Embedding the working set with SAM")
         with user_errors("Precomputing embeddings"):
             for i, item in enumerate(images.items):
                 get_engine().sam_embedding(item.image, model)
                 update(i + 1, n)
             close()
-            st.success(f"All {n} images are encoded; clicks on any of them are instant now.")
+            st.success(f"Encoded {count(n, 'image')}: clicks on any image of the working set are instant now.")

@@ -345,11 +345,16 @@ class Engine:
             return loaded.adapter.predict(embedding, points, labels, box, mask_input, multimask)
 
     def sam_auto_masks(
-        self, image: np.ndarray, model: str | ModelRef, params: AutoMaskParams | None = None
+        self,
+        image: np.ndarray,
+        model: str | ModelRef,
+        params: AutoMaskParams | None = None,
+        progress: Progress | None = None,
     ) -> AutoMasks:
-        """SAM's automatic mask generator on one image, reusing its cached embedding, under the model lock."""
-        loaded = self.model(model)
-        return compute_auto_masks(loaded.adapter.module, image, params, self.sam_embedding(image, model), loaded.lock)
+        """SAM's automatic mask generator on one image, reusing its cached embedding, under the model lock;
+        `progress(done, total)` counts batches of point prompts."""
+        loaded, embedding = self.model(model), self.sam_embedding(image, model)
+        return compute_auto_masks(loaded.adapter.module, image, params, embedding, loaded.lock, progress)
 
 
 def _empty_cuda_cache() -> None:

@@ -9,6 +9,7 @@ from components.images import pick_image
 from components.sidebar import selected_model
 from components.state import get_engine, get_working_set
 from core.analysis.retrieval import class_embeddings, expand_prompts, patch_text_similarity, peak_points
+from core.text import count
 
 st.title("Text masks")
 st.warning(
@@ -32,15 +33,17 @@ if not prompt:
     st.info("Type what to find, for example “cat” or “red car”.")
     st.stop()
 
-with user_errors("The text-prompted mask"):
+with user_errors("The text-prompted mask"):  # each step names itself above the (faded) previous result
     clip, sam, engine = selected_model("clip"), selected_model("sam"), get_engine()
     image = images.items[index].image
-    text = class_embeddings(engine.embed_text(expand_prompts([prompt]), clip), 1)[0]
-    similarity = patch_text_similarity(engine.clip_patch_embeddings(image, clip), text)
+    with st.spinner(f"Scoring patches with CLIP against “{prompt}”…", show_time=True):
+        text = class_embeddings(engine.embed_text(expand_prompts([prompt]), clip), 1)[0]
+        similarity = patch_text_similarity(engine.clip_patch_embeddings(image, clip), text)
     points = peak_points(similarity, image.shape[:2], n_points)
-    with st.spinner("SAM image embedding (once per image; slow on a CPU)…"):
+    with st.spinner("Embedding the image with SAM (once per image; slow on a CPU)…", show_time=True):
         embedding = engine.sam_embedding(image, sam)
-    prediction = engine.sam_predict(embedding, sam, points, np.ones(len(points), int), multimask=n_points == 1)
+    with st.spinner(f"Prompting SAM with {count(len(points), 'point')}…", show_time=True):
+        prediction = engine.sam_predict(embedding, sam, points, np.ones(len(points), int), multimask=n_points == 1)
     best = int(prediction.scores.argmax())
     view.show_text_mask(image, similarity, points, prediction.masks[best], images.names[index], key="tm")
     st.caption(

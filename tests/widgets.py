@@ -10,8 +10,11 @@ from __future__ import annotations
 import base64
 import io
 import json
+from contextlib import contextmanager
 
 import numpy as np
+import pytest
+import streamlit
 from PIL import Image
 from streamlit.components.v2.bidi_component.main import _make_trigger_id
 from streamlit.proto.WidgetStates_pb2 import WidgetState
@@ -50,3 +53,19 @@ def data_url_pixels(url: str) -> np.ndarray:
 def sprite_pixels(hover: dict) -> np.ndarray:
     """The sprite sheet as HWC uint8 RGB."""
     return data_url_pixels(hover["sprite"])
+
+
+def record_spinners(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The texts of the `st.spinner`s the page opens from now on, in order (AppTest runs it in this process;
+    a spinner only shows in a browser after 0.5 s, so a test asks which steps have one, not whether it showed)."""
+    texts: list[str] = []
+    real = streamlit.spinner
+
+    @contextmanager
+    def spinner(text: str = "In progress...", *args, **kwargs):
+        texts.append(text)
+        with real(text, *args, **kwargs):
+            yield
+
+    monkeypatch.setattr(streamlit, "spinner", spinner)
+    return texts

@@ -8,15 +8,17 @@ pycocotools' `rleToString`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
 import torch
 from segment_anything import SamAutomaticMaskGenerator, SamPredictor
 from segment_anything.modeling import Sam
+from segment_anything.utils.amg import generate_crop_boxes
 
 from core.analysis.imaging import blend
 from core.models.sam import SamEmbedding
@@ -183,12 +185,28 @@ def coco_annotations(
 # ---- automatic masks --------------------------------------------------------------------------
 @dataclass(frozen=True)
 class AutoMaskParams:
-    """SamAutomaticMaskGenerator's grid density and quality thresholds (its defaults)."""
+    """SamAutomaticMaskGenerator's grid density, quality thresholds and batch size (its defaults)."""
 
     points_per_side: int = 32
     pred_iou_thresh: float = 0.88
     stability_score_thresh: float = 0.95
     box_nms_thresh: float = 0.7
+    points_per_batch: int = 64  # point prompts decoded at once: changes memory and progress steps, not the masks
+
+    @property
+    def points(self) -> int:
+        """Point prompts on the (single-crop) grid."""
+        return self.points_per_side**2
+
+
+PREVIEW_SIDE = 8  # a quick look first: an 8 × 8 grid is 64 prompts, 1/16 of SAM's default 32 × 32
+
+
+def auto_mask_defaults(random_weights: bool, points_per_side: int = 32) -> AutoMaskParams:
+    """SAM's default thresholds; with random weights both quality thresholds at 0 (SAM's defaults let no random
+    mask through: its predicted IoU and stability are meaningless then)."""
+    params = AutoMaskParams(points_per_side)
+    return replace(params, pred_iou_thresh=0.0, stability_score_thresh=0.0) if random_weights else params
 
 
 @dataclass(frozen=True)
@@ -219,23 +237,59 @@ class _CachedPredictor(SamPredictor):
         self.is_image_set = True
 
 
+class ProgressMaskGenerator(SamAutomaticMaskGenerator):
+    """SamAutomaticMaskGenerator that reports (done, total) point batches over all crops as it decodes them.
+
+    Only counts: every batch goes through the upstream `_process_batch`, so the masks are the plain generator's.
+    """
+
+    def __init__(self, module: Sam, progress: Callable[[int, int], None] | None = None, **kwargs):
+        super().__init__(module, **kwargs)
+        self.progress = progress
+        self.done = self.total = 0
+
+    def batches(self, size: tuple[int, int]) -> int:
+        """Point batches the generator decodes for an image of (H, W) pixels, over every crop layer."""
+        _, layers = generate_crop_boxes(size, self.crop_n_layers, self.crop_overlap_ratio)
+        return sum(math.ceil(len(self.point_grids[layer]) / self.points_per_batch) for layer in layers)
+
+    def _generate_masks(self, image: np.ndarray):
+        self.done, self.total = 0, self.batches(image.shape[:2])
+        self._report()
+        return super()._generate_masks(image)
+
+    def _process_batch(self, *args, **kwargs):
+        out = super()._process_batch(*args, **kwargs)
+        self.done += 1
+        self._report()
+        return out
+
+    def _report(self) -> None:
+        if self.progress is not None:
+            self.progress(self.done, self.total)
+
+
 def compute_auto_masks(
     module: Sam,
     image: np.ndarray,
     params: AutoMaskParams | None = None,
     embedding: SamEmbedding | None = None,
     guard: AbstractContextManager | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> AutoMasks:
     """Run segment_anything's SamAutomaticMaskGenerator on an HWC uint8 RGB image.
 
     `embedding` (of this image, from `Engine.sam_embedding`) skips the heavy encoder; `guard` is held around
-    the model calls (pass the engine's per-model lock). Runs in fp32 with autocast off: the generator
-    converts its tensors to numpy, which bf16 cannot do.
+    the model calls (pass the engine's per-model lock); `progress(done, total)` is called with 0 and after each
+    batch of point prompts. Runs in fp32 with autocast off: the generator converts its tensors to numpy, which
+    bf16 cannot do.
     """
     params = params or AutoMaskParams()
-    generator = SamAutomaticMaskGenerator(
+    generator = ProgressMaskGenerator(
         module,
+        progress,
         points_per_side=params.points_per_side,
+        points_per_batch=params.points_per_batch,
         pred_iou_thresh=params.pred_iou_thresh,
         stability_score_thresh=params.stability_score_thresh,
         box_nms_thresh=params.box_nms_thresh,

@@ -12,6 +12,7 @@ from streamlit.testing.v1 import AppTest
 from core.analysis import retrieval as R
 from core.data import load_digits_set, load_samples
 from core.engine import Engine
+from tests.widgets import record_spinners
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
 
@@ -120,14 +121,18 @@ def test_compare_needs_labels_then_scores_every_model_in_one_table(fresh):
     assert not at.dataframe and any("Press Compare" in i.value for i in at.info)
 
 
-def test_text_masks_show_the_similarity_and_the_mask_and_say_they_are_coarse():
+def test_text_masks_show_the_similarity_and_the_mask_and_say_they_are_coarse(monkeypatch):
+    spinners = record_spinners(monkeypatch)
     at = open_page("pages/text_masks.py")
+    steps = ["Scoring patches with CLIP against “cat”…", "Embedding the image with SAM", "Prompting SAM with 1 point…"]
+    named = [next(s for s in steps if t.startswith(s)) for t in spinners if t.startswith(tuple(steps))]
+    assert named == steps  # every slow step names itself, in order
     assert "Coarse by design" in at.warning[-1].value
     assert any("patch grid 4×4" in c.value for c in at.caption)
     assert len(at.get("download_button")) == 2
     captions = [c for image in at.get("image") for c in image.captions]
     assert captions[0].startswith("CLIP patch similarity") and captions[1].startswith("SAM mask from the peaks")
     at.slider(key="tm_points").set_value(3).run()
-    assert not at.exception and not at.error
+    assert not at.exception and not at.error and spinners[-1] == "Prompting SAM with 3 points…"
     at.text_input(key="tm_prompt").set_value("").run()
     assert any("Type what to find" in i.value for i in at.info) and not at.get("download_button")

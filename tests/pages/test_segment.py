@@ -18,12 +18,16 @@ from segment_anything import SamPredictor
 from segment_anything.utils.transforms import ResizeLongestSide
 from streamlit.testing.v1 import AppTest
 
+from components import segment_view
 from components.prompt_canvas import CanvasFrame, gesture_prompt, widget_prompts
 from core.analysis.imaging import resize_map
 from core.analysis.masks import Prompt, mask_contour
 from core.data import load_samples
+from core.engine import Engine
+from core.registry import parse
+from core.weights import WeightsStatus
 from tests import corpus
-from tests.widgets import component_data, data_url_pixels, send_trigger
+from tests.widgets import component_data, data_url_pixels, record_spinners, send_trigger
 
 PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "segment.py")
 MODEL = "sam_tiny@random"
@@ -146,8 +150,9 @@ def state(at: AppTest):
     return only
 
 
-def test_a_click_draws_the_mask_overlay_and_the_next_click_feeds_its_logits(engine):
+def test_a_click_draws_the_mask_overlay_and_the_next_click_feeds_its_logits(engine, monkeypatch):
     at = open_page()
+    spinners = record_spinners(monkeypatch)
     image = load_samples().items[0].image  # astronaut, 512 × 512: the page's first image
     frame = CanvasFrame.fit(image.shape[:2])
     plain = canvas(at)["pixels"]
@@ -168,6 +173,12 @@ def test_a_click_draws_the_mask_overlay_and_the_next_click_feeds_its_logits(engi
     shift = shown[mask].astype(int) - plain[mask]
     assert shift[:, 2].mean() > 20 and shift[:, 0].mean() < -20  # towards the default colour, dodger blue
     assert canvas(at)["prompts"] == widget_prompts((point,), image.shape[:2])  # the widget draws the point
+    assert "Prompting SAM with 1 point…" in spinners
+    picker = at.radio(key=f"seg_pick_{state(at).steps[0].serial}")
+    scores = expected.scores
+    assert picker.options == [f"{i + 1} (predicted IoU {s:.2f})" for i, s in enumerate(scores)]  # SAM's guess
+    captions = [c for image in at.get("image") for c in image.captions]
+    assert [f"{i + 1} · predicted IoU {s:.2f}" for i, s in enumerate(scores)] == captions[-len(scores) :]
 
     negative = Prompt("point", (60.0, 60.0), positive=False)  # a right click, or a left one in negative mode
     click(at, "point", *negative.xy, positive=False)
@@ -198,8 +209,9 @@ def test_a_click_draws_the_mask_overlay_and_the_next_click_feeds_its_logits(engi
     assert (canvas(at)["pixels"] != plain).any()  # the kept object stays drawn
 
 
-def test_a_box_and_points_combine_and_a_second_box_replaces_the_first(engine):
+def test_a_box_and_points_combine_and_a_second_box_replaces_the_first(engine, monkeypatch):
     at = open_page()
+    spinners = record_spinners(monkeypatch)
     image = load_samples().items[0].image
     box, point = Prompt("box", (100.0, 80.0, 400.0, 450.0)), Prompt("point", (250.0, 250.0))
     click(at, "box", *box.xy)
@@ -209,6 +221,8 @@ def test_a_box_and_points_combine_and_a_second_box_replaces_the_first(engine):
     fed = first.logits[[int(np.argmax(first.scores))]]
     expected = engine.sam_predict(embedding, MODEL, np.array([point.xy]), np.array([1]), np.array(box.xy), fed)
     np.testing.assert_allclose(state(at).steps[-1].prediction.logits, expected.logits, atol=1e-4)
+    prompting = [text for text in spinners if text.startswith("Prompting")]
+    assert prompting == ["Prompting SAM with a box…", "Prompting SAM with 1 point and a box…"]
 
     other = Prompt("box", (10.0, 10.0, 200.0, 200.0))
     click(at, "box", *other.xy)
@@ -220,22 +234,68 @@ def test_a_box_and_points_combine_and_a_second_box_replaces_the_first(engine):
     assert len(state(at).steps) == steps
 
 
-def test_automatic_masks_are_counted_and_drawn():
+def spy_progress(monkeypatch) -> list[tuple[str, list[tuple[int, int]]]]:
+    """(label, updates) of each progress bar the Segment view opens: what the page's bar was told."""
+    bars, real = [], segment_view.progress_bar
+
+    def spy(label: str):
+        update, close = real(label)
+        bars.append((label, []))
+        return (lambda *a: bars[-1][1].append(a) or update(*a)), close
+
+    monkeypatch.setattr(segment_view, "progress_bar", spy)
+    return bars
+
+
+def test_random_weights_get_open_thresholds_a_quick_preview_then_the_full_grid_with_progress(monkeypatch):
     at = open_page()
-    at.slider(key="seg_auto_side").set_value(4)
-    at.slider(key="seg_auto_iou").set_value(0.0)
-    at.slider(key="seg_auto_stability").set_value(0.0).run()
-    at.button(key="seg_auto_run").click().run()
+    bars = spy_progress(monkeypatch)
+    assert at.slider(key="seg_auto_iou_random").value == 0.0 and at.slider(key="seg_auto_stability_random").value == 0.0
+    assert any(i.value.startswith("Random weights: the quality thresholds start at 0") for i in at.info)
+    side = at.slider(key="seg_auto_side").value
+    assert side == 16 and at.button(key="seg_auto_run").label == "Full grid · 16×16 = 256 points"
+    assert at.button(key="seg_auto_preview").label == "Quick preview · 8×8 = 64 points"
+    assert any(i.value.endswith("then start with the quick preview, or decode the full grid.") for i in at.info)
+
+    at.button(key="seg_auto_preview").click().run()
     assert not at.exception, at.exception
+    assert bars[-1] == ("Prompting SAM with 64 points (8×8 grid), batches", [(i, 4) for i in range(5)])  # to the end
+    assert any(c.value.startswith("Quick preview from 64 point prompts") for c in at.caption)
+    preview = int(at.metric[0].value)
+    assert preview > 0
+
+    at.slider(key="seg_auto_side").set_value(10).run()  # the preview stays until the full grid is decoded
+    assert any(c.value.startswith("Quick preview from 64 point prompts") for c in at.caption)
+    at.button(key="seg_auto_run").click().run()
+    assert bars[-1][0].startswith("Prompting SAM with 100 points (10×10 grid)") and bars[-1][1][-1] == (7, 7)
+    assert not any(c.value.startswith("Quick preview") for c in at.caption)
     count = int(at.metric[0].value)
     areas = next(d.value for d in at.dataframe if "area (px)" in d.value.columns)["area (px)"]
     assert count == len(areas) > 0 and list(areas) == sorted(areas, reverse=True)
 
 
+def test_trained_weights_keep_sams_thresholds_and_an_empty_result_names_them(monkeypatch):
+    monkeypatch.setattr(Engine, "weights_status", lambda self, m: WeightsStatus(parse(m), "local", None, "test"))
+    at = open_page()
+    assert at.slider(key="seg_auto_iou_trained").value == 0.88
+    assert at.slider(key="seg_auto_stability_trained").value == 0.95
+    assert not any("Random weights" in i.value for i in at.info)
+    at.slider(key="seg_auto_side").set_value(4).run()
+    assert all(b.key != "seg_auto_preview" for b in at.button)  # no preview of a grid this small
+    assert any(i.value.endswith("then decode the grid.") for i in at.info)
+    at.button(key="seg_auto_run").click().run()  # the random tiny SAM: nothing passes SAM's thresholds
+    assert not at.exception, at.exception
+    assert any(
+        i.value == "No mask passed the thresholds (predicted IoU ≥ 0.88, stability ≥ 0.95) from 16 point prompts. "
+        "Lower the predicted IoU and stability thresholds, or use more points per side."
+        for i in at.info
+    )
+
+
 def test_precompute_and_upload_paths_answer_without_stack_traces():
     at = open_page()
     at.button(key="seg_all_run").click().run()
-    assert any("All 7 images are encoded" in s.value for s in at.success)
+    assert any(s.value.startswith("Encoded 7 images:") for s in at.success)
 
     at.radio(key="seg_source").set_value("Upload").run()
     assert any("Pick an image" in i.value for i in at.info)

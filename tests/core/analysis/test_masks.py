@@ -3,15 +3,20 @@ mask generator on the tiny random SAM, and the bf16 paths that must come back as
 
 from __future__ import annotations
 
+import inspect
 import threading
 
 import numpy as np
 import pytest
 import torch
+from segment_anything import SamAutomaticMaskGenerator
 
 from core.analysis.masks import (
+    PREVIEW_SIDE,
     AutoMaskParams,
+    ProgressMaskGenerator,
     Prompt,
+    auto_mask_defaults,
     coco_annotations,
     compress_rle,
     compute_auto_masks,
@@ -183,6 +188,60 @@ def test_auto_masks_hold_the_guard(sam, monkeypatch):
     monkeypatch.setattr(module.mask_decoder, "forward", lambda *a, **k: held.append(lock.locked()) or real(*a, **k))
     compute_auto_masks(module, image, OPEN, embedding, guard=lock)
     assert held and all(held) and not lock.locked()
+
+
+def test_progress_counts_every_point_batch_and_changes_no_mask(sam):
+    module, image, embedding = sam
+    params = AutoMaskParams(8, 0.0, 0.0, points_per_batch=16)  # 64 prompts: 4 batches
+    calls: list[tuple[int, int]] = []
+    ours = compute_auto_masks(module, image, params, embedding, progress=lambda *a: calls.append(a))
+    assert calls == [(i, 4) for i in range(5)]  # from 0 to the total, one step per batch
+
+    plain = SamAutomaticMaskGenerator(
+        module, points_per_side=8, points_per_batch=16, pred_iou_thresh=0.0, stability_score_thresh=0.0
+    )
+    with torch.inference_mode():
+        records = sorted(plain.generate(image), key=lambda r: -r["area"])
+    assert len(ours.masks) == len(records) > 0
+    np.testing.assert_array_equal(ours.masks, [r["segmentation"] for r in records])
+    np.testing.assert_allclose(ours.scores, [r["predicted_iou"] for r in records], atol=1e-5)
+    np.testing.assert_allclose(ours.stability, [r["stability_score"] for r in records], atol=1e-5)
+
+
+def test_progress_total_covers_every_crop_layer(sam):
+    module, image, _ = sam
+    calls: list[tuple[int, int]] = []
+    generator = ProgressMaskGenerator(
+        module,
+        lambda *a: calls.append(a),
+        points_per_side=4,
+        points_per_batch=10,
+        crop_n_layers=1,
+        pred_iou_thresh=0.0,
+        stability_score_thresh=0.0,  # upstream fails on crops without any mask
+    )
+    assert generator.batches(image.shape[:2]) == 2 + 4 * 2  # 16 points in batches of 10, on 1 + 4 crops
+    with torch.inference_mode():
+        generator.generate(image)
+    assert calls[0] == (0, 10) and calls[-1] == (10, 10) and len(calls) == 11
+
+
+def test_random_weights_get_open_thresholds_and_trained_ones_sams_defaults():
+    upstream = inspect.signature(SamAutomaticMaskGenerator).parameters
+    trained = auto_mask_defaults(False)
+    assert trained.pred_iou_thresh == upstream["pred_iou_thresh"].default == 0.88
+    assert trained.stability_score_thresh == upstream["stability_score_thresh"].default == 0.95
+    assert trained.points_per_side == upstream["points_per_side"].default
+    random = auto_mask_defaults(True, 16)
+    assert (random.pred_iou_thresh, random.stability_score_thresh, random.points_per_side) == (0.0, 0.0, 16)
+    assert AutoMaskParams(PREVIEW_SIDE).points < AutoMaskParams(16).points
+
+
+def test_sams_default_thresholds_pass_no_random_mask_and_the_adapted_ones_do(sam):
+    module, image, embedding = sam
+    side = 4
+    assert not len(compute_auto_masks(module, image, auto_mask_defaults(False, side), embedding).masks)
+    assert len(compute_auto_masks(module, image, auto_mask_defaults(True, side), embedding).masks) > 0
 
 
 # ---- bf16: whatever runs inside, SAM results come back as float32 numpy ------------------------
