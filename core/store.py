@@ -27,6 +27,7 @@ from core.data import ImageError, load_image
 from core.datasets import pick_per_class
 
 IMAGES, SKIPPED = "images", "skipped"
+LANCE_TABLE_MARK = "_versions"  # every Lance table folder holds its manifests here
 INDEX_MIN_ROWS = 100_000  # below this an exact (brute-force) scan answers in milliseconds: no index is built
 REFINE_FACTOR = 10  # IVF_PQ candidates re-ranked with the exact vectors: k × this many
 NPROBES = 32
@@ -147,8 +148,9 @@ def open_store(path: str | Path) -> StoredDataset:
 
 def find_stores(roots: Sequence[Path], max_depth: int = 3) -> list[Path]:
     """Resolved folders at most `max_depth` levels below `roots` (a root itself is level 0) that hold a stored
-    dataset (an ``images.lance`` table), sorted. Lance tables (``*.lance``), hidden folders and symlinks are not
-    entered, so the walk stays cheap next to millions of files."""
+    dataset (an ``images.lance`` table), sorted. A dataset folder may itself end in ``.lance`` (the README's
+    ``data/photos.lance``). Its tables, any other Lance table (a folder with ``_versions``), hidden folders and
+    symlinks are not entered, so the walk stays cheap next to millions of files."""
     found: set[Path] = set()
 
     def walk(folder: str, depth: int) -> None:
@@ -157,11 +159,16 @@ def find_stores(roots: Sequence[Path], max_depth: int = 3) -> list[Path]:
                 folders = [e for e in listing if e.is_dir(follow_symlinks=False)]
         except OSError:  # gone, or not readable: nothing to offer there
             return
-        if any(e.name == f"{IMAGES}.lance" for e in folders):
+        names = {e.name for e in folders}
+        if LANCE_TABLE_MARK in names:  # a Lance table: its data files, never a dataset
+            return
+        is_store = f"{IMAGES}.lance" in names
+        if is_store:
             found.add(Path(folder).resolve())
         if depth < max_depth:
             for entry in folders:
-                if not entry.name.endswith(".lance") and not entry.name.startswith("."):
+                table = is_store and entry.name.endswith(".lance")  # one of this dataset's tables
+                if not table and not entry.name.startswith("."):
                     walk(entry.path, depth + 1)
 
     for root in roots:
