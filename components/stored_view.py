@@ -128,7 +128,10 @@ def project(stored: store.StoredDataset, key: str) -> np.ndarray | None:
     with st.form(f"{key}_projection"):
         left, right = st.columns(2)
         method = left.selectbox("Projection", SCALABLE_METHODS, format_func=METHOD_TITLES.get, key=f"{key}_method")
-        sample = right.number_input("Fit on a sample of", 10, 1_000_000, min(SAMPLE, stored.rows), key=f"{key}_sample")
+        least = min(10, stored.rows)  # a small dataset (a stored working set) is fitted on all its rows
+        sample = right.number_input(
+            "Fit on a sample of", least, 1_000_000, min(SAMPLE, stored.rows), key=f"{key}_sample"
+        )
         if st.form_submit_button("Project every row", key=f"{key}_go"):
             st.session_state[f"{key}_projected"] = True
     if not st.session_state.get(f"{key}_projected"):

@@ -23,6 +23,7 @@ near-duplicate report (`core.store.find_near_duplicates`) finds.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import logging
 import os
@@ -42,6 +43,7 @@ import pyarrow.parquet as pq
 from core import store
 from core.data import ImageError, list_image_files, load_image
 from core.registry import parse
+from core.text import count
 
 log = logging.getLogger(__name__)
 FLUSH_ROWS = 2048  # rows per Lance commit (each commit is one small fragment; compacted at the end)
@@ -155,6 +157,16 @@ class RunSummary:
     index: str  # what `store.build_index` did
     startup_seconds: float = 0.0  # until the first block came back (Ray start-up, model load in each actor)
 
+    def describe(self) -> str:
+        """One line: what was listed, found stored, embedded and skipped, how fast, and the index."""
+        rates = f"{self.images_per_second:.1f} images/s"
+        if self.startup_seconds:
+            rates += f"; {self.steady_images_per_second:.1f} after {self.startup_seconds:.0f} s start-up"
+        return (
+            f"{count(self.listed, 'image')} listed, {self.already:,} already stored, {self.embedded:,} embedded, "
+            f"{self.skipped:,} skipped in {self.seconds:.1f} s ({rates}); {self.index}"
+        )
+
     @property
     def images_per_second(self) -> float:
         return (self.embedded + self.skipped) / max(self.seconds, 1e-9)
@@ -185,9 +197,54 @@ def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
         include_dashboard=False,
         runtime_env=runtime_env,
         log_to_driver=False,
-        logging_level=logging.WARNING,
+        logging_level=logging.ERROR,  # Ray's notes (token authentication on, ...) stay out of a newcomer's terminal
     )
     DataContext.get_current().enable_progress_bars = False  # ours (tqdm, images/s) is the one shown
+    _quiet_ray_data_console()
+
+
+def _quiet_ray_data_console() -> None:
+    """Ray Data's plan and progress notes go to its log file (``logs/ray-data/``) only; errors still show here."""
+    from ray.data._internal.logging import SessionFileHandler
+
+    for handler in logging.getLogger("ray.data").handlers:
+        if not isinstance(handler, SessionFileHandler):
+            handler.setLevel(logging.ERROR)
+
+
+@contextlib.contextmanager
+def native_stderr_to_ray_logs() -> Iterator[Path]:
+    """While inside, file descriptor 2 goes to a file in Ray's session log folder (yielded) and Python's
+    `sys.stderr` (the progress bar, our messages, tracebacks) stays where it was.
+
+    Ray's C++ core writes its ERROR lines straight to descriptor 2, including notes that are not failures (an
+    actor whose constructor arguments sit in the object store); no setting sends them to its log file only."""
+    path = _ray_logs_dir() / "driver-stderr.log"
+    sys.stderr.flush()
+    saved = os.dup(2)
+    python_stderr, terminal = sys.stderr, os.fdopen(saved, "w", buffering=1, encoding="utf-8", errors="replace")
+    with open(path, "ab") as log_file:
+        os.dup2(log_file.fileno(), 2)
+        sys.stderr = terminal
+        try:
+            yield path
+        finally:
+            terminal.flush()
+            os.dup2(saved, 2)
+            sys.stderr = python_stderr
+            terminal.close()
+
+
+def _ray_logs_dir() -> Path:
+    """This driver's Ray session log folder (a temporary folder when connected through Ray Client)."""
+    import tempfile
+
+    import ray
+
+    node = ray._private.worker._global_node
+    folder = Path(node.get_logs_dir_path()) if node is not None else Path(tempfile.gettempdir()) / "vfm-lens-ray"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 def _plan_actors(actors: int | None) -> tuple[dict, int, str, int | None]:
@@ -368,15 +425,22 @@ def main(argv: list[str] | None = None) -> int:
         print(store.build_index(store.open_store(args.out).table, args.min_rows))
     else:
         init_ray(args.address, args.num_cpus)
-        s = embed_dataset(
-            args.source, args.out, args.model, args.batch_size, args.actors, args.flush_rows, args.index_min_rows
-        )
-        print(
-            f"{s.listed:,} images listed, {s.already:,} already stored, {s.embedded:,} embedded, "
-            f"{s.skipped:,} skipped (see {Path(args.out) / 'skipped.csv'}) in {s.seconds:.1f} s "
-            f"({s.images_per_second:.1f} images/s; {s.steady_images_per_second:.1f} after {s.startup_seconds:.0f} s start-up); "
-            f"{s.index}"
-        )
+        with native_stderr_to_ray_logs() as ray_log:
+            try:
+                s = embed_dataset(
+                    args.source,
+                    args.out,
+                    args.model,
+                    args.batch_size,
+                    args.actors,
+                    args.flush_rows,
+                    args.index_min_rows,
+                )
+            except BaseException:
+                print(f"Ray's own messages for this run: {ray_log}", file=sys.stderr)
+                raise
+        skipped_csv = Path(args.out) / "skipped.csv"
+        print(s.describe() + (f"; unreadable files are listed in {skipped_csv}" if skipped_csv.exists() else ""))
     return 0
 
 
