@@ -200,16 +200,6 @@ def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
         logging_level=logging.ERROR,  # Ray's notes (token authentication on, ...) stay out of a newcomer's terminal
     )
     DataContext.get_current().enable_progress_bars = False  # ours (tqdm, images/s) is the one shown
-    _quiet_ray_data_console()
-
-
-def _quiet_ray_data_console() -> None:
-    """Ray Data's plan and progress notes go to its log file (``logs/ray-data/``) only; errors still show here."""
-    from ray.data._internal.logging import SessionFileHandler
-
-    for handler in logging.getLogger("ray.data").handlers:
-        if not isinstance(handler, SessionFileHandler):
-            handler.setLevel(logging.ERROR)
 
 
 @contextlib.contextmanager
@@ -218,7 +208,8 @@ def native_stderr_to_ray_logs() -> Iterator[Path]:
     `sys.stderr` (the progress bar, our messages, tracebacks) stays where it was.
 
     Ray's C++ core writes its ERROR lines straight to descriptor 2, including notes that are not failures (an
-    actor whose constructor arguments sit in the object store); no setting sends them to its log file only."""
+    actor whose constructor arguments sit in the object store); no setting sends them to its log file only. Ray
+    Data's console notes (plan, progress) follow them there: its handler writes to descriptor 2 too."""
     path = _ray_logs_dir() / "driver-stderr.log"
     sys.stderr.flush()
     saved = os.dup(2)
