@@ -86,18 +86,6 @@ def load_manifest(source: str | Path) -> pa.Table:
     return table.take(np.sort(first))  # a path listed twice is embedded once
 
 
-def done_ids(out: str | Path) -> set[str]:
-    """Ids already in OUT's images or skipped table (nothing to redo)."""
-    db = store.connect(out)
-    names = store.table_names(db)
-    return {
-        i
-        for name in (store.IMAGES, store.SKIPPED)
-        if name in names
-        for i in store.read_column(db.open_table(name), "id")
-    }
-
-
 # ---- Ray stages ---------------------------------------------------------------------------------
 def decode_batch(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Ray stage: add `image` (HWC uint8 RGB, a 1×1 stand-in on failure) and `error` ('' when decoded)."""
@@ -323,7 +311,7 @@ def _embed(
     start = time.perf_counter()
     ref = str(parse(model))
     manifest = load_manifest(source)
-    done = done_ids(out)
+    done = store.stored_ids(out)
     todo = manifest.filter(pa.array([i not in done for i in manifest["id"].to_pylist()], pa.bool_()))
     _check_model(out, ref)
     embedded = skipped = 0
@@ -333,10 +321,10 @@ def _embed(
         first = first - start if first else 0.0
     index = "index unchanged"
     if embedded:
-        table = store.connect(out).open_table(store.IMAGES)
-        table.optimize()  # compact the per-commit fragments
-        index = store.build_index(table, index_min_rows)
-    _write_skipped_csv(out)
+        index = store.compact_and_index(out, index_min_rows)
+    skipped_rows = store.skipped_rows(out)
+    if skipped_rows is not None:  # OUT/skipped.csv: every file that could not be decoded and why
+        pcsv.write_csv(skipped_rows, Path(out) / "skipped.csv")
     already = manifest.num_rows - todo.num_rows
     return RunSummary(manifest.num_rows, already, embedded, skipped, time.perf_counter() - start, index, first)
 
@@ -449,14 +437,6 @@ def _commit(out: str | Path, batches: list[dict], counts: list[int]) -> None:
         store.append(out, store.IMAGES, rows)
     counts[0] += good.size
     counts[1] += bad.size
-
-
-def _write_skipped_csv(out: str | Path) -> None:
-    """OUT/skipped.csv: every file that could not be decoded and why (rewritten after each run)."""
-    db = store.connect(out)
-    if store.SKIPPED in store.table_names(db):
-        rows = db.open_table(store.SKIPPED).to_arrow().select(["path", "reason"])
-        pcsv.write_csv(rows, Path(out) / "skipped.csv")
 
 
 # ---- images held in memory (a dashboard working set) -------------------------------------------------

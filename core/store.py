@@ -98,6 +98,26 @@ def append(path: str | Path, name: str, rows: pa.Table) -> None:
         db.create_table(name, rows)
 
 
+def stored_ids(path: str | Path) -> set[str]:
+    """Ids already in the images or skipped table of the dataset at `path` (none when it does not exist yet)."""
+    db = connect(path)
+    names = table_names(db)
+    return {i for name in (IMAGES, SKIPPED) if name in names for i in read_column(db.open_table(name), "id")}
+
+
+def skipped_rows(path: str | Path) -> pa.Table | None:
+    """path and reason of every file that could not be decoded; None when nothing was ever skipped."""
+    db = connect(path)
+    return db.open_table(SKIPPED).to_arrow().select(["path", "reason"]) if SKIPPED in table_names(db) else None
+
+
+def compact_and_index(path: str | Path, min_rows: int = INDEX_MIN_ROWS) -> str:
+    """Compact the images table's per-commit fragments, then `build_index`; returns what the index step did."""
+    table = connect(path).open_table(IMAGES)
+    table.optimize()
+    return build_index(table, min_rows)
+
+
 # ---- opening --------------------------------------------------------------------------------
 @dataclass
 class StoredDataset:
