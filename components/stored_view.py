@@ -120,7 +120,8 @@ def offer_new_store(key: str) -> None:
             "A large folder (class subfolders give labels): embed it from a terminal in the app's folder. The run is "
             "resumable and shows images/s; the dataset appears here when it is done."
         )
-        st.code(f"python -m core.batch embed {root / 'photos'} {root / 'photos.lance'} --model {name}", language="bash")
+        command = f"python -m core.batch embed {root / 'photos'} {root / 'photos.lance'} --model {name}"
+        st.code(command, language="bash", wrap_lines=True)
 
 
 def store_working_set(images: ImageSet, model: str, root: Path) -> tuple[Path, batch.RunSummary]:
