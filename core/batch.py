@@ -33,6 +33,7 @@ import os
 import re
 import signal
 import sys
+import threading
 import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -57,6 +58,7 @@ log = logging.getLogger(__name__)
 FLUSH_ROWS = 2048  # rows per Lance commit (each commit is one small fragment; compacted at the end)
 ENV_PREFIXES = ("VFM_LENS_", "HF_", "TRANSFORMERS_", "TORCH_HOME")
 _EMPTY = np.zeros((1, 1, 3), np.uint8)  # stands in for an image that failed to decode
+_OUT_LOCKS: dict[str, threading.Lock] = {}  # one per stored dataset written in this process (dict.setdefault is atomic)
 
 
 def path_id(path: str | Path) -> str:
@@ -286,7 +288,8 @@ def embed_in_process(
     progress: Progress | None = None,
     index_min_rows: int = store.INDEX_MIN_ROWS,
 ) -> RunSummary:
-    """`embed_dataset` in this process with `engine` (its cache included) and no Ray: for a working set."""
+    """`embed_dataset` in this process with `engine` (its cache included) and no Ray: for a working set. Runs into
+    the same `out` take turns (two sessions storing the same set would otherwise both embed and append it)."""
 
     def here(todo: pa.Table, ref: str) -> Iterable[dict]:
         embedder = Embedder.using(engine, ref)
@@ -294,7 +297,8 @@ def embed_in_process(
             rows = todo.slice(start, batch_size)
             yield embedder(decode_batch({c: rows[c].to_numpy(zero_copy_only=False) for c in rows.column_names}))
 
-    summary = _embed(source, out, model, here, FLUSH_ROWS, index_min_rows, progress)
+    with _OUT_LOCKS.setdefault(str(Path(out).resolve()), threading.Lock()):
+        summary = _embed(source, out, model, here, FLUSH_ROWS, index_min_rows, progress)
     return dataclasses.replace(summary, startup_seconds=0.0)  # no cluster to start: the rate is the steady one
 
 

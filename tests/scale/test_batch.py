@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -148,3 +149,16 @@ def test_images_in_memory_are_written_then_embedded_in_process_like_the_engine(t
         batch.write_image_folder(folder, images, names, labels), folder / "db.lance", MODEL, engine
     )
     assert (again.already, again.embedded) == (4, 0)
+
+
+def test_two_sessions_storing_the_same_images_at_once_store_each_image_once(tmp_path, engine):
+    rng = np.random.default_rng(3)
+    images = [rng.integers(0, 256, (16, 16, 3), dtype=np.uint8) for _ in range(6)]
+    names, labels = [f"{i}.png" for i in range(6)], [None] * 6
+    folder = batch.image_set_folder(tmp_path, images, names, labels)
+    manifest = batch.write_image_folder(folder, images, names, labels)
+    with ThreadPoolExecutor(2) as pool:
+        runs = list(pool.map(lambda _: batch.embed_in_process(manifest, folder / "db.lance", MODEL, engine), range(2)))
+    assert sorted(r.embedded for r in runs) == [0, 6]
+    ids = store.read_column(store.open_store(folder / "db.lance").table, "id")
+    assert len(ids) == len(set(ids)) == 6
