@@ -14,12 +14,15 @@ import streamlit as st
 from PIL import Image
 
 from components.hover_images import TILE, hover_thumbnails
+from components.progress import progress_bar
 from components.retrieval_view import download_csv
-from components.state import get_engine
-from core import config, registry, store
+from components.sidebar import selected_model
+from components.state import get_engine, get_working_set
+from core import batch, config, registry, store
 from core.analysis.imaging import data_url, to_png
 from core.analysis.scale import SCALABLE_METHODS, View, fit_on_sample, project_batches, render_density
-from core.data import ImageError, confine
+from core.data import ImageError, ImageSet, confine
+from core.text import count
 
 MAX_POINTS = 2_000  # a view holding fewer points than this shows them one by one, with thumbnails on click
 HOVER_POINTS = 300  # a view holding at most this many rows shows each one's image on hover (read from disk)
@@ -62,6 +65,10 @@ def pick_store(key: str) -> store.StoredDataset | None:
     """A dataset found under the data roots, or a typed folder there → the opened dataset (None until one is given).
     Errors raise for `user_errors`."""
     roots, found = config.data_roots(), found_stores()
+    if opening := st.session_state.pop(f"{key}_open", None):  # just stored by `offer_new_store`
+        st.session_state[f"{key}_found"], st.session_state[f"{key}_path"] = opening, ""
+    if note := st.session_state.pop(f"{key}_note", None):
+        st.success(note)
     chosen = st.selectbox(
         "Stored dataset",
         found,
@@ -82,6 +89,58 @@ def pick_store(key: str) -> store.StoredDataset | None:
         st.caption("Give the folder of a dataset embedded with `python -m core.batch embed`.")
         return None
     return opened(str(confine(path or chosen, roots)))
+
+
+def offer_new_store(key: str) -> None:
+    """Ways to a first stored dataset: this session's working set, embedded here with a progress bar into a folder
+    under the first data root (then opened), or the terminal command for a large folder."""
+    root = config.data_roots()[0].expanduser().resolve()
+    found = found_stores()
+    with st.expander("Make a stored dataset", expanded=not found, icon=":material/add:"):
+        if not found:
+            st.markdown(f"No stored dataset under `{root}` yet.")
+        images = get_working_set()
+        models = list(dict.fromkeys([selected_model("clip"), selected_model("dinov2")]))
+        model = st.selectbox(
+            "Model", models, format_func=registry.display_name, key=f"{key}_new_model",
+            help="The sidebar's CLIP and DINOv2 choices. A CLIP dataset can also be searched by text.",
+        )  # fmt: skip
+        n = len(images.items)
+        label = f"Store the working set ({count(n, 'image')})"
+        if st.button(label, key=f"{key}_new_go", disabled=not n, icon=":material/database:"):
+            out, summary = store_working_set(images, model, root)
+            _found.clear()
+            st.session_state[f"{key}_open"] = str(out)
+            st.session_state[f"{key}_note"] = f"Working set stored in `{out}`: {summary.describe()}."
+            st.rerun()
+        if not n:
+            st.caption("The working set is empty: add images on the Upload page first.")
+        name = registry.parse(model).spec.name
+        st.caption(
+            "A large folder (class subfolders give labels): embed it from a terminal in the app's folder. The run is "
+            "resumable and shows images/s; the dataset appears here when it is done."
+        )
+        command = f"python -m core.batch embed {root / 'photos'} {root / 'photos.lance'} --model {name}"
+        st.code(command, language="bash", wrap_lines=True)
+
+
+def store_working_set(images: ImageSet, model: str, root: Path) -> tuple[Path, batch.RunSummary]:
+    """The working set as PNGs and a manifest under `root`, embedded in this process by `model` into a stored
+    dataset beside them, with a progress bar for each step. Returns (the dataset's folder, the run's summary)."""
+    folder = batch.image_set_folder(root, images.images, images.names, images.labels)
+    n = count(len(images.items), "image")
+    update, close = progress_bar(f"Writing {n} to {folder}")
+    try:
+        manifest = batch.write_image_folder(folder, images.images, images.names, images.labels, update)
+    finally:
+        close()
+    out = folder / f"{registry.parse(model).spec.name}.lance"
+    update, close = progress_bar(f"Embedding {n} with {registry.display_name(model)}")
+    try:
+        summary = batch.embed_in_process(manifest, out, model, get_engine(), progress=update)
+    finally:
+        close()
+    return out, summary
 
 
 def show_summary(stored: store.StoredDataset) -> None:
@@ -128,7 +187,10 @@ def project(stored: store.StoredDataset, key: str) -> np.ndarray | None:
     with st.form(f"{key}_projection"):
         left, right = st.columns(2)
         method = left.selectbox("Projection", SCALABLE_METHODS, format_func=METHOD_TITLES.get, key=f"{key}_method")
-        sample = right.number_input("Fit on a sample of", 10, 1_000_000, min(SAMPLE, stored.rows), key=f"{key}_sample")
+        least = min(10, stored.rows)  # a small dataset (a stored working set) is fitted on all its rows
+        sample = right.number_input(
+            "Fit on a sample of", least, 1_000_000, min(SAMPLE, stored.rows), key=f"{key}_sample"
+        )
         if st.form_submit_button("Project every row", key=f"{key}_go"):
             st.session_state[f"{key}_projected"] = True
     if not st.session_state.get(f"{key}_projected"):

@@ -12,6 +12,8 @@ Pipeline: the list of files → Ray Data → decode tasks (`core.data.load_image
 `skipped` row with the reason, the run goes on) → `map_batches` over `Embedder`, a callable class holding an
 `Engine` (the dashboard's model building, preprocessing and forward pass; one actor per GPU with
 `num_gpus=1`, CPU actors otherwise) → the driver appends each finished block to Lance in one commit.
+`embed_in_process` runs the same steps without Ray, on the caller's engine: the dashboard's "Store the working
+set", which first writes the images as PNGs with a manifest (`write_image_folder`).
 
 Ids: the BLAKE2b-128 hex of the absolute, resolved path (`path_id`). A rerun skips every id already in the
 `images` or `skipped` table before reading a byte, so after a kill it embeds only what is missing; a Lance
@@ -23,30 +25,40 @@ near-duplicate report (`core.store.find_near_duplicates`) finds.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import hashlib
 import logging
 import os
+import re
 import signal
 import sys
+import threading
 import time
 import warnings
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
+from PIL import Image
 
 from core import store
 from core.data import ImageError, list_image_files, load_image
 from core.registry import parse
+from core.text import count
+
+if TYPE_CHECKING:
+    from core.engine import Engine, Progress
 
 log = logging.getLogger(__name__)
 FLUSH_ROWS = 2048  # rows per Lance commit (each commit is one small fragment; compacted at the end)
 ENV_PREFIXES = ("VFM_LENS_", "HF_", "TRANSFORMERS_", "TORCH_HOME")
 _EMPTY = np.zeros((1, 1, 3), np.uint8)  # stands in for an image that failed to decode
+_OUT_LOCKS: dict[str, threading.Lock] = {}  # one per stored dataset written in this process (dict.setdefault is atomic)
 
 
 def path_id(path: str | Path) -> str:
@@ -74,18 +86,6 @@ def load_manifest(source: str | Path) -> pa.Table:
     table = pa.table({"id": ids, "path": paths, "label": pa.array(labels, pa.string())})
     _, first = np.unique(np.asarray(ids), return_index=True)
     return table.take(np.sort(first))  # a path listed twice is embedded once
-
-
-def done_ids(out: str | Path) -> set[str]:
-    """Ids already in OUT's images or skipped table (nothing to redo)."""
-    db = store.connect(out)
-    names = store.table_names(db)
-    return {
-        i
-        for name in (store.IMAGES, store.SKIPPED)
-        if name in names
-        for i in store.read_column(db.open_table(name), "id")
-    }
 
 
 # ---- Ray stages ---------------------------------------------------------------------------------
@@ -121,9 +121,19 @@ class Embedder:
 
         if threads:
             torch.set_num_threads(threads)
+        self._use(Engine(device=device, cache=None, memory_bytes=0, batch_size=batch_size), model)
+
+    @classmethod
+    def using(cls, engine: Engine, model: str) -> Embedder:
+        """An Embedder on an engine that exists (this process's, with its cache): for runs without Ray."""
+        embedder = cls.__new__(cls)
+        embedder._use(engine, model)
+        return embedder
+
+    def _use(self, engine: Engine, model: str) -> None:
         self.model = model
-        self.engine = Engine(device=device, cache=None, memory_bytes=0, batch_size=batch_size)
-        loaded = self.engine.model(model)  # load once, before the first batch
+        self.engine = engine
+        loaded = engine.model(model)  # load once, before the first batch
         self.name, self.weights = loaded.adapter.spec.name, loaded.adapter.weights
         self.dim = loaded.adapter.spec.embed_dim
 
@@ -145,7 +155,7 @@ class Embedder:
 
 
 # ---- the run ----------------------------------------------------------------------------------
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class RunSummary:
     listed: int  # images in SOURCE
     already: int  # already in OUT, not redone
@@ -154,6 +164,16 @@ class RunSummary:
     seconds: float
     index: str  # what `store.build_index` did
     startup_seconds: float = 0.0  # until the first block came back (Ray start-up, model load in each actor)
+
+    def describe(self) -> str:
+        """One line: what was listed, found stored, embedded and skipped, how fast, and the index."""
+        rates = f"{self.images_per_second:.1f} images/s"
+        if self.startup_seconds:
+            rates += f"; {self.steady_images_per_second:.1f} after {self.startup_seconds:.0f} s start-up"
+        return (
+            f"{count(self.listed, 'image')} listed, {self.already:,} already stored, {self.embedded:,} embedded, "
+            f"{self.skipped:,} skipped in {self.seconds:.1f} s ({rates}); {self.index}"
+        )
 
     @property
     def images_per_second(self) -> float:
@@ -185,9 +205,45 @@ def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
         include_dashboard=False,
         runtime_env=runtime_env,
         log_to_driver=False,
-        logging_level=logging.WARNING,
+        logging_level=logging.ERROR,  # Ray's notes (token authentication on, ...) stay out of a newcomer's terminal
     )
     DataContext.get_current().enable_progress_bars = False  # ours (tqdm, images/s) is the one shown
+
+
+@contextlib.contextmanager
+def native_stderr_to_ray_logs() -> Iterator[Path]:
+    """While inside, file descriptor 2 goes to a file in Ray's session log folder (yielded) and Python's
+    `sys.stderr` (the progress bar, our messages, tracebacks) stays where it was.
+
+    Ray's C++ core writes its ERROR lines straight to descriptor 2, including notes that are not failures (an
+    actor whose constructor arguments sit in the object store); no setting sends them to its log file only. Ray
+    Data's console notes (plan, progress) follow them there: its handler writes to descriptor 2 too."""
+    path = _ray_logs_dir() / "driver-stderr.log"
+    sys.stderr.flush()
+    saved = os.dup(2)
+    python_stderr, terminal = sys.stderr, os.fdopen(saved, "w", buffering=1, encoding="utf-8", errors="replace")
+    with open(path, "ab") as log_file:
+        os.dup2(log_file.fileno(), 2)
+        sys.stderr = terminal
+        try:
+            yield path
+        finally:
+            terminal.flush()
+            os.dup2(saved, 2)
+            sys.stderr = python_stderr
+            terminal.close()
+
+
+def _ray_logs_dir() -> Path:
+    """This driver's Ray session log folder (a temporary folder when connected through Ray Client)."""
+    import tempfile
+
+    import ray
+
+    node = ray._private.worker._global_node
+    folder = Path(node.get_logs_dir_path()) if node is not None else Path(tempfile.gettempdir()) / "vfm-lens-ray"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 def _plan_actors(actors: int | None) -> tuple[dict, int, str, int | None]:
@@ -214,42 +270,108 @@ def embed_dataset(
     index_min_rows: int = store.INDEX_MIN_ROWS,
     progress: bool = True,
 ) -> RunSummary:
-    """Embed every image of `source` not yet in `out` (Ray must be initialised: `init_ray`)."""
-    import ray
+    """Embed every image of `source` not yet in `out` with Ray Data (Ray must be initialised: `init_ray`)."""
 
+    def on_ray(todo: pa.Table, ref: str) -> Iterable[dict]:
+        return _ray_batches(todo, ref, batch_size, actors)
+
+    with _tqdm_progress(progress) as bar:
+        return _embed(source, out, model, on_ray, flush_rows, index_min_rows, bar)
+
+
+def embed_in_process(
+    source: str | Path,
+    out: str | Path,
+    model: str,
+    engine: Engine,
+    batch_size: int = 16,
+    progress: Progress | None = None,
+    index_min_rows: int = store.INDEX_MIN_ROWS,
+) -> RunSummary:
+    """`embed_dataset` in this process with `engine` (its cache included) and no Ray: for a working set. Runs into
+    the same `out` take turns (two sessions storing the same set would otherwise both embed and append it)."""
+
+    def here(todo: pa.Table, ref: str) -> Iterable[dict]:
+        embedder = Embedder.using(engine, ref)
+        for start in range(0, todo.num_rows, batch_size):
+            rows = todo.slice(start, batch_size)
+            yield embedder(decode_batch({c: rows[c].to_numpy(zero_copy_only=False) for c in rows.column_names}))
+
+    with _OUT_LOCKS.setdefault(str(Path(out).resolve()), threading.Lock()):
+        summary = _embed(source, out, model, here, FLUSH_ROWS, index_min_rows, progress)
+    return dataclasses.replace(summary, startup_seconds=0.0)  # no cluster to start: the rate is the steady one
+
+
+def _embed(
+    source: str | Path,
+    out: str | Path,
+    model: str,
+    batches_of: Callable[[pa.Table, str], Iterable[dict]],
+    flush_rows: int,
+    index_min_rows: int,
+    progress: Progress | None,
+) -> RunSummary:
+    """The run: list `source`, leave out what `out` holds, store what `batches_of(rows to do, model)` yields."""
     start = time.perf_counter()
     ref = str(parse(model))
     manifest = load_manifest(source)
-    done = done_ids(out)
+    done = store.stored_ids(out)
     todo = manifest.filter(pa.array([i not in done for i in manifest["id"].to_pylist()], pa.bool_()))
     _check_model(out, ref)
     embedded = skipped = 0
     first = 0.0
     if todo.num_rows:
-        resources, n_actors, device, threads = _plan_actors(actors)
-        step = max(batch_size * 4, 256)  # rows per block; blocks made here (a Ray repartition would need a free CPU)
-        ds = ray.data.from_arrow([todo.slice(i, step) for i in range(0, todo.num_rows, step)])
-        ds = ds.map_batches(decode_batch, batch_format="numpy", num_cpus=0.25)
-        ds = ds.map_batches(
-            Embedder,
-            fn_constructor_kwargs={"model": ref, "device": device, "threads": threads, "batch_size": batch_size},
-            batch_size=batch_size,
-            batch_format="numpy",
-            compute=ray.data.ActorPoolStrategy(size=n_actors),
-            **resources,
-        )
-        embedded, skipped, first = _write(
-            ds.iter_batches(batch_size=None, batch_format="numpy"), out, todo.num_rows, flush_rows, progress
-        )
+        embedded, skipped, first = _write(batches_of(todo, ref), out, todo.num_rows, flush_rows, progress)
         first = first - start if first else 0.0
     index = "index unchanged"
     if embedded:
-        table = store.connect(out).open_table(store.IMAGES)
-        table.optimize()  # compact the per-commit fragments
-        index = store.build_index(table, index_min_rows)
-    _write_skipped_csv(out)
+        index = store.compact_and_index(out, index_min_rows)
+    skipped_rows = store.skipped_rows(out)
+    if skipped_rows is not None:  # OUT/skipped.csv: every file that could not be decoded and why
+        pcsv.write_csv(skipped_rows, Path(out) / "skipped.csv")
     already = manifest.num_rows - todo.num_rows
     return RunSummary(manifest.num_rows, already, embedded, skipped, time.perf_counter() - start, index, first)
+
+
+def _ray_batches(todo: pa.Table, ref: str, batch_size: int, actors: int | None) -> Iterable[dict]:
+    """Decode tasks, then `Embedder` actors, over Ray Data; finished numpy batches as they come."""
+    import ray
+
+    resources, n_actors, device, threads = _plan_actors(actors)
+    step = max(batch_size * 4, 256)  # rows per block; blocks made here (a Ray repartition would need a free CPU)
+    ds = ray.data.from_arrow([todo.slice(i, step) for i in range(0, todo.num_rows, step)])
+    ds = ds.map_batches(decode_batch, batch_format="numpy", num_cpus=0.25)
+    ds = ds.map_batches(
+        Embedder,
+        fn_constructor_kwargs={"model": ref, "device": device, "threads": threads, "batch_size": batch_size},
+        batch_size=batch_size,
+        batch_format="numpy",
+        compute=ray.data.ActorPoolStrategy(size=n_actors),
+        **resources,
+    )
+    return ds.iter_batches(batch_size=None, batch_format="numpy")
+
+
+@contextlib.contextmanager
+def _tqdm_progress(enabled: bool) -> Iterator[Progress | None]:
+    """A terminal progress bar (images/s) as a (done, total) callback; None when not `enabled`."""
+    if not enabled:
+        yield None
+        return
+    from tqdm import tqdm
+
+    bar = None
+
+    def update(done: int, total: int) -> None:
+        nonlocal bar
+        bar = bar or tqdm(total=total, unit="img", desc="embedding", smoothing=0.1)
+        bar.update(done - bar.n)
+
+    try:
+        yield update
+    finally:
+        if bar is not None:
+            bar.close()
 
 
 def _check_model(out: str | Path, ref: str) -> None:
@@ -263,24 +385,25 @@ def _check_model(out: str | Path, ref: str) -> None:
 
 
 def _write(
-    batches: Iterator[dict], out: str | Path, total: int, flush_rows: int, progress: bool
+    batches: Iterable[dict], out: str | Path, total: int, flush_rows: int, progress: Progress | None
 ) -> tuple[int, int, float]:
     """Append finished rows to Lance, one commit per `flush_rows`; returns (embedded, skipped, first block's time)."""
-    from tqdm import tqdm
-
+    progress = progress or (lambda done, total: None)
     pending: list[dict] = []
     counts = [0, 0]
     first = 0.0
-    with tqdm(total=total, unit="img", desc="embedding", disable=not progress, smoothing=0.1) as bar:
-        for batch in batches:
-            first = first or time.perf_counter()
-            pending.append(batch)
-            bar.update(len(batch["id"]))
-            if sum(len(b["id"]) for b in pending) >= flush_rows:
-                _commit(out, pending, counts)
-                pending = []
-                _die_if_asked(counts[0])
-        _commit(out, pending, counts)
+    finished = 0
+    progress(0, total)
+    for batch in batches:
+        first = first or time.perf_counter()
+        pending.append(batch)
+        finished += len(batch["id"])
+        progress(finished, total)
+        if sum(len(b["id"]) for b in pending) >= flush_rows:
+            _commit(out, pending, counts)
+            pending = []
+            _die_if_asked(counts[0])
+    _commit(out, pending, counts)
     return counts[0], counts[1], first
 
 
@@ -320,12 +443,46 @@ def _commit(out: str | Path, batches: list[dict], counts: list[int]) -> None:
     counts[1] += bad.size
 
 
-def _write_skipped_csv(out: str | Path) -> None:
-    """OUT/skipped.csv: every file that could not be decoded and why (rewritten after each run)."""
-    db = store.connect(out)
-    if store.SKIPPED in store.table_names(db):
-        rows = db.open_table(store.SKIPPED).to_arrow().select(["path", "reason"])
-        pcsv.write_csv(rows, Path(out) / "skipped.csv")
+# ---- images held in memory (a dashboard working set) -------------------------------------------------
+def image_set_folder(
+    root: str | Path, images: Sequence[np.ndarray], names: Sequence[str], labels: Sequence[str | None]
+) -> Path:
+    """`root`/working_set_<digest>: one folder per content (images, names, labels), so storing the same set again
+    finds it stored, and another set never mixes with it."""
+    from core.engine import image_hash
+
+    digest = hashlib.blake2b(digest_size=5)
+    for image, name, label in zip(images, names, labels, strict=True):
+        digest.update(f"{image_hash(image)}|{name}|{label}\n".encode())
+    return Path(root) / f"working_set_{digest.hexdigest()}"
+
+
+def write_image_folder(
+    folder: str | Path,
+    images: Sequence[np.ndarray],
+    names: Sequence[str],
+    labels: Sequence[str | None],
+    progress: Progress | None = None,
+) -> Path:
+    """Each image (HWC uint8 RGB) as a lossless PNG in `folder`/images, and `folder`/manifest.parquet listing them
+    with their labels: a SOURCE for `embed_*` that keeps every label, one class or none. Returns the manifest.
+    A file already written is kept; each is written whole or not at all (renamed into place)."""
+    folder = Path(folder)
+    (folder / "images").mkdir(parents=True, exist_ok=True)
+    files = []
+    for i, (image, name) in enumerate(zip(images, names, strict=True)):
+        stem = re.sub(r"[^A-Za-z0-9_-]+", "_", Path(name).stem)[:40].strip("_") or "image"
+        file = folder / "images" / f"{i:05d}_{stem}.png"
+        if not file.exists():
+            partial = file.with_suffix(".part")
+            Image.fromarray(image).save(partial, format="PNG")
+            os.replace(partial, file)
+        files.append(f"images/{file.name}")
+        if progress:
+            progress(i + 1, len(images))
+    manifest = folder / "manifest.parquet"
+    pq.write_table(pa.table({"path": files, "label": pa.array(list(labels), pa.string())}), manifest)
+    return manifest
 
 
 # ---- export -----------------------------------------------------------------------------------
@@ -368,15 +525,22 @@ def main(argv: list[str] | None = None) -> int:
         print(store.build_index(store.open_store(args.out).table, args.min_rows))
     else:
         init_ray(args.address, args.num_cpus)
-        s = embed_dataset(
-            args.source, args.out, args.model, args.batch_size, args.actors, args.flush_rows, args.index_min_rows
-        )
-        print(
-            f"{s.listed:,} images listed, {s.already:,} already stored, {s.embedded:,} embedded, "
-            f"{s.skipped:,} skipped (see {Path(args.out) / 'skipped.csv'}) in {s.seconds:.1f} s "
-            f"({s.images_per_second:.1f} images/s; {s.steady_images_per_second:.1f} after {s.startup_seconds:.0f} s start-up); "
-            f"{s.index}"
-        )
+        with native_stderr_to_ray_logs() as ray_log:
+            try:
+                s = embed_dataset(
+                    args.source,
+                    args.out,
+                    args.model,
+                    args.batch_size,
+                    args.actors,
+                    args.flush_rows,
+                    args.index_min_rows,
+                )
+            except BaseException:
+                print(f"Ray's own messages for this run: {ray_log}", file=sys.stderr)
+                raise
+        skipped_csv = Path(args.out) / "skipped.csv"
+        print(s.describe() + (f"; unreadable files are listed in {skipped_csv}" if skipped_csv.exists() else ""))
     return 0
 
 

@@ -27,6 +27,7 @@ from core.data import ImageError, load_image
 from core.datasets import pick_per_class
 
 IMAGES, SKIPPED = "images", "skipped"
+LANCE_TABLE_MARK = "_versions"  # every Lance table folder holds its manifests here
 INDEX_MIN_ROWS = 100_000  # below this an exact (brute-force) scan answers in milliseconds: no index is built
 REFINE_FACTOR = 10  # IVF_PQ candidates re-ranked with the exact vectors: k × this many
 NPROBES = 32
@@ -97,6 +98,26 @@ def append(path: str | Path, name: str, rows: pa.Table) -> None:
         db.create_table(name, rows)
 
 
+def stored_ids(path: str | Path) -> set[str]:
+    """Ids already in the images or skipped table of the dataset at `path` (none when it does not exist yet)."""
+    db = connect(path)
+    names = table_names(db)
+    return {i for name in (IMAGES, SKIPPED) if name in names for i in read_column(db.open_table(name), "id")}
+
+
+def skipped_rows(path: str | Path) -> pa.Table | None:
+    """path and reason of every file that could not be decoded; None when nothing was ever skipped."""
+    db = connect(path)
+    return db.open_table(SKIPPED).to_arrow().select(["path", "reason"]) if SKIPPED in table_names(db) else None
+
+
+def compact_and_index(path: str | Path, min_rows: int = INDEX_MIN_ROWS) -> str:
+    """Compact the images table's per-commit fragments, then `build_index`; returns what the index step did."""
+    table = connect(path).open_table(IMAGES)
+    table.optimize()
+    return build_index(table, min_rows)
+
+
 # ---- opening --------------------------------------------------------------------------------
 @dataclass
 class StoredDataset:
@@ -147,8 +168,9 @@ def open_store(path: str | Path) -> StoredDataset:
 
 def find_stores(roots: Sequence[Path], max_depth: int = 3) -> list[Path]:
     """Resolved folders at most `max_depth` levels below `roots` (a root itself is level 0) that hold a stored
-    dataset (an ``images.lance`` table), sorted. Lance tables (``*.lance``), hidden folders and symlinks are not
-    entered, so the walk stays cheap next to millions of files."""
+    dataset (an ``images.lance`` table), sorted. A dataset folder may itself end in ``.lance`` (the README's
+    ``data/photos.lance``). Its tables, any other Lance table (a folder with ``_versions``), hidden folders and
+    symlinks are not entered, so the walk stays cheap next to millions of files."""
     found: set[Path] = set()
 
     def walk(folder: str, depth: int) -> None:
@@ -157,11 +179,16 @@ def find_stores(roots: Sequence[Path], max_depth: int = 3) -> list[Path]:
                 folders = [e for e in listing if e.is_dir(follow_symlinks=False)]
         except OSError:  # gone, or not readable: nothing to offer there
             return
-        if any(e.name == f"{IMAGES}.lance" for e in folders):
+        names = {e.name for e in folders}
+        if LANCE_TABLE_MARK in names:  # a Lance table: its data files, never a dataset
+            return
+        is_store = f"{IMAGES}.lance" in names
+        if is_store:
             found.add(Path(folder).resolve())
         if depth < max_depth:
             for entry in folders:
-                if not entry.name.endswith(".lance") and not entry.name.startswith("."):
+                table = is_store and entry.name.endswith(".lance")  # one of this dataset's tables
+                if not table and not entry.name.startswith("."):
                     walk(entry.path, depth + 1)
 
     for root in roots:

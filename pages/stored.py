@@ -24,6 +24,8 @@ stored = None
 with user_errors("Opening the stored dataset"):
     stored = view.pick_store(key=KEY)
 if stored is None:
+    with user_errors("Storing the working set"):
+        view.offer_new_store(key=KEY)
     st.stop()
 view.show_summary(stored)
 

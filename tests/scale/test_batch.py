@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -124,3 +125,40 @@ def _rows(out: Path) -> int:
         return store.open_store(out).rows
     except (ValueError, OSError, RuntimeError):
         return 0
+
+
+def test_images_in_memory_are_written_then_embedded_in_process_like_the_engine(tmp_path, engine):
+    rng = np.random.default_rng(2)
+    images = [rng.integers(0, 256, (24, 20 + 4 * i, 3), dtype=np.uint8) for i in range(4)]
+    labels = ["cats", "cats", None, "cats"]  # a single class is a label; an unlabelled image stays unlabelled
+    names = ["a/x.jpg", "ü b.png", "", "x"]
+    folder = batch.image_set_folder(tmp_path, images, names, labels)
+    assert folder == batch.image_set_folder(tmp_path, [im.copy() for im in images], names, labels)
+    assert folder != batch.image_set_folder(tmp_path, images, names, ["dogs", "cats", None, "cats"])
+    steps = []
+    manifest = batch.write_image_folder(folder, images, names, labels, lambda done, total: steps.append((done, total)))
+    assert steps == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    summary = batch.embed_in_process(manifest, folder / "db.lance", MODEL, engine)
+    assert (summary.listed, summary.embedded, summary.skipped, summary.startup_seconds) == (4, 4, 0, 0.0)
+    data = store.read_rows(store.open_store(folder / "db.lance").table, range(4))
+    assert data["label"].to_pylist() == labels
+    files = [Path(p).name for p in data["path"].to_pylist()]
+    assert files == ["00000_x.png", "00001_b.png", "00002_image.png", "00003_x.png"]
+    np.testing.assert_allclose(store.vectors_of(data), engine.embed(images, MODEL), rtol=1e-4, atol=1e-5)
+    again = batch.embed_in_process(
+        batch.write_image_folder(folder, images, names, labels), folder / "db.lance", MODEL, engine
+    )
+    assert (again.already, again.embedded) == (4, 0)
+
+
+def test_two_sessions_storing_the_same_images_at_once_store_each_image_once(tmp_path, engine):
+    rng = np.random.default_rng(3)
+    images = [rng.integers(0, 256, (16, 16, 3), dtype=np.uint8) for _ in range(6)]
+    names, labels = [f"{i}.png" for i in range(6)], [None] * 6
+    folder = batch.image_set_folder(tmp_path, images, names, labels)
+    manifest = batch.write_image_folder(folder, images, names, labels)
+    with ThreadPoolExecutor(2) as pool:
+        runs = list(pool.map(lambda _: batch.embed_in_process(manifest, folder / "db.lance", MODEL, engine), range(2)))
+    assert sorted(r.embedded for r in runs) == [0, 6]
+    ids = store.read_column(store.open_store(folder / "db.lance").table, "id")
+    assert len(ids) == len(set(ids)) == 6

@@ -97,14 +97,17 @@ def test_stored_images_are_read_only_inside_the_data_roots(tmp_path):
 
 def test_find_stores_lists_dataset_folders_within_the_depth_sorted_and_skips_lance_tables(tmp_path):
     vectors = np.ones((3, 4), np.float32)
-    for folder in ["b/db", "a/db", "a/x/y/too_deep", ".hidden/db"]:
-        make_store(tmp_path / folder, vectors)
+    for folder in ["b/db", "a/db", "a/x/y/too_deep", ".hidden/db", "photos.lance", "c/d/e.lance"]:
+        make_store(tmp_path / folder, vectors)  # a dataset folder may end in .lance, as in the README
     (tmp_path / "a" / "db" / "images.lance" / "images.lance").mkdir()  # a Lance table is never walked into
+    (tmp_path / "t.lance" / "images.lance").mkdir(parents=True)
+    (tmp_path / "t.lance" / "_versions").mkdir()  # nor is a table outside a dataset
     (tmp_path / "plain" / "images.lance").mkdir(parents=True)  # a folder holding only a Lance-looking table counts
     other = tmp_path / "other"
     make_store(other, vectors)  # a root may itself be a stored dataset
     found = store.find_stores([tmp_path, other / "missing", other], max_depth=3)
-    assert found == sorted([(tmp_path / f).resolve() for f in ["a/db", "b/db", "plain", "other"]])
+    expected = ["a/db", "b/db", "plain", "other", "photos.lance", "c/d/e.lance"]
+    assert found == sorted([(tmp_path / f).resolve() for f in expected])
     assert (tmp_path / "a/x/y/too_deep").resolve() in store.find_stores([tmp_path], max_depth=4)
     assert store.find_stores([tmp_path / "missing"]) == []
 

@@ -10,6 +10,7 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from core import store
+from core.data import ImageItem, ImageSet
 from tests.scale.conftest import write_images
 from tests.widgets import hover_data, sprite_pixels
 
@@ -84,3 +85,32 @@ def test_the_page_opens_projects_picks_searches_and_reports_duplicates(stored_pa
     assert "**1 pairs in 1 groups**" in _texts(at)
     pairs = next(d.value for d in at.dataframe if "id_a" in d.value.columns)
     assert set(pairs[["id_a", "id_b"]].iloc[0]) == {"id000", "id001"}
+
+
+def test_with_no_stored_dataset_the_working_set_is_stored_here_then_opened(tmp_path, monkeypatch, engine):
+    root = tmp_path / "data"  # not there yet, as in a fresh clone
+    monkeypatch.setenv("VFM_LENS_DATA_ROOTS", str(root))
+    rng = np.random.default_rng(1)
+    images = [rng.integers(0, 256, (40 + 8 * i, 48, 3), dtype=np.uint8) for i in range(5)]
+    labels = ["cats", "cats", "cats", None, None]  # one class and two unlabelled: both kept
+    at = AppTest.from_file(PAGE, default_timeout=180)
+    at.session_state["working_set"] = ImageSet(
+        [ImageItem(f"p{i}.jpg", im, lab) for i, (im, lab) in enumerate(zip(images, labels, strict=True))]
+    )
+    at.run()
+    assert not at.exception, at.exception
+    assert f"No stored dataset under `{root.resolve()}` yet." in _texts(at)
+    assert any(f"python -m core.batch embed {root.resolve() / 'photos'}" in c.value for c in at.code)
+
+    model = at.selectbox(key="stored_new_model").value  # the sidebar's CLIP, first
+    at.button(key="stored_new_go").click().run()
+    assert not at.exception, at.exception
+    assert "Working set stored in" in at.success[0].value
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Images"] == "5" and metrics["Classes"] == "1"
+    (out,) = store.find_stores([root])
+    stored = store.open_store(out)
+    data = store.read_rows(stored.table, range(stored.rows))
+    assert [Path(p).name[:8] for p in data["path"].to_pylist()] == [f"0000{i}_p{i}" for i in range(5)]
+    assert data["label"].to_pylist() == labels
+    np.testing.assert_allclose(store.vectors_of(data), engine.embed(images, model), rtol=1e-4, atol=1e-5)
