@@ -154,12 +154,12 @@ def _threshold_controls(pc1: PC1Result, key: str) -> tuple[Foreground, float]:
     step = max(float(scores.max() - scores.min()) / 200, 1e-6)
     low, high = float(scores.min()) - step, float(scores.max())  # both ends reach "all" and "none" either side
     slider_key = f"{key}_threshold_{tag}"
+    st.session_state.setdefault(slider_key, float(auto.threshold))  # the key holds the value: no value= as well
     left, middle, right = st.columns([3, 1, 2], vertical_alignment="bottom")
     threshold = left.slider(
         "Threshold on PC1",
         low,
         high,
-        float(auto.threshold),
         step=step,
         format="%.3f",
         key=slider_key,
@@ -174,7 +174,12 @@ def _threshold_controls(pc1: PC1Result, key: str) -> tuple[Foreground, float]:
     chart, numbers = st.columns([3, 1])
     chart.plotly_chart(_histogram(fg, float(auto.threshold)), key=f"{key}_histogram")
     numbers.metric("Foreground patches", f"{fg.mask.mean():.1%}")
-    numbers.metric("Foreground side", ("high" if fg.sign > 0 else "low") + " PC1" + (" (flipped)" if flip else ""))
+    numbers.metric(
+        "Foreground side",
+        ("high" if fg.sign > 0 else "low") + " PC1",
+        help="Which end of PC1 counts as foreground: chosen automatically (the minority side that touches the "
+        "border less)" + (", then swapped by **Flip side**." if flip else ". **Flip side** swaps it."),
+    )
     numbers.metric("PC1 explains", f"{pc1.explained_variance_ratio:.1%}", help="Share of the token variance.")
     return fg, alpha
 
