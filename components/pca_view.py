@@ -31,10 +31,13 @@ from core.analysis.pca import (
     flag_high_norm,
     split_foreground,
 )
+from core.text import count
 
 SINGLE, JOINT, REGISTERS, NORMS = "Single image", "Joint PCA", "Registers", "Token norms"
 MODES = (SINGLE, JOINT, REGISTERS, NORMS)
-SIZES = tuple(range(224, 897, 14))  # square input sides, multiples of the 14-pixel patch
+PATCH = 14  # DINOv2's patch side, pixels
+SIZES = tuple(range(224, 897, PATCH))  # square input sides, multiples of the patch
+SINGLE_SIZE = JOINT_SIZE = 448  # default input sides; joint PCA keeps its own, not the single image's
 MAX_JOINT = 8
 DISPLAY_SIDE = 448  # longest side of a shown panel, pixels
 OPACITY = 0.6
@@ -75,8 +78,14 @@ def layer_name(layer: int | None) -> str:
     return "last layer (normed)" if not layer else f"block {layer} (raw)"
 
 
-def show_token_controls(num_layers: int, key: str, choose_layer: bool = True) -> tuple[int | None, int]:
-    """Layer (None: last, after the final LayerNorm; k: raw output of block k) and square input size."""
+def show_token_controls(
+    num_layers: int, key: str, choose_layer: bool = True, n_images: int = 1, joint: bool = False
+) -> tuple[int | None, int]:
+    """Layer (None: last, after the final LayerNorm; k: raw output of block k) and square input size.
+
+    `joint` views keep their own size (default JOINT_SIZE), so a large single-image size is not multiplied by
+    several images; under the slider a caption says what `n_images` at the chosen size cost.
+    """
     left, right = st.columns(2)
     layer = None
     if choose_layer:
@@ -93,12 +102,24 @@ def show_token_controls(num_layers: int, key: str, choose_layer: bool = True) ->
     size = right.select_slider(
         "Input size (pixels)",
         SIZES,
-        value=448,
-        key=f"{key}_size",
+        value=JOINT_SIZE if joint else SINGLE_SIZE,
+        key=f"{key}_joint_size" if joint else f"{key}_size",
         help="The image is resized to a square of this side; the token grid is size / 14 patches a side. "
         "Larger gives finer maps and takes longer.",
     )
+    right.caption(size_cost(n_images, size))
     return layer, size
+
+
+def size_cost(n_images: int, size: int) -> str:
+    """What the model processes at this size, and roughly how long that takes next to one image at SINGLE_SIZE."""
+    grid = size // PATCH
+    ratio = n_images * (size / SINGLE_SIZE) ** 2
+    return (
+        f"{count(n_images, 'image')} × {grid}×{grid} patches = {count(n_images * grid * grid, 'token')}: about "
+        f"{ratio:.1f}× the time of one image at {SINGLE_SIZE} px (more at large sizes: attention grows with the "
+        "square of the tokens). Cached afterwards."
+    )
 
 
 def pick_images(names: Sequence[str], key: str, default: int = 4) -> list[int]:

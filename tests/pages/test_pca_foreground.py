@@ -178,3 +178,28 @@ def test_moving_the_threshold_and_resetting_it_logs_no_session_state_warning(med
     _clean(at)
     warned = [r.getMessage() for r in caplog.records if "Session State API" in r.getMessage()]
     assert not warned, warned
+
+
+def test_joint_pca_keeps_its_own_input_size_and_says_what_it_costs(media):
+    at = _open_page()
+    at.select_slider(key="pca_size").set_value(896).run()
+    assert "1 image × 64×64 patches = 4,096 tokens: about 4.0× the time" in " ".join(
+        c.value for c in _clean(at).caption
+    )
+    at.radio(key="pca_mode").set_value(JOINT).run()
+    assert at.select_slider(key="pca_joint_size").value == pca_view.JOINT_SIZE == 448  # not the single image's 896
+    assert "4 images × 32×32 patches = 4,096 tokens: about 4.0× the time" in " ".join(
+        c.value for c in _clean(at).caption
+    )
+
+
+def test_token_norms_of_all_blocks_come_from_one_forward_pass(media, monkeypatch):
+    from core.engine import Engine
+
+    at = _open_page()
+    at.select_slider(key="pca_size").set_value(238).run()  # a size no other test computes: nothing cached
+    per_layer = _count_calls(monkeypatch, DINOv2Adapter, "patch_tokens")
+    all_layers = _count_calls(monkeypatch, Engine, "layer_tokens")
+    at.radio(key="pca_mode").set_value(NORMS).run()
+    assert [c.split(":")[0] for c in (image.captions[0] for image in _clean(at).image[1:])] == ["Block 1", "Block 2"]
+    assert all_layers["n"] == 1 and per_layer["n"] == 0
