@@ -33,6 +33,11 @@ from core.engine import image_hash
 MAX_PLOT_POINTS = 100_000  # beyond this the scatter shows a stated, stratified sample
 MAX_STORED_SAMPLE = 20_000  # rows of a stored dataset read into the page; its whole map is on Stored datasets
 STORED_THUMB = 96  # px of the stored images kept in memory (selections, clusters, hover)
+SELECT_HINT = (
+    "Click a point to see its image here (shift-click adds more), or pick the box or lasso tool in the chart's "
+    "toolbar and drag around points."
+)
+SELECT_HINT_3D = "Points are picked on 2-D charts: set Dimensions to 2-D to click points and see their images."
 WORKING = "working"
 STORED = "stored"
 METHOD_TITLES = {"lda": "LDA", "pca": "PCA", "umap": "UMAP", "tsne": "t-SNE"}
@@ -297,11 +302,11 @@ def _scatter_panel(images: ImageSet, result: ProjectionResult, shown: np.ndarray
         st.caption(note)
     picked = selected_indices(event, trace_index)
     if not picked.size:
-        st.caption("Click a point, or drag a box or lasso (2-D), to see its images here.")
+        st.caption(SELECT_HINT if result.coords.shape[1] < 3 else SELECT_HINT_3D)
         return
     chosen = ImageSet([images.items[i] for i in picked])
     counts = ", ".join(f"{c} × {label}" for label, c in chosen.class_counts().items())
-    st.markdown(f"**{picked.size} selected** ({counts})")
+    st.markdown(f"**{picked.size:,} selected** ({counts})")
     show_thumbnails(chosen, key=f"{key}_picked", side=96)
 
 
@@ -341,9 +346,8 @@ def scatter_figure(
                 go.Scattergl(x=coords[rows, 0], y=coords[rows, 1], marker={"size": 6, "color": colour}, **common)
             )
         trace_index.append(rows)
+    # no dragmode: Streamlit's frontend turns click-to-select off while the drag mode is box or lasso
     fig = go.Figure(traces).update_layout(height=520, margin={"t": 10, "b": 10}, legend_title_text="class")
-    if coords.shape[1] == 2:
-        fig.update_layout(dragmode="lasso")  # dragging selects; zoom and pan stay in the toolbar
     if strip:
         fig.update_yaxes(title_text="random spread (no meaning)", showticklabels=False, zeroline=False)
     return fig, trace_index

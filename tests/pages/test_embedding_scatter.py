@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
 import numpy as np
@@ -89,6 +90,20 @@ def test_digits_with_two_models_render_table_scatters_and_selected_images():
     shown = [im.captions for im in at.image if any("[" in c for c in im.captions)]
     assert shown == [expected]  # only the CLIP panel has a selection
     assert "**3 selected** (2 × 0, 1 × 2)" in _texts(at)
+
+
+def test_a_click_selects_one_point_and_shows_its_image():
+    at = _submit(_page(), "digits", per_class=10)
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert spec["layout"]["meta"] == "scatter_clip_tiny"
+    # Streamlit's frontend selects on click unless the drag mode is box or lasso (then a click selects nothing)
+    assert spec["layout"].get("dragmode") not in ("lasso", "select")
+    assert "Click a point to see its image" in _texts(at)
+    at.session_state[CLIP_CHART] = _selection((3, 4))  # what a click on the 5th point of class "3" reports
+    at.run()
+    digits = load_seed_dataset("digits", 10)
+    shown = [im.captions for im in at.image if any("[" in c for c in im.captions)]
+    assert shown == [[f"{digits.items[34].name} [3]"]] and "**1 selected** (1 × 3)" in _texts(at)
 
 
 def test_beyond_the_point_limit_the_scatter_states_its_sample(monkeypatch):
