@@ -294,7 +294,7 @@ def show_register_comparison(
         panels["norms"] = _norm_panel(norms, flags, shown.shape[:2])
         ratio = float(norms.max() / max(np.median(norms), 1e-12))
         st.markdown(
-            f"**{registry.parse(model).spec.title}** — {int(flags.sum())} high-norm token(s); "
+            f"**{registry.parse(model).spec.title}** — {count(int(flags.sum()), 'high-norm token')}; "
             f"largest norm {ratio:.1f}× the median"
         )
         _show_panels(panels, model.replace("@", "_"), f"{key}_{i}", explain=False)
@@ -335,7 +335,7 @@ def _norms_fragment(image: np.ndarray, norms: np.ndarray, key: str) -> None:
         vmin, vmax = (float(norms.min()), float(norms.max())) if shared else (None, None)
         cells = [(image, "Original")]
         for layer, (norm, flag) in enumerate(zip(norms, flags, strict=True), start=1):
-            caption = f"Block {layer}: median {np.median(norm):.1f}, max {norm.max():.1f}, {int(flag.sum())} outlier(s)"
+            caption = f"Block {layer}: median {np.median(norm):.1f}, max {norm.max():.1f}, {count(int(flag.sum()), 'outlier')}"
             cells.append((_norm_panel(norm, flag, image.shape[:2], vmin, vmax), caption))
         columns = st.columns(NORM_COLUMNS)
         for i, (cell, caption) in enumerate(cells):

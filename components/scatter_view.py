@@ -29,6 +29,7 @@ from core.config import scale_extras_installed
 from core.data import ImageItem, ImageSet
 from core.datasets import DATASETS, check_labeled, describe_subset, load_seed_dataset, pick_per_class, take_per_class
 from core.engine import image_hash
+from core.text import count
 
 MAX_PLOT_POINTS = 100_000  # beyond this the scatter shows a stated, stratified sample
 MAX_STORED_SAMPLE = 20_000  # rows of a stored dataset read into the page; its whole map is on Stored datasets
@@ -38,6 +39,7 @@ SELECT_HINT = (
     "toolbar and drag around points."
 )
 SELECT_HINT_3D = "Points are picked on 2-D charts: set Dimensions to 2-D to click points and see their images."
+HELD_OUT = "held-out"  # the one word for the scored split, on screen and in the CSV
 WORKING = "working"
 STORED = "stored"
 METHOD_TITLES = {"lda": "LDA", "pca": "PCA", "umap": "UMAP", "tsne": "t-SNE"}
@@ -124,7 +126,9 @@ def load_dataset(settings: ScatterSettings, working: ImageSet) -> ImageSet | Non
     if settings.dataset == WORKING:
         images, total = take_per_class(working, settings.per_class), sum(working.class_counts().values())
         if 0 < total < len(working.items):
-            st.caption(f"{len(working.items) - total} unlabeled images of the working set are left out.")
+            st.caption(
+                f"{count(len(working.items) - total, 'unlabelled image')} of the working set left out (no class)."
+            )
     else:
         images, total = _seed_dataset(settings.dataset, settings.per_class), DATASETS[settings.dataset].n_images
     if (problem := check_labeled(images)) is not None:
@@ -155,7 +159,11 @@ def load_stored(settings: ScatterSettings, key: str) -> tuple[ImageSet, dict[str
             if len(images.items) >= MAX_STORED_SAMPLE
             else ""
         )
-        + (f" {unread} image file(s) could not be read (moved?): grey tiles stand in for them." if unread else "")
+        + (
+            f" {count(unread, 'image file')} could not be read (moved?): grey tiles stand in for them."
+            if unread
+            else ""
+        )
     )
     return images, {stored.ref: vectors}, f"{stored.path.name} (stored)"
 
@@ -190,7 +198,7 @@ def embed_models(images: ImageSet, models: tuple[str, ...]) -> dict[str, np.ndar
     """model → (N, D) float32 embeddings, a progress bar each (instant when the engine has them cached)."""
     embeddings = {}
     for model in models:
-        update, close = progress_bar(f"Embedding {len(images.items):,} images with {model_title(model)}")
+        update, close = progress_bar(f"Embedding {count(len(images.items), 'image')} with {model_title(model)}")
         embeddings[model] = get_engine().embed(images.images, model, update)
         close()
     return embeddings
@@ -227,19 +235,23 @@ def show_accuracy_table(
     rows: dict[str, dict[str, float]] = {}
     for (projection, model, data), (proj_acc, knn_acc) in store.items():
         if projection == settings.projection:
-            rows.setdefault(model, {})[f"{data} · {method}"] = np.nan if proj_acc is None else proj_acc
-            rows[model][f"{data} · k-NN"] = knn_acc
+            if proj_acc is not None:  # t-SNE has none: no column rather than a column of blanks
+                rows.setdefault(model, {})[f"{data} · {method}"] = proj_acc
+            rows.setdefault(model, {})[f"{data} · k-NN"] = knn_acc
     table = pd.DataFrame.from_dict(rows, orient="index").rename_axis("model")
     formats = {column: st.column_config.NumberColumn(format="%.2f") for column in table.columns}
-    st.dataframe(table, column_config=formats)
+    st.dataframe(table, column_config=formats, placeholder="")  # a model not run on a dataset: a blank cell
     scored = (
         f"{method}: logistic regression on the {settings.projection} projection, fitted on the train split and scored "
         "on a stratified 25 % held-out split (seed 0)."
         if settings.method != "tsne"
-        else "t-SNE cannot place held-out images, so it has no projection accuracy (blank); choose LDA, PCA or UMAP."
+        else "t-SNE cannot place held-out images, so it has no projection accuracy column; choose LDA, PCA or UMAP."
+    )
+    not_run = (
+        " A blank cell: that model was not run on that dataset in this session." if table.isna().any(axis=None) else ""
     )
     st.caption(
-        f"{scored} k-NN: k=5, cosine, on the full embeddings. "
+        f"{scored} k-NN: k=5, cosine, on the full embeddings.{not_run} "
         "Seed slides (LDA): CLIP 0.85 / 0.83, SAM 0.71 / 0.62 on CIFAR-10 / Caltech-101."
     )
 
@@ -260,7 +272,7 @@ def show_confusion(results: dict[str, ProjectionResult], key: str) -> None:
     )
     matrix = result.confusion if kind == "projection" else result.knn_confusion
     st.plotly_chart(confusion_figure(matrix, result.labels), key=f"{key}_confusion")
-    st.caption(f"{int(matrix.sum())} held-out images; rows are the true class.")
+    st.caption(f"{count(int(matrix.sum()), 'held-out image')}; rows are the true class.")
 
 
 # ---- scatter with selection -------------------------------------------------------------------
@@ -331,7 +343,7 @@ def scatter_figure(
     traces, trace_index = [], []
     for cls, colour in zip(classes, _palette(len(classes)), strict=True):
         rows = shown[labels[shown] == cls]
-        custom = np.column_stack([labels[rows], names[rows], np.where(is_test[rows], "held-out", "train"), rows])
+        custom = np.column_stack([labels[rows], names[rows], np.where(is_test[rows], HELD_OUT, "train"), rows])
         common = {
             "name": str(cls),
             "mode": "markers",
@@ -399,7 +411,9 @@ def show_clusters(images: ImageSet, embeddings: dict[str, np.ndarray], key: str,
         with st.expander(f"Example images of the {min(len(order), 20)} largest clusters"):
             for c in order[:20]:
                 rows = picks[ids[picks] == c]
-                st.caption(f"Cluster {c}: {purity.sizes[c]} images, majority class {str(purity.majority[c])!r}")
+                st.caption(
+                    f"Cluster {c}: {count(int(purity.sizes[c]), 'image')}, majority class {str(purity.majority[c])!r}"
+                )
                 st.image([images.items[i].image for i in rows], caption=[images.items[i].label for i in rows], width=72)
 
 
@@ -407,7 +421,7 @@ def show_clusters(images: ImageSet, embeddings: dict[str, np.ndarray], key: str,
 def export_table(images: ImageSet, results: dict[str, ProjectionResult]) -> pd.DataFrame:
     """One row per image: file, label, split, and per model its coordinates and held-out predictions."""
     is_test = next(iter(results.values())).is_test
-    table = {"file": images.names, "label": images.labels, "split": np.where(is_test, "test", "train")}
+    table = {"file": images.names, "label": images.labels, "split": np.where(is_test, HELD_OUT, "train")}
     for model, result in results.items():
         name = registry.parse(model).spec.name
         for axis, column in zip("xyz", result.coords.T, strict=False):

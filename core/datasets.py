@@ -84,7 +84,7 @@ def check_labeled(images: ImageSet) -> str | None:
         return f"All images are in one class ({next(iter(counts))!r}). Add at least one more class."
     if sum(counts.values()) < MIN_POINTS or sum(c >= 2 for c in counts.values()) < 2:
         return (
-            f"Too few images ({sum(counts.values())}) to split into train and test: use at least {MIN_POINTS}, "
+            f"Too few images ({sum(counts.values())}) to split into train and held-out: use at least {MIN_POINTS}, "
             "with two or more in each of at least two classes (raise the images per class)."
         )
     return None

@@ -34,6 +34,8 @@ from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from core.text import count
+
 ProgressFn = Callable[[float, str], None]
 
 MIN_POINTS = 10  # fewer points than this cannot give a meaningful split and score
@@ -104,7 +106,7 @@ class LDAMethod(_Method):
         n_classes = np.unique(y).size
         self.n_components_ = min(self.config.n_components, n_classes - 1, X.shape[1])
         if self.n_components_ < self.config.n_components:
-            self.notes.append(f"LDA limited to {self.n_components_} components ({n_classes} classes).")
+            self.notes.append(f"LDA limited to {count(self.n_components_, 'component')} ({n_classes} classes).")
         model = LinearDiscriminantAnalysis(
             solver="eigen", shrinkage=self.config.shrinkage, n_components=self.n_components_
         )
@@ -318,12 +320,14 @@ def compute_split(y: np.ndarray, test_size: float = 0.25, seed: int = 0) -> tupl
     n_classes = int((counts >= 2).sum())
     notes = []
     if (counts < 2).any():
-        notes.append(f"{int((counts < 2).sum())} class(es) with a single sample kept in train only (not scored).")
+        notes.append(
+            f"{count(int((counts < 2).sum()), 'class', 'classes')} with a single sample kept in train only (not scored)."
+        )
     n_test = max(math.ceil(test_size * splittable.size), n_classes)
     if n_test > math.ceil(test_size * splittable.size):
-        notes.append(f"Test split enlarged to {n_test} points (one per class).")
+        notes.append(f"Held-out split enlarged to {n_test} points (one per class).")
     if splittable.size - n_test < n_classes:
-        raise ValueError(f"Too few samples ({splittable.size}) to split {n_classes} classes into train and test.")
+        raise ValueError(f"Too few samples ({splittable.size}) to split {n_classes} classes into train and held-out.")
     _, test_idx = train_test_split(splittable, test_size=n_test, stratify=y[splittable], random_state=seed)
     is_test = np.zeros(len(y), dtype=bool)
     is_test[test_idx] = True
@@ -340,7 +344,7 @@ def _validate(
         raise ValueError(f"Too few points: {len(X)} (need at least {MIN_POINTS}).")
     bad_rows = int((~np.isfinite(X)).any(axis=1).sum())
     if bad_rows:
-        raise ValueError(f"X contains NaN or inf values in {bad_rows} row(s); drop or fix them first.")
+        raise ValueError(f"X contains NaN or inf values in {count(bad_rows, 'row')}; drop or fix them first.")
     classes, counts = np.unique(y, return_counts=True)
     if (counts >= 2).sum() < 2:
         raise ValueError(

@@ -162,7 +162,7 @@ def test_export_table_has_coordinates_labels_and_held_out_predictions():
         "file", "label", "split", "clip_tiny_x", "clip_tiny_y", "clip_tiny_predicted", "clip_tiny_knn_predicted"
     ]  # fmt: skip
     np.testing.assert_allclose(table[["clip_tiny_x", "clip_tiny_y"]].to_numpy(), result.coords, rtol=1e-5)
-    test_rows = table["split"] == "test"
+    test_rows = table["split"] == "held-out"
     assert np.array_equal(test_rows.to_numpy(), result.is_test)
     assert list(table.loc[test_rows, "clip_tiny_predicted"]) == list(result.predictions)
     assert table.loc[~test_rows, "clip_tiny_predicted"].isna().all()
@@ -187,3 +187,28 @@ def test_embeddings_npz_round_trips():
 def test_selected_indices_maps_curves_and_points_to_rows(event, expected):
     trace_index = [np.array([4, 5, 7]), np.array([2, 3])]
     assert selected_indices(event, trace_index).tolist() == expected
+
+
+def _accuracy(at: AppTest):
+    return next(d for d in at.dataframe if d.value.index.name == "model")
+
+
+def test_accuracy_cells_are_numbers_or_blank_never_none():
+    other = {("LDA 2-D", "Other model", "Elsewhere (n=40)"): (0.5, 0.25)}  # a model only run on another dataset
+    at = _submit(_page(scatter_accuracy=other), "digits", per_class=10)
+    table = _accuracy(at)
+    assert table.value.loc["Other model"].isna().sum() == 2 and table.value.loc["CLIP tiny (test)"].isna().sum() == 2
+    assert table.proto.HasField("placeholder") and table.proto.placeholder == ""  # shown blank, not "None"
+    assert "A blank cell: that model was not run on that dataset" in _texts(at)
+
+    at.selectbox(key="scatter_method").set_value("tsne")
+    at = at.button(key="scatter_go").click().run()
+    values = _accuracy(at).value
+    assert [c.split(" · ")[1] for c in values.columns] == ["k-NN"] and not values.isna().any(axis=None)
+    assert "no projection accuracy column" in _texts(at)
+
+
+def test_projection_notes_count_in_words():
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(40, 8)).astype(np.float32), np.repeat(np.array(["a", "b"]), 20)
+    assert "LDA limited to 1 component (2 classes)." in compute_projection(X, y, "lda").notes
