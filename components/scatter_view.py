@@ -27,7 +27,15 @@ from core.analysis.clusters import CLUSTER_METHODS, cluster_purity, compute_clus
 from core.analysis.projection import ProjectionResult, compute_projection, downsample, list_methods
 from core.config import scale_extras_installed
 from core.data import ImageItem, ImageSet
-from core.datasets import DATASETS, check_labeled, describe_subset, load_seed_dataset, pick_per_class, take_per_class
+from core.datasets import (
+    DATASETS,
+    check_labeled,
+    describe_subset,
+    is_cached,
+    load_seed_dataset,
+    pick_per_class,
+    take_per_class,
+)
 from core.engine import image_hash
 from core.text import count
 
@@ -79,7 +87,7 @@ def pick_settings(working: ImageSet, key: str) -> ScatterSettings | None:
             "Dataset",
             list(SOURCES),
             index=0 if working.class_counts() else 1,
-            format_func=SOURCES.get,
+            format_func=_source_title,
             key=f"{key}_dataset",
         )
         per_class = data_col.number_input(
@@ -114,6 +122,12 @@ def pick_settings(working: ImageSet, key: str) -> ScatterSettings | None:
         return None
     models = tuple(selected_model(f) for f in families)
     return ScatterSettings(dataset, int(per_class), models, method, int(dims), bool(standardize))
+
+
+def _source_title(source: str) -> str:
+    """The dataset's title, saying when choosing it needs a download first."""
+    needs_network = source in DATASETS and not is_cached(source)
+    return SOURCES[source] + (" (needs the network once)" if needs_network else "")
 
 
 @st.cache_resource(show_spinner="Loading the dataset…", max_entries=4)

@@ -212,3 +212,13 @@ def test_projection_notes_count_in_words():
     rng = np.random.default_rng(0)
     X, y = rng.normal(size=(40, 8)).astype(np.float32), np.repeat(np.array(["a", "b"]), 20)
     assert "LDA limited to 1 component (2 classes)." in compute_projection(X, y, "lda").notes
+
+
+def test_datasets_that_need_a_download_say_so_in_the_option_until_they_are_cached(monkeypatch, tmp_path):
+    monkeypatch.setenv("VFM_LENS_CACHE", str(tmp_path))
+    options = _page().radio(key="scatter_dataset").options
+    assert "CIFAR-10 (needs the network once)" in options and "Caltech-101 (needs the network once)" in options
+    assert "Digits (scikit-learn)" in options  # ships with scikit-learn
+    (tmp_path / "datasets" / "cifar-10-batches-py").mkdir(parents=True)  # torchvision's folder, as after a download
+    options = _page().radio(key="scatter_dataset").options
+    assert "CIFAR-10" in options and "Caltech-101 (needs the network once)" in options
