@@ -82,7 +82,16 @@ def _family_title(family: str) -> str:
 def pick_settings(working: ImageSet, key: str) -> ScatterSettings | None:
     """The controls, in one form. None (with a hint) until the button was pressed once, or with no model."""
     with st.form(f"{key}_form"):
-        data_col, model_col, proj_col = st.columns(3)
+        families = st.multiselect(  # a row of its own: every chosen model's chip stays in view
+            "Models",
+            list(FAMILIES),
+            default=["clip"],
+            format_func=_family_title,
+            key=f"{key}_families",
+            help="Which model of each family is set in the sidebar. Two models are shown side by side. "
+            "A stored dataset brings its own model's embeddings.",
+        )
+        data_col, proj_col = st.columns(2)
         dataset = data_col.radio(
             "Dataset",
             list(SOURCES),
@@ -97,15 +106,6 @@ def pick_settings(working: ImageSet, key: str) -> ScatterSettings | None:
             30,
             key=f"{key}_per_class",
             help="Larger classes are sampled at random (seed 0).",
-        )
-        families = model_col.multiselect(
-            "Models",
-            list(FAMILIES),
-            default=["clip"],
-            format_func=_family_title,
-            key=f"{key}_families",
-            help="Which model of each family is set in the sidebar. Two models are shown side by side. "
-            "A stored dataset brings its own model's embeddings.",
         )
         method = proj_col.selectbox("Projection", list_methods(), format_func=METHOD_TITLES.get, key=f"{key}_method")
         dims = proj_col.radio("Dimensions", (2, 3), format_func=lambda d: f"{d}-D", horizontal=True, key=f"{key}_dims")

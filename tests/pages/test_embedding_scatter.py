@@ -222,3 +222,18 @@ def test_datasets_that_need_a_download_say_so_in_the_option_until_they_are_cache
     (tmp_path / "datasets" / "cifar-10-batches-py").mkdir(parents=True)  # torchvision's folder, as after a download
     options = _page().radio(key="scatter_dataset").options
     assert "CIFAR-10" in options and "Caltech-101 (needs the network once)" in options
+
+
+def _ancestors(node, key: str, path: tuple[str, ...] = ()) -> tuple[str, ...] | None:
+    """The block types from the page's root down to the widget with `key` (None when it is not there)."""
+    if getattr(node, "key", None) == key:
+        return path
+    for child in getattr(node, "children", {}).values():
+        if (found := _ancestors(child, key, (*path, node.type))) is not None:
+            return found
+    return None
+
+
+def test_the_model_picker_has_a_full_width_row_so_its_chips_stay_in_view():
+    at = _page()
+    assert _ancestors(at.main, "scatter_families") == ("main", "form")  # not squeezed into a third of the form
