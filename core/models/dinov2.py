@@ -74,7 +74,8 @@ class DINOv2Adapter:
     def pixels(self, images: list[np.ndarray], size: int | None = None) -> torch.Tensor:
         """HWC uint8 RGB → (B, 3, S, S): eval crop at the model's size, or a square resize to `size`."""
         processor = self._crop if size is None else _processor(size, crop=False)
-        return processor(images=list(images), return_tensors="pt")["pixel_values"]
+        writable = [np.require(im, requirements="W") for im in images]  # torch warns on read-only arrays
+        return processor(images=writable, return_tensors="pt")["pixel_values"]
 
     def embed(self, images: list[np.ndarray]) -> torch.Tensor:
         """Normalised CLS token, (B, D)."""

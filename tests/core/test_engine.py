@@ -1,4 +1,8 @@
+import os
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import numpy as np
 import open_clip
@@ -11,6 +15,7 @@ from core import engine as engine_module
 from core.engine import Engine, image_hash, run_batched
 from core.models import sam as sam_module
 
+ROOT = Path(__file__).resolve().parents[2]
 TOL = 1e-5  # fp32 on CPU, same weights, same inputs: only summation order may differ
 
 
@@ -247,3 +252,22 @@ def test_layer_tokens_run_one_forward_pass_equal_each_layer_and_fill_the_per_lay
     np.testing.assert_array_equal(fresh.layer_tokens(images, "dinov2_tiny_reg", size=56), tokens)
     with pytest.raises(ValueError, match="DINOv2"):
         fresh.layer_tokens(images, "clip_tiny")
+
+
+def test_building_random_clip_and_reading_read_only_images_log_no_warnings(tmp_path):
+    """Each a warning in the server log on the main paths; checked in a fresh process (torch warns only once)."""
+    code = """
+import logging, warnings
+import numpy as np
+from core.engine import Engine
+logging.basicConfig(level=logging.WARNING)
+warnings.simplefilter("always")
+engine = Engine(device="cpu", cache=None)
+image = np.zeros((40, 30, 3), np.uint8)
+image.flags.writeable = False  # as images decoded from bytes often are
+engine.embed([image], "clip_tiny")
+engine.patch_tokens([image], "dinov2_tiny", size=56)
+"""
+    env = {**os.environ, "VFM_LENS_CACHE": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True, check=True)
+    assert "No pretrained weights loaded" not in out.stderr and "not writable" not in out.stderr, out.stderr
