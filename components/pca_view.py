@@ -31,10 +31,13 @@ from core.analysis.pca import (
     flag_high_norm,
     split_foreground,
 )
+from core.text import count
 
 SINGLE, JOINT, REGISTERS, NORMS = "Single image", "Joint PCA", "Registers", "Token norms"
 MODES = (SINGLE, JOINT, REGISTERS, NORMS)
-SIZES = tuple(range(224, 897, 14))  # square input sides, multiples of the 14-pixel patch
+PATCH = 14  # DINOv2's patch side, pixels
+SIZES = tuple(range(224, 897, PATCH))  # square input sides, multiples of the patch
+SINGLE_SIZE = JOINT_SIZE = 448  # default input sides; joint PCA keeps its own, not the single image's
 MAX_JOINT = 8
 DISPLAY_SIDE = 448  # longest side of a shown panel, pixels
 OPACITY = 0.6
@@ -75,8 +78,14 @@ def layer_name(layer: int | None) -> str:
     return "last layer (normed)" if not layer else f"block {layer} (raw)"
 
 
-def show_token_controls(num_layers: int, key: str, choose_layer: bool = True) -> tuple[int | None, int]:
-    """Layer (None: last, after the final LayerNorm; k: raw output of block k) and square input size."""
+def show_token_controls(
+    num_layers: int, key: str, choose_layer: bool = True, n_images: int = 1, joint: bool = False
+) -> tuple[int | None, int]:
+    """Layer (None: last, after the final LayerNorm; k: raw output of block k) and square input size.
+
+    `joint` views keep their own size (default JOINT_SIZE), so a large single-image size is not multiplied by
+    several images; under the slider a caption says what `n_images` at the chosen size cost.
+    """
     left, right = st.columns(2)
     layer = None
     if choose_layer:
@@ -93,12 +102,24 @@ def show_token_controls(num_layers: int, key: str, choose_layer: bool = True) ->
     size = right.select_slider(
         "Input size (pixels)",
         SIZES,
-        value=448,
-        key=f"{key}_size",
+        value=JOINT_SIZE if joint else SINGLE_SIZE,
+        key=f"{key}_joint_size" if joint else f"{key}_size",
         help="The image is resized to a square of this side; the token grid is size / 14 patches a side. "
         "Larger gives finer maps and takes longer.",
     )
+    right.caption(size_cost(n_images, size))
     return layer, size
+
+
+def size_cost(n_images: int, size: int) -> str:
+    """What the model processes at this size, and roughly how long that takes next to one image at SINGLE_SIZE."""
+    grid = size // PATCH
+    ratio = n_images * (size / SINGLE_SIZE) ** 2
+    return (
+        f"{count(n_images, 'image')} × {grid}×{grid} patches = {count(n_images * grid * grid, 'token')}: about "
+        f"{ratio:.1f}× the time of one image at {SINGLE_SIZE} px (more at large sizes: attention grows with the "
+        "square of the tokens). Cached afterwards."
+    )
 
 
 def pick_images(names: Sequence[str], key: str, default: int = 4) -> list[int]:
@@ -154,12 +175,12 @@ def _threshold_controls(pc1: PC1Result, key: str) -> tuple[Foreground, float]:
     step = max(float(scores.max() - scores.min()) / 200, 1e-6)
     low, high = float(scores.min()) - step, float(scores.max())  # both ends reach "all" and "none" either side
     slider_key = f"{key}_threshold_{tag}"
+    st.session_state.setdefault(slider_key, float(auto.threshold))  # the key holds the value: no value= as well
     left, middle, right = st.columns([3, 1, 2], vertical_alignment="bottom")
     threshold = left.slider(
         "Threshold on PC1",
         low,
         high,
-        float(auto.threshold),
         step=step,
         format="%.3f",
         key=slider_key,
@@ -174,7 +195,12 @@ def _threshold_controls(pc1: PC1Result, key: str) -> tuple[Foreground, float]:
     chart, numbers = st.columns([3, 1])
     chart.plotly_chart(_histogram(fg, float(auto.threshold)), key=f"{key}_histogram")
     numbers.metric("Foreground patches", f"{fg.mask.mean():.1%}")
-    numbers.metric("Foreground side", ("high" if fg.sign > 0 else "low") + " PC1" + (" (flipped)" if flip else ""))
+    numbers.metric(
+        "Foreground side",
+        ("high" if fg.sign > 0 else "low") + " PC1",
+        help="Which end of PC1 counts as foreground: chosen automatically (the minority side that touches the "
+        "border less)" + (", then swapped by **Flip side**." if flip else ". **Flip side** swaps it."),
+    )
     numbers.metric("PC1 explains", f"{pc1.explained_variance_ratio:.1%}", help="Share of the token variance.")
     return fg, alpha
 
@@ -268,7 +294,7 @@ def show_register_comparison(
         panels["norms"] = _norm_panel(norms, flags, shown.shape[:2])
         ratio = float(norms.max() / max(np.median(norms), 1e-12))
         st.markdown(
-            f"**{registry.parse(model).spec.title}** — {int(flags.sum())} high-norm token(s); "
+            f"**{registry.parse(model).spec.title}** — {count(int(flags.sum()), 'high-norm token')}; "
             f"largest norm {ratio:.1f}× the median"
         )
         _show_panels(panels, model.replace("@", "_"), f"{key}_{i}", explain=False)
@@ -309,7 +335,7 @@ def _norms_fragment(image: np.ndarray, norms: np.ndarray, key: str) -> None:
         vmin, vmax = (float(norms.min()), float(norms.max())) if shared else (None, None)
         cells = [(image, "Original")]
         for layer, (norm, flag) in enumerate(zip(norms, flags, strict=True), start=1):
-            caption = f"Block {layer}: median {np.median(norm):.1f}, max {norm.max():.1f}, {int(flag.sum())} outlier(s)"
+            caption = f"Block {layer}: median {np.median(norm):.1f}, max {norm.max():.1f}, {count(int(flag.sum()), 'outlier')}"
             cells.append((_norm_panel(norm, flag, image.shape[:2], vmin, vmax), caption))
         columns = st.columns(NORM_COLUMNS)
         for i, (cell, caption) in enumerate(cells):

@@ -27,12 +27,27 @@ from core.analysis.clusters import CLUSTER_METHODS, cluster_purity, compute_clus
 from core.analysis.projection import ProjectionResult, compute_projection, downsample, list_methods
 from core.config import scale_extras_installed
 from core.data import ImageItem, ImageSet
-from core.datasets import DATASETS, check_labeled, describe_subset, load_seed_dataset, pick_per_class, take_per_class
+from core.datasets import (
+    DATASETS,
+    check_labeled,
+    describe_subset,
+    is_cached,
+    load_seed_dataset,
+    pick_per_class,
+    take_per_class,
+)
 from core.engine import image_hash
+from core.text import count
 
 MAX_PLOT_POINTS = 100_000  # beyond this the scatter shows a stated, stratified sample
 MAX_STORED_SAMPLE = 20_000  # rows of a stored dataset read into the page; its whole map is on Stored datasets
 STORED_THUMB = 96  # px of the stored images kept in memory (selections, clusters, hover)
+SELECT_HINT = (
+    "Click a point to see its image here (shift-click adds more), or pick the box or lasso tool in the chart's "
+    "toolbar and drag around points."
+)
+SELECT_HINT_3D = "Points are picked on 2-D charts: set Dimensions to 2-D to click points and see their images."
+HELD_OUT = "held-out"  # the one word for the scored split, on screen and in the CSV
 WORKING = "working"
 STORED = "stored"
 METHOD_TITLES = {"lda": "LDA", "pca": "PCA", "umap": "UMAP", "tsne": "t-SNE"}
@@ -67,12 +82,21 @@ def _family_title(family: str) -> str:
 def pick_settings(working: ImageSet, key: str) -> ScatterSettings | None:
     """The controls, in one form. None (with a hint) until the button was pressed once, or with no model."""
     with st.form(f"{key}_form"):
-        data_col, model_col, proj_col = st.columns(3)
+        families = st.multiselect(  # a row of its own: every chosen model's chip stays in view
+            "Models",
+            list(FAMILIES),
+            default=["clip"],
+            format_func=_family_title,
+            key=f"{key}_families",
+            help="Which model of each family is set in the sidebar. Two models are shown side by side. "
+            "A stored dataset brings its own model's embeddings.",
+        )
+        data_col, proj_col = st.columns(2)
         dataset = data_col.radio(
             "Dataset",
             list(SOURCES),
             index=0 if working.class_counts() else 1,
-            format_func=SOURCES.get,
+            format_func=_source_title,
             key=f"{key}_dataset",
         )
         per_class = data_col.number_input(
@@ -82,15 +106,6 @@ def pick_settings(working: ImageSet, key: str) -> ScatterSettings | None:
             30,
             key=f"{key}_per_class",
             help="Larger classes are sampled at random (seed 0).",
-        )
-        families = model_col.multiselect(
-            "Models",
-            list(FAMILIES),
-            default=["clip"],
-            format_func=_family_title,
-            key=f"{key}_families",
-            help="Which model of each family is set in the sidebar. Two models are shown side by side. "
-            "A stored dataset brings its own model's embeddings.",
         )
         method = proj_col.selectbox("Projection", list_methods(), format_func=METHOD_TITLES.get, key=f"{key}_method")
         dims = proj_col.radio("Dimensions", (2, 3), format_func=lambda d: f"{d}-D", horizontal=True, key=f"{key}_dims")
@@ -109,6 +124,12 @@ def pick_settings(working: ImageSet, key: str) -> ScatterSettings | None:
     return ScatterSettings(dataset, int(per_class), models, method, int(dims), bool(standardize))
 
 
+def _source_title(source: str) -> str:
+    """The dataset's title, saying when choosing it needs a download first."""
+    needs_network = source in DATASETS and not is_cached(source)
+    return SOURCES[source] + (" (needs the network once)" if needs_network else "")
+
+
 @st.cache_resource(show_spinner="Loading the dataset…", max_entries=4)
 def _seed_dataset(name: str, per_class: int) -> ImageSet:
     return load_seed_dataset(name, per_class)
@@ -119,7 +140,9 @@ def load_dataset(settings: ScatterSettings, working: ImageSet) -> ImageSet | Non
     if settings.dataset == WORKING:
         images, total = take_per_class(working, settings.per_class), sum(working.class_counts().values())
         if 0 < total < len(working.items):
-            st.caption(f"{len(working.items) - total} unlabeled images of the working set are left out.")
+            st.caption(
+                f"{count(len(working.items) - total, 'unlabelled image')} of the working set left out (no class)."
+            )
     else:
         images, total = _seed_dataset(settings.dataset, settings.per_class), DATASETS[settings.dataset].n_images
     if (problem := check_labeled(images)) is not None:
@@ -150,7 +173,11 @@ def load_stored(settings: ScatterSettings, key: str) -> tuple[ImageSet, dict[str
             if len(images.items) >= MAX_STORED_SAMPLE
             else ""
         )
-        + (f" {unread} image file(s) could not be read (moved?): grey tiles stand in for them." if unread else "")
+        + (
+            f" {count(unread, 'image file')} could not be read (moved?): grey tiles stand in for them."
+            if unread
+            else ""
+        )
     )
     return images, {stored.ref: vectors}, f"{stored.path.name} (stored)"
 
@@ -185,7 +212,7 @@ def embed_models(images: ImageSet, models: tuple[str, ...]) -> dict[str, np.ndar
     """model → (N, D) float32 embeddings, a progress bar each (instant when the engine has them cached)."""
     embeddings = {}
     for model in models:
-        update, close = progress_bar(f"Embedding {len(images.items):,} images with {model_title(model)}")
+        update, close = progress_bar(f"Embedding {count(len(images.items), 'image')} with {model_title(model)}")
         embeddings[model] = get_engine().embed(images.images, model, update)
         close()
     return embeddings
@@ -222,19 +249,23 @@ def show_accuracy_table(
     rows: dict[str, dict[str, float]] = {}
     for (projection, model, data), (proj_acc, knn_acc) in store.items():
         if projection == settings.projection:
-            rows.setdefault(model, {})[f"{data} · {method}"] = np.nan if proj_acc is None else proj_acc
-            rows[model][f"{data} · k-NN"] = knn_acc
+            if proj_acc is not None:  # t-SNE has none: no column rather than a column of blanks
+                rows.setdefault(model, {})[f"{data} · {method}"] = proj_acc
+            rows.setdefault(model, {})[f"{data} · k-NN"] = knn_acc
     table = pd.DataFrame.from_dict(rows, orient="index").rename_axis("model")
     formats = {column: st.column_config.NumberColumn(format="%.2f") for column in table.columns}
-    st.dataframe(table, column_config=formats)
+    st.dataframe(table, column_config=formats, placeholder="")  # a model not run on a dataset: a blank cell
     scored = (
         f"{method}: logistic regression on the {settings.projection} projection, fitted on the train split and scored "
         "on a stratified 25 % held-out split (seed 0)."
         if settings.method != "tsne"
-        else "t-SNE cannot place held-out images, so it has no projection accuracy (blank); choose LDA, PCA or UMAP."
+        else "t-SNE cannot place held-out images, so it has no projection accuracy column; choose LDA, PCA or UMAP."
+    )
+    not_run = (
+        " A blank cell: that model was not run on that dataset in this session." if table.isna().any(axis=None) else ""
     )
     st.caption(
-        f"{scored} k-NN: k=5, cosine, on the full embeddings. "
+        f"{scored} k-NN: k=5, cosine, on the full embeddings.{not_run} "
         "Seed slides (LDA): CLIP 0.85 / 0.83, SAM 0.71 / 0.62 on CIFAR-10 / Caltech-101."
     )
 
@@ -255,7 +286,7 @@ def show_confusion(results: dict[str, ProjectionResult], key: str) -> None:
     )
     matrix = result.confusion if kind == "projection" else result.knn_confusion
     st.plotly_chart(confusion_figure(matrix, result.labels), key=f"{key}_confusion")
-    st.caption(f"{int(matrix.sum())} held-out images; rows are the true class.")
+    st.caption(f"{count(int(matrix.sum()), 'held-out image')}; rows are the true class.")
 
 
 # ---- scatter with selection -------------------------------------------------------------------
@@ -297,11 +328,11 @@ def _scatter_panel(images: ImageSet, result: ProjectionResult, shown: np.ndarray
         st.caption(note)
     picked = selected_indices(event, trace_index)
     if not picked.size:
-        st.caption("Click a point, or drag a box or lasso (2-D), to see its images here.")
+        st.caption(SELECT_HINT if result.coords.shape[1] < 3 else SELECT_HINT_3D)
         return
     chosen = ImageSet([images.items[i] for i in picked])
     counts = ", ".join(f"{c} × {label}" for label, c in chosen.class_counts().items())
-    st.markdown(f"**{picked.size} selected** ({counts})")
+    st.markdown(f"**{picked.size:,} selected** ({counts})")
     show_thumbnails(chosen, key=f"{key}_picked", side=96)
 
 
@@ -326,7 +357,7 @@ def scatter_figure(
     traces, trace_index = [], []
     for cls, colour in zip(classes, _palette(len(classes)), strict=True):
         rows = shown[labels[shown] == cls]
-        custom = np.column_stack([labels[rows], names[rows], np.where(is_test[rows], "held-out", "train"), rows])
+        custom = np.column_stack([labels[rows], names[rows], np.where(is_test[rows], HELD_OUT, "train"), rows])
         common = {
             "name": str(cls),
             "mode": "markers",
@@ -341,9 +372,8 @@ def scatter_figure(
                 go.Scattergl(x=coords[rows, 0], y=coords[rows, 1], marker={"size": 6, "color": colour}, **common)
             )
         trace_index.append(rows)
+    # no dragmode: Streamlit's frontend turns click-to-select off while the drag mode is box or lasso
     fig = go.Figure(traces).update_layout(height=520, margin={"t": 10, "b": 10}, legend_title_text="class")
-    if coords.shape[1] == 2:
-        fig.update_layout(dragmode="lasso")  # dragging selects; zoom and pan stay in the toolbar
     if strip:
         fig.update_yaxes(title_text="random spread (no meaning)", showticklabels=False, zeroline=False)
     return fig, trace_index
@@ -395,7 +425,9 @@ def show_clusters(images: ImageSet, embeddings: dict[str, np.ndarray], key: str,
         with st.expander(f"Example images of the {min(len(order), 20)} largest clusters"):
             for c in order[:20]:
                 rows = picks[ids[picks] == c]
-                st.caption(f"Cluster {c}: {purity.sizes[c]} images, majority class {str(purity.majority[c])!r}")
+                st.caption(
+                    f"Cluster {c}: {count(int(purity.sizes[c]), 'image')}, majority class {str(purity.majority[c])!r}"
+                )
                 st.image([images.items[i].image for i in rows], caption=[images.items[i].label for i in rows], width=72)
 
 
@@ -403,7 +435,7 @@ def show_clusters(images: ImageSet, embeddings: dict[str, np.ndarray], key: str,
 def export_table(images: ImageSet, results: dict[str, ProjectionResult]) -> pd.DataFrame:
     """One row per image: file, label, split, and per model its coordinates and held-out predictions."""
     is_test = next(iter(results.values())).is_test
-    table = {"file": images.names, "label": images.labels, "split": np.where(is_test, "test", "train")}
+    table = {"file": images.names, "label": images.labels, "split": np.where(is_test, HELD_OUT, "train")}
     for model, result in results.items():
         name = registry.parse(model).spec.name
         for axis, column in zip("xyz", result.coords.T, strict=False):

@@ -44,6 +44,16 @@ def default_root() -> Path:
     return config.cache_dir() / "datasets"
 
 
+def is_cached(name: str, root: Path | None = None) -> bool:
+    """Whether dataset `name` can be read without the network: it ships with a package or is already in `root`."""
+    info = DATASETS[name]
+    if info.host is None:
+        return True
+    root = Path(root) if root is not None else default_root()
+    folder = root / "cifar-10-batches-py" if name == "cifar10" else root / "caltech101" / "101_ObjectCategories"
+    return folder.is_dir()  # torchvision's own layout; a broken download still fails later, with its message
+
+
 def pick_per_class(labels: Sequence, per_class: int, seed: int = 0) -> np.ndarray:
     """Sorted int64 indices of at most `per_class` items of each label in `labels` (N,), chosen at random."""
     if per_class < 1:
@@ -84,7 +94,7 @@ def check_labeled(images: ImageSet) -> str | None:
         return f"All images are in one class ({next(iter(counts))!r}). Add at least one more class."
     if sum(counts.values()) < MIN_POINTS or sum(c >= 2 for c in counts.values()) < 2:
         return (
-            f"Too few images ({sum(counts.values())}) to split into train and test: use at least {MIN_POINTS}, "
+            f"Too few images ({sum(counts.values())}) to split into train and held-out: use at least {MIN_POINTS}, "
             "with two or more in each of at least two classes (raise the images per class)."
         )
     return None

@@ -217,7 +217,7 @@ class Engine:
     def _cached(
         self,
         images: Sequence[np.ndarray],
-        key: Callable[[str], CacheKey],
+        key: Callable[[str], CacheKey | list[CacheKey]],
         compute: Callable[[list[np.ndarray]], list[np.ndarray]],
         progress: Progress | None,
     ) -> list[np.ndarray]:
@@ -239,7 +239,11 @@ class Engine:
         run_batched(missing, step, self.batch_size, report)
         return found
 
-    def _lookup(self, key: CacheKey) -> np.ndarray | None:
+    def _lookup(self, key: CacheKey | list[CacheKey]) -> np.ndarray | None:
+        """The cached array; for a list of keys, their arrays stacked (None unless every one is there)."""
+        if isinstance(key, list):
+            parts = [self._lookup(k) for k in key]
+            return None if any(p is None for p in parts) else np.stack(parts)
         value = self._memory.get(str(key))
         if value is None and self.cache is not None:
             value = self.cache.get(key)
@@ -247,7 +251,12 @@ class Engine:
                 self._memory.put(str(key), value, value.nbytes)
         return value
 
-    def _store(self, key: CacheKey, array: np.ndarray) -> None:
+    def _store(self, key: CacheKey | list[CacheKey], array: np.ndarray) -> None:
+        """Cache `array`; for a list of keys, its slices along the first axis, one per key."""
+        if isinstance(key, list):
+            for k, part in zip(key, array, strict=True):
+                self._store(k, part.copy())  # a copy: a view would keep the whole stack alive
+            return
         self._memory.put(str(key), array, array.nbytes)
         if self.cache is not None:
             self.cache.set(key, array)
@@ -276,9 +285,7 @@ class Engine:
         progress: Progress | None = None,
     ) -> np.ndarray:
         """(N, h, w, D) float32 DINOv2 patch tokens; see `DINOv2Adapter.patch_tokens` for layer and size."""
-        loaded = self.model(model)
-        if loaded.adapter.spec.family != "dinov2":
-            raise ValueError(f"patch tokens come from DINOv2 models, not {loaded.adapter.spec.title}")
+        loaded = self._dinov2(model)
         size = size or loaded.adapter.spec.input_size
 
         def compute(batch: list[np.ndarray]) -> list[np.ndarray]:
@@ -287,6 +294,36 @@ class Engine:
 
         rows = self._cached(images, lambda h: CacheKey(h, loaded.key, "patch_tokens", layer, size), compute, progress)
         return np.stack(rows)
+
+    def layer_tokens(
+        self,
+        images: Sequence[np.ndarray],
+        model: str | ModelRef,
+        size: int | None = None,
+        progress: Progress | None = None,
+    ) -> np.ndarray:
+        """(L, N, h, w, D) float32 raw patch tokens of every DINOv2 block, one forward pass per batch of images.
+
+        Each block is cached as `patch_tokens(layer=k)` caches it, so either call finds what the other computed.
+        """
+        loaded = self._dinov2(model)
+        size = size or loaded.adapter.spec.input_size
+        layers = range(1, loaded.adapter.num_layers + 1)
+
+        def compute(batch: list[np.ndarray]) -> list[np.ndarray]:
+            with self._forward(loaded):
+                return list(_to_numpy(loaded.adapter.layer_tokens(batch, size)).swapaxes(0, 1))
+
+        def keys(digest: str) -> list[CacheKey]:
+            return [CacheKey(digest, loaded.key, "patch_tokens", k, size) for k in layers]
+
+        return np.stack(self._cached(images, keys, compute, progress), axis=1)
+
+    def _dinov2(self, model: str | ModelRef) -> LoadedModel:
+        loaded = self.model(model)
+        if loaded.adapter.spec.family != "dinov2":
+            raise ValueError(f"patch tokens come from DINOv2 models, not {loaded.adapter.spec.title}")
+        return loaded
 
     def embed_text(self, texts: Sequence[str], model: str | ModelRef) -> np.ndarray:
         """(T, D) float32 CLIP text embeddings (unnormalised), cached by a hash of each text."""

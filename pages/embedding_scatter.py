@@ -17,6 +17,7 @@ from components.scatter_view import (
     show_scatters,
 )
 from components.state import get_working_set
+from core.analysis.projection import start_umap_warmup
 
 KEY = "scatter"
 
@@ -26,6 +27,7 @@ st.caption(
     "accuracy is measured only on held-out images."
 )
 
+start_umap_warmup()  # UMAP's numba code compiles in the background while the settings are chosen
 working = get_working_set()
 settings = pick_settings(working, key=KEY)
 if settings is None:

@@ -5,7 +5,7 @@ import streamlit as st
 from components import pca_view as view
 from components.errors import user_errors
 from components.images import pick_image, quick_add
-from components.progress import patch_tokens
+from components.progress import patch_tokens, progress_bar
 from components.sidebar import selected_model
 from components.state import get_engine, get_working_set
 from core.analysis.pca import compute_token_norms
@@ -33,7 +33,9 @@ with user_errors("The PCA foreground analysis"):
         chosen = [images.items[i] for i in view.pick_images(images.names, key="pca_joint")]
     else:
         chosen = [images.items[pick_image(images, "Image", key="pca_image")]]
-    layer, size = view.show_token_controls(depth, key="pca", choose_layer=mode != view.NORMS)
+    layer, size = view.show_token_controls(
+        depth, key="pca", choose_layer=mode != view.NORMS, n_images=len(chosen), joint=mode == view.JOINT
+    )
     pixels = [item.image for item in chosen]
 
     if mode == view.JOINT and len(chosen) < 2:
@@ -47,5 +49,9 @@ with user_errors("The PCA foreground analysis"):
         runs = patch_tokens(pixels, size, [(m, k) for m in pair for k in (layer, depth)])
         view.show_register_comparison(pixels[0], pair, runs[0::2], runs[1::2], key="pca_registers")
     else:
-        runs = patch_tokens(pixels, size, [(model, k) for k in range(1, depth + 1)])
-        view.show_token_norms(pixels[0], compute_token_norms([t[0] for t in runs]), key="pca_norms")
+        update, close = progress_bar(f"Tokens of all {depth} blocks (one forward pass)")
+        try:
+            blocks = get_engine().layer_tokens(pixels, model, size, update)  # (L, 1, h, w, D)
+        finally:
+            close()
+        view.show_token_norms(pixels[0], compute_token_norms(blocks[:, 0]), key="pca_norms")

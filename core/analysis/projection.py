@@ -18,7 +18,12 @@ reports the components it actually used (`n_components_`) and any `notes`. Input
 
 from __future__ import annotations
 
+import importlib
+import logging
 import math
+import os
+import sys
+import threading
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,6 +39,10 @@ from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from core import config
+from core.text import count
+
+log = logging.getLogger(__name__)
 ProgressFn = Callable[[float, str], None]
 
 MIN_POINTS = 10  # fewer points than this cannot give a meaningful split and score
@@ -104,7 +113,7 @@ class LDAMethod(_Method):
         n_classes = np.unique(y).size
         self.n_components_ = min(self.config.n_components, n_classes - 1, X.shape[1])
         if self.n_components_ < self.config.n_components:
-            self.notes.append(f"LDA limited to {self.n_components_} components ({n_classes} classes).")
+            self.notes.append(f"LDA limited to {count(self.n_components_, 'component')} ({n_classes} classes).")
         model = LinearDiscriminantAnalysis(
             solver="eigen", shrinkage=self.config.shrinkage, n_components=self.n_components_
         )
@@ -139,7 +148,7 @@ class UMAPMethod(_Method):
     """UMAP after PCA to ≤ 50 dims; training points keep their fitted layout, new points use transform."""
 
     def fit_transform(self, X: np.ndarray, y: np.ndarray | None = None) -> np.ndarray:
-        import umap  # slow import (numba), only when used
+        umap = load_umap()  # slow import (numba), only when used
 
         self._pre = _fit_prereduce(X, self.config.max_pre_dims, self.config.seed, "UMAP", self.notes)
         n_neighbors = min(self.config.n_neighbors, X.shape[0] - 1)
@@ -160,6 +169,75 @@ class UMAPMethod(_Method):
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*n_jobs value.*")
             return self._model.transform(_apply(self._pre, X)).astype(np.float32)
+
+
+_NUMBA_IMPORT = threading.Lock()
+
+
+def load_umap():
+    """The umap module, its numba-compiled code kept on disk (see `import_with_numba_cache`).
+
+    Most of umap's jitted functions are declared without ``cache=True``, so every new process compiled them
+    again: ~30 s on two cores before the first fit.
+    """
+    return import_with_numba_cache("umap")
+
+
+def import_with_numba_cache(name: str):
+    """Import module `name` with ``numba.njit`` / ``numba.jit`` defaulting to ``cache=True`` meanwhile, the cache
+    in NUMBA_CACHE_DIR (default ``<cache dir>/numba``): a later process loads the compiled code instead of
+    compiling it again. A module imported before is returned as it is."""
+    with _NUMBA_IMPORT:
+        if name in sys.modules:
+            return sys.modules[name]
+        import numba
+
+        folder = os.environ.setdefault("NUMBA_CACHE_DIR", str(config.cache_dir() / "numba"))
+        numba.config.CACHE_DIR = folder  # numba may have been imported (and read the environment) already
+        njit, jit = numba.njit, numba.jit
+        numba.njit, numba.jit = _caching(njit), _caching(jit)
+        try:
+            return importlib.import_module(name)
+        finally:
+            numba.njit, numba.jit = njit, jit
+
+
+def _caching(decorator: Callable) -> Callable:
+    def with_cache(*args, **kwargs):
+        kwargs.setdefault("cache", True)
+        return decorator(*args, **kwargs)
+
+    return with_cache
+
+
+def warm_umap() -> None:
+    """Fit and apply UMAP once on a small random array, so that numba's code is compiled (and cached on disk)
+    before a user's first fit. Meant for a background thread at start-up."""
+    X = np.random.default_rng(0).normal(size=(60, 8)).astype(np.float32)
+    method = build_method("umap")
+    method.fit_transform(X[:45])
+    method.transform(X[45:])
+
+
+_warmup: threading.Thread | None = None
+
+
+def start_umap_warmup() -> threading.Thread | None:
+    """Run `warm_umap` once per process in a daemon thread, so the first UMAP a user asks for does not wait for
+    numba; the thread (None under the tiny test profile, whose CPU belongs to the tests)."""
+    global _warmup
+    with _NUMBA_IMPORT:
+        if _warmup is None and config.profile() != "tiny":
+            _warmup = threading.Thread(target=_warm_quietly, name="umap-warmup", daemon=True)
+            _warmup.start()
+        return _warmup
+
+
+def _warm_quietly() -> None:
+    try:
+        warm_umap()
+    except Exception as exc:  # noqa: BLE001 - a failed warm-up only means the first fit compiles, as before
+        log.info("UMAP warm-up skipped: %s", exc)
 
 
 class TSNEMethod(_Method):
@@ -318,12 +396,14 @@ def compute_split(y: np.ndarray, test_size: float = 0.25, seed: int = 0) -> tupl
     n_classes = int((counts >= 2).sum())
     notes = []
     if (counts < 2).any():
-        notes.append(f"{int((counts < 2).sum())} class(es) with a single sample kept in train only (not scored).")
+        notes.append(
+            f"{count(int((counts < 2).sum()), 'class', 'classes')} with a single sample kept in train only (not scored)."
+        )
     n_test = max(math.ceil(test_size * splittable.size), n_classes)
     if n_test > math.ceil(test_size * splittable.size):
-        notes.append(f"Test split enlarged to {n_test} points (one per class).")
+        notes.append(f"Held-out split enlarged to {n_test} points (one per class).")
     if splittable.size - n_test < n_classes:
-        raise ValueError(f"Too few samples ({splittable.size}) to split {n_classes} classes into train and test.")
+        raise ValueError(f"Too few samples ({splittable.size}) to split {n_classes} classes into train and held-out.")
     _, test_idx = train_test_split(splittable, test_size=n_test, stratify=y[splittable], random_state=seed)
     is_test = np.zeros(len(y), dtype=bool)
     is_test[test_idx] = True
@@ -340,7 +420,7 @@ def _validate(
         raise ValueError(f"Too few points: {len(X)} (need at least {MIN_POINTS}).")
     bad_rows = int((~np.isfinite(X)).any(axis=1).sum())
     if bad_rows:
-        raise ValueError(f"X contains NaN or inf values in {bad_rows} row(s); drop or fix them first.")
+        raise ValueError(f"X contains NaN or inf values in {count(bad_rows, 'row')}; drop or fix them first.")
     classes, counts = np.unique(y, return_counts=True)
     if (counts >= 2).sum() < 2:
         raise ValueError(

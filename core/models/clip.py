@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import open_clip
 import torch
@@ -33,14 +35,26 @@ def build_module(spec: ModelSpec, path: str | None, tag: str | None = None, devi
     if spec.tiny:
         _register_tiny(spec)
     tag_cfg = open_clip.get_pretrained_cfg(spec.arch, tag) if tag else {}
-    return open_clip.create_model(
-        spec.arch,
-        pretrained=path,
-        weights_only=True,
-        device=device,
-        force_quick_gelu=bool(tag_cfg.get("quick_gelu", False)),
-        force_preprocess_cfg={k: tag_cfg[k] for k in ("mean", "std", "interpolation", "resize_mode") if k in tag_cfg},
-    )
+    root = logging.getLogger()
+    root.addFilter(_random_init_notice)  # random weights are said in the UI; not a warning in the server log
+    try:
+        return open_clip.create_model(
+            spec.arch,
+            pretrained=path,
+            weights_only=True,
+            device=device,
+            force_quick_gelu=bool(tag_cfg.get("quick_gelu", False)),
+            force_preprocess_cfg={
+                k: tag_cfg[k] for k in ("mean", "std", "interpolation", "resize_mode") if k in tag_cfg
+            },
+        )
+    finally:
+        root.removeFilter(_random_init_notice)
+
+
+def _random_init_notice(record: logging.LogRecord) -> bool:
+    """False for open_clip's "No pretrained weights loaded ... initialized randomly" (a logging filter)."""
+    return not record.getMessage().startswith("No pretrained weights loaded")
 
 
 class CLIPAdapter:

@@ -74,7 +74,8 @@ class DINOv2Adapter:
     def pixels(self, images: list[np.ndarray], size: int | None = None) -> torch.Tensor:
         """HWC uint8 RGB → (B, 3, S, S): eval crop at the model's size, or a square resize to `size`."""
         processor = self._crop if size is None else _processor(size, crop=False)
-        return processor(images=list(images), return_tensors="pt")["pixel_values"]
+        writable = [np.require(im, requirements="W") for im in images]  # torch warns on read-only arrays
+        return processor(images=writable, return_tensors="pt")["pixel_values"]
 
     def embed(self, images: list[np.ndarray]) -> torch.Tensor:
         """Normalised CLS token, (B, D)."""
@@ -86,14 +87,23 @@ class DINOv2Adapter:
         layer None: the last layer after the final LayerNorm (what DINOv2's PCA pictures use);
         layer k in 1..num_layers: the raw output of block k. CLS and register tokens are dropped.
         """
-        if size % self.spec.patch_size:
-            raise ValueError(f"size must be a multiple of {self.spec.patch_size}, got {size}")
         if layer is not None and not 1 <= layer <= self.num_layers:
             raise ValueError(f"layer must be in 1..{self.num_layers}, got {layer}")
-        out = self.module(
-            pixel_values=self.pixels(images, size).to(self.device), output_hidden_states=layer is not None
-        )
-        tokens = out.last_hidden_state if layer is None else out.hidden_states[layer]
+        out = self._forward(images, size, hidden_states=layer is not None)
+        return self._grid(out.last_hidden_state if layer is None else out.hidden_states[layer], size)
+
+    def layer_tokens(self, images: list[np.ndarray], size: int) -> torch.Tensor:
+        """(L, B, h, w, D) raw patch tokens of every block 1..L from one forward pass (`patch_tokens(layer=k)`
+        for each k)."""
+        out = self._forward(images, size, hidden_states=True)
+        return torch.stack([self._grid(tokens, size) for tokens in out.hidden_states[1:]])
+
+    def _forward(self, images: list[np.ndarray], size: int, hidden_states: bool):
+        if size % self.spec.patch_size:
+            raise ValueError(f"size must be a multiple of {self.spec.patch_size}, got {size}")
+        return self.module(pixel_values=self.pixels(images, size).to(self.device), output_hidden_states=hidden_states)
+
+    def _grid(self, tokens: torch.Tensor, size: int) -> torch.Tensor:
+        """(B, T, D) tokens → (B, h, w, D) patch tokens (CLS and register tokens dropped)."""
         grid = size // self.spec.patch_size
-        patches = tokens[:, 1 + self.spec.registers :]
-        return patches.reshape(len(images), grid, grid, -1)
+        return tokens[:, 1 + self.spec.registers :].reshape(len(tokens), grid, grid, -1)

@@ -70,6 +70,31 @@ def upload(page, files: dict[str, bytes], index: int = 0) -> None:
         page.get_by_text(name, exact=True).first.wait_for()
 
 
+# ---- Embedding Scatter --------------------------------------------------------------------------
+_POINT = """(gd, [trace, i]) => {
+  const layout = gd._fullLayout, data = gd._fullData[trace], box = gd.getBoundingClientRect();
+  return [box.left + layout._size.l + layout.xaxis.d2p(data.x[i]), box.top + layout._size.t + layout.yaxis.d2p(data.y[i])];
+}"""
+
+
+def open_digits_scatter(page, per_class: int = 10):
+    """Embedding Scatter on the built-in digits: press Embed and project; the first chart's locator, centred."""
+    open_page(page, "Embedding Scatter")
+    page.get_by_text("Digits (scikit-learn)").first.click()
+    page.get_by_label("Images per class", exact=True).fill(str(per_class))
+    with rerun(page):
+        page.get_by_role("button", name="Embed and project").click()
+    page.get_by_role("heading", name="Scatter", exact=True).wait_for()
+    chart = page.locator("[data-testid=stPlotlyChart]").first
+    chart.evaluate("e => e.scrollIntoView({block: 'center'})")
+    return chart
+
+
+def point_position(chart, trace: int, index: int) -> tuple[float, float]:
+    """Page coordinates (x, y) of point `index` of 2-D scatter trace `trace` in `chart`."""
+    return tuple(chart.locator(".js-plotly-plot").first.evaluate(_POINT, [trace, index]))
+
+
 # ---- pixels -------------------------------------------------------------------------------------
 def pixels(locator) -> np.ndarray:
     """A screenshot of the element as (H, W, 3) int16 RGB (the page as drawn, overlays included)."""

@@ -10,7 +10,17 @@ import pytest
 
 from tests import corpus
 from tests.browser.conftest import screenshot
-from tests.browser.drive import changed_share, open_page, pixels, rerun, settled_pixels, share_toward, upload
+from tests.browser.drive import (
+    changed_share,
+    open_digits_scatter,
+    open_page,
+    pixels,
+    point_position,
+    rerun,
+    settled_pixels,
+    share_toward,
+    upload,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -192,23 +202,10 @@ def test_patch_matching_click_on_a_changes_the_heat_map_on_b(page):
 
 
 # ---- Embedding Scatter --------------------------------------------------------------------------
-_FIRST_POINT = """gd => {
-  const layout = gd._fullLayout, trace = gd._fullData[0], box = gd.getBoundingClientRect();
-  return [box.left + layout._size.l + layout.xaxis.d2p(trace.x[0]), box.top + layout._size.t + layout.yaxis.d2p(trace.y[0])];
-}"""
-
-
 def test_embedding_scatter_renders_digits_and_a_lasso_shows_the_selected_images(page):
-    open_page(page, "Embedding Scatter")
-    page.get_by_text("Digits (scikit-learn)").first.click()
-    page.get_by_label("Images per class", exact=True).fill("10")
-    with rerun(page):
-        page.get_by_role("button", name="Embed and project").click()
-    page.get_by_role("heading", name="Scatter", exact=True).wait_for()
-    chart = page.locator("[data-testid=stPlotlyChart]").first
-    chart.evaluate("e => e.scrollIntoView({block: 'center'})")
+    chart = open_digits_scatter(page)
     plot = chart.locator(".js-plotly-plot").first
-    x, y = plot.evaluate(_FIRST_POINT)
+    x, y = point_position(chart, 0, 0)
     rendered = settled_pixels(chart)
     assert rendered.std() > 10, "the scatter is blank"
 
@@ -229,7 +226,8 @@ def test_embedding_scatter_renders_digits_and_a_lasso_shows_the_selected_images(
     tip.wait_for(state="hidden", timeout=10_000)
 
     images_before = page.locator("[data-testid=stImage] img").count()
-    with rerun(page):  # a lasso (the chart's drag mode) around the first point of the first class
+    chart.locator(".modebar-btn[data-val=lasso]").click()  # the lasso tool: a plain drag pans, a click selects
+    with rerun(page):  # a lasso around the first point of the first class
         page.mouse.move(x - 40, y - 40)
         page.mouse.down()
         for dx, dy in ((40, -40), (40, 40), (-40, 40), (-40, -40)):

@@ -1,4 +1,8 @@
+import os
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import numpy as np
 import open_clip
@@ -11,6 +15,7 @@ from core import engine as engine_module
 from core.engine import Engine, image_hash, run_batched
 from core.models import sam as sam_module
 
+ROOT = Path(__file__).resolve().parents[2]
 TOL = 1e-5  # fp32 on CPU, same weights, same inputs: only summation order may differ
 
 
@@ -228,3 +233,41 @@ def test_a_model_that_fits_nowhere_raises_a_clear_memory_error(monkeypatch):
     monkeypatch.setattr(engine_module, "build_adapter", always_oom)
     with pytest.raises(MemoryError, match="does not fit"):
         Engine(device="cpu", cache=None).model("sam_tiny")
+
+
+def test_layer_tokens_run_one_forward_pass_equal_each_layer_and_fill_the_per_layer_cache(images):
+    fresh = Engine(device="cpu", cache=None)
+    adapter = fresh.model("dinov2_tiny_reg").adapter
+    expected = [adapter.patch_tokens(images, 56, layer=k).numpy() for k in (1, 2)]  # one pass per layer
+    forwards, real = [], adapter.module.forward
+    adapter.module.forward = lambda *a, **k: forwards.append(1) or real(*a, **k)
+    seen = []
+    tokens = fresh.layer_tokens(images, "dinov2_tiny_reg", size=56, progress=lambda d, t: seen.append((d, t)))
+    assert tokens.shape == (2, 3, 4, 4, 32) and tokens.dtype == np.float32
+    for k in (0, 1):
+        np.testing.assert_allclose(tokens[k], expected[k], atol=TOL)
+    assert len(forwards) == 1 and seen[-1] == (3, 3)  # every layer of every image from a single forward pass
+    adapter.module.forward = lambda *a, **k: pytest.fail("recomputed despite the per-layer cache")
+    np.testing.assert_array_equal(fresh.patch_tokens(images, "dinov2_tiny_reg", layer=2, size=56), tokens[1])
+    np.testing.assert_array_equal(fresh.layer_tokens(images, "dinov2_tiny_reg", size=56), tokens)
+    with pytest.raises(ValueError, match="DINOv2"):
+        fresh.layer_tokens(images, "clip_tiny")
+
+
+def test_building_random_clip_and_reading_read_only_images_log_no_warnings(tmp_path):
+    """Each a warning in the server log on the main paths; checked in a fresh process (torch warns only once)."""
+    code = """
+import logging, warnings
+import numpy as np
+from core.engine import Engine
+logging.basicConfig(level=logging.WARNING)
+warnings.simplefilter("always")
+engine = Engine(device="cpu", cache=None)
+image = np.zeros((40, 30, 3), np.uint8)
+image.flags.writeable = False  # as images decoded from bytes often are
+engine.embed([image], "clip_tiny")
+engine.patch_tokens([image], "dinov2_tiny", size=56)
+"""
+    env = {**os.environ, "VFM_LENS_CACHE": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True, check=True)
+    assert "No pretrained weights loaded" not in out.stderr and "not writable" not in out.stderr, out.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
 import numpy as np
@@ -91,6 +92,20 @@ def test_digits_with_two_models_render_table_scatters_and_selected_images():
     assert "**3 selected** (2 × 0, 1 × 2)" in _texts(at)
 
 
+def test_a_click_selects_one_point_and_shows_its_image():
+    at = _submit(_page(), "digits", per_class=10)
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert spec["layout"]["meta"] == "scatter_clip_tiny"
+    # Streamlit's frontend selects on click unless the drag mode is box or lasso (then a click selects nothing)
+    assert spec["layout"].get("dragmode") not in ("lasso", "select")
+    assert "Click a point to see its image" in _texts(at)
+    at.session_state[CLIP_CHART] = _selection((3, 4))  # what a click on the 5th point of class "3" reports
+    at.run()
+    digits = load_seed_dataset("digits", 10)
+    shown = [im.captions for im in at.image if any("[" in c for c in im.captions)]
+    assert shown == [[f"{digits.items[34].name} [3]"]] and "**1 selected** (1 × 3)" in _texts(at)
+
+
 def test_beyond_the_point_limit_the_scatter_states_its_sample(monkeypatch):
     monkeypatch.setattr(scatter_view, "MAX_PLOT_POINTS", 40)
     at = _submit(_page(), "digits", per_class=10)
@@ -147,7 +162,7 @@ def test_export_table_has_coordinates_labels_and_held_out_predictions():
         "file", "label", "split", "clip_tiny_x", "clip_tiny_y", "clip_tiny_predicted", "clip_tiny_knn_predicted"
     ]  # fmt: skip
     np.testing.assert_allclose(table[["clip_tiny_x", "clip_tiny_y"]].to_numpy(), result.coords, rtol=1e-5)
-    test_rows = table["split"] == "test"
+    test_rows = table["split"] == "held-out"
     assert np.array_equal(test_rows.to_numpy(), result.is_test)
     assert list(table.loc[test_rows, "clip_tiny_predicted"]) == list(result.predictions)
     assert table.loc[~test_rows, "clip_tiny_predicted"].isna().all()
@@ -172,3 +187,53 @@ def test_embeddings_npz_round_trips():
 def test_selected_indices_maps_curves_and_points_to_rows(event, expected):
     trace_index = [np.array([4, 5, 7]), np.array([2, 3])]
     assert selected_indices(event, trace_index).tolist() == expected
+
+
+def _accuracy(at: AppTest):
+    return next(d for d in at.dataframe if d.value.index.name == "model")
+
+
+def test_accuracy_cells_are_numbers_or_blank_never_none():
+    other = {("LDA 2-D", "Other model", "Elsewhere (n=40)"): (0.5, 0.25)}  # a model only run on another dataset
+    at = _submit(_page(scatter_accuracy=other), "digits", per_class=10)
+    table = _accuracy(at)
+    assert table.value.loc["Other model"].isna().sum() == 2 and table.value.loc["CLIP tiny (test)"].isna().sum() == 2
+    assert table.proto.HasField("placeholder") and table.proto.placeholder == ""  # shown blank, not "None"
+    assert "A blank cell: that model was not run on that dataset" in _texts(at)
+
+    at.selectbox(key="scatter_method").set_value("tsne")
+    at = at.button(key="scatter_go").click().run()
+    values = _accuracy(at).value
+    assert [c.split(" · ")[1] for c in values.columns] == ["k-NN"] and not values.isna().any(axis=None)
+    assert "no projection accuracy column" in _texts(at)
+
+
+def test_projection_notes_count_in_words():
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(40, 8)).astype(np.float32), np.repeat(np.array(["a", "b"]), 20)
+    assert "LDA limited to 1 component (2 classes)." in compute_projection(X, y, "lda").notes
+
+
+def test_datasets_that_need_a_download_say_so_in_the_option_until_they_are_cached(monkeypatch, tmp_path):
+    monkeypatch.setenv("VFM_LENS_CACHE", str(tmp_path))
+    options = _page().radio(key="scatter_dataset").options
+    assert "CIFAR-10 (needs the network once)" in options and "Caltech-101 (needs the network once)" in options
+    assert "Digits (scikit-learn)" in options  # ships with scikit-learn
+    (tmp_path / "datasets" / "cifar-10-batches-py").mkdir(parents=True)  # torchvision's folder, as after a download
+    options = _page().radio(key="scatter_dataset").options
+    assert "CIFAR-10" in options and "Caltech-101 (needs the network once)" in options
+
+
+def _ancestors(node, key: str, path: tuple[str, ...] = ()) -> tuple[str, ...] | None:
+    """The block types from the page's root down to the widget with `key` (None when it is not there)."""
+    if getattr(node, "key", None) == key:
+        return path
+    for child in getattr(node, "children", {}).values():
+        if (found := _ancestors(child, key, (*path, node.type))) is not None:
+            return found
+    return None
+
+
+def test_the_model_picker_has_a_full_width_row_so_its_chips_stay_in_view():
+    at = _page()
+    assert _ancestors(at.main, "scatter_families") == ("main", "form")  # not squeezed into a third of the form

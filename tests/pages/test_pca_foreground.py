@@ -131,6 +131,8 @@ def test_extreme_thresholds_warn_instead_of_failing(media):
     next(t for t in at.toggle if t.label == "Flip side").set_value(True).run()  # the same cut, other side: all
     assert _mask(_clean(at), media).all()
     assert any("Every patch is foreground" in w.value for w in at.warning)
+    side = next(m for m in at.metric if m.label == "Foreground side")  # short enough not to be cut off
+    assert side.value in ("high PC1", "low PC1") and "swapped by **Flip side**" in side.help
 
 
 def test_joint_registers_and_norms_views(media):
@@ -159,3 +161,45 @@ def test_joint_registers_and_norms_views(media):
     flagged = sum(int(c.split(", ")[-1].split()[0]) for c in (image.captions[0] for image in at.image[1:]))
     red = sum(int(((m[..., 0] > 200) & (m[..., 1] < 80) & (m[..., 2] < 80)).sum()) for m in maps)
     assert flagged > 0 and red > 0  # a low cut-off flags tokens, and they are painted red
+
+
+def test_moving_the_threshold_and_resetting_it_logs_no_session_state_warning(media, monkeypatch, caplog):
+    from streamlit.elements.lib import policies
+
+    monkeypatch.setattr(policies, "_shown_default_value_warning", False)  # Streamlit warns once per process
+    monkeypatch.setattr(policies.runtime, "exists", lambda: True)  # AppTest has no Runtime; the check needs one
+    at = _open_page()
+    slider = next(s for s in at.slider if s.label == "Threshold on PC1")
+    otsu = slider.value
+    slider.set_value((otsu + slider.max) / 2).run()
+    at.button(key="pca_recipe_reset").click().run()
+    assert next(s for s in _clean(at).slider if s.label == "Threshold on PC1").value == pytest.approx(otsu)
+    at.button(key="pca_recipe_reset").click().run()  # reset twice: the second run sets the same value again
+    _clean(at)
+    warned = [r.getMessage() for r in caplog.records if "Session State API" in r.getMessage()]
+    assert not warned, warned
+
+
+def test_joint_pca_keeps_its_own_input_size_and_says_what_it_costs(media):
+    at = _open_page()
+    at.select_slider(key="pca_size").set_value(896).run()
+    assert "1 image × 64×64 patches = 4,096 tokens: about 4.0× the time" in " ".join(
+        c.value for c in _clean(at).caption
+    )
+    at.radio(key="pca_mode").set_value(JOINT).run()
+    assert at.select_slider(key="pca_joint_size").value == pca_view.JOINT_SIZE == 448  # not the single image's 896
+    assert "4 images × 32×32 patches = 4,096 tokens: about 4.0× the time" in " ".join(
+        c.value for c in _clean(at).caption
+    )
+
+
+def test_token_norms_of_all_blocks_come_from_one_forward_pass(media, monkeypatch):
+    from core.engine import Engine
+
+    at = _open_page()
+    at.select_slider(key="pca_size").set_value(238).run()  # a size no other test computes: nothing cached
+    per_layer = _count_calls(monkeypatch, DINOv2Adapter, "patch_tokens")
+    all_layers = _count_calls(monkeypatch, Engine, "layer_tokens")
+    at.radio(key="pca_mode").set_value(NORMS).run()
+    assert [c.split(":")[0] for c in (image.captions[0] for image in _clean(at).image[1:])] == ["Block 1", "Block 2"]
+    assert all_layers["n"] == 1 and per_layer["n"] == 0

@@ -55,7 +55,7 @@ def test_a_stored_dataset_is_sampled_per_class_projected_and_scored_with_its_own
     texts = _texts(at)
     assert "db** (DINOv2 tiny" in texts and "stored" in texts, texts
     assert "60 of 80" in texts, texts  # 30 per class of 40 + 40, stated
-    assert "1 image file(s) could not be read" in texts
+    assert "1 image file could not be read" in texts
     table = at.dataframe[0].value
     assert list(table.columns) == ["db (stored) (n=60) · LDA", "db (stored) (n=60) · k-NN"], table.columns
     accuracy = table.filter(like="LDA").iloc[0, 0]

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 from sklearn.decomposition import PCA
@@ -15,6 +20,7 @@ from core.analysis.projection import (
     compute_projection,
     compute_split,
     downsample,
+    import_with_numba_cache,
     list_methods,
 )
 
@@ -275,3 +281,45 @@ def test_lda_with_two_samples_per_class_falls_back_to_svd_with_a_note():
     result = compute_projection(X, y, method="lda")
     assert result.coords.shape == (30, 2) and np.isfinite(result.coords).all()
     assert any("SVD solver" in note for note in result.notes)
+
+
+def test_numba_code_imported_through_the_cache_import_is_kept_on_disk(tmp_path, monkeypatch):
+    import numba
+
+    (tmp_path / "vfm_numba_probe.py").write_text(
+        "import numba\n\n\n@numba.njit\ndef add(a, b):\n    return a + b\n"  # no cache=True, like most of umap
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "numba"))
+    monkeypatch.setattr(numba.config, "CACHE_DIR", numba.config.CACHE_DIR)  # restored after the test
+    monkeypatch.delitem(sys.modules, "vfm_numba_probe", raising=False)
+    njit, jit = numba.njit, numba.jit
+    probe = import_with_numba_cache("vfm_numba_probe")
+    assert probe.add(2, 3) == 5
+    assert list((tmp_path / "numba").rglob("vfm_numba_probe.add-*.nbi")), "compiled code was not cached"
+    assert (numba.njit, numba.jit) == (njit, jit)  # numba's own decorators again after the import
+
+
+@pytest.mark.slow  # compiles umap's numba code from nothing: ~1 min on the 2-core CPU
+def test_umap_warm_up_leaves_umaps_own_compiled_code_on_disk(tmp_path):
+    env = {**os.environ, "VFM_LENS_CACHE": str(tmp_path)}
+    env.pop("NUMBA_CACHE_DIR", None)
+    code = "from core.analysis.projection import warm_umap; warm_umap()"
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, cwd=Path(__file__).resolve().parents[3])
+    # a function umap declares without cache=True: cached only because it was imported through the cache import
+    assert list((tmp_path / "numba").glob("umap_*/layouts._optimize_layout_euclidean_single_epoch-*.nbi"))
+
+
+def test_umap_warm_up_starts_once_per_process_in_the_background_and_never_in_the_tiny_profile(monkeypatch):
+    from core.analysis import projection
+
+    calls = []
+    monkeypatch.setattr(projection, "warm_umap", lambda: calls.append(1))
+    monkeypatch.setattr(projection, "_warmup", None)
+    assert projection.start_umap_warmup() is None and not calls  # tests run the tiny profile
+    monkeypatch.setenv("VFM_LENS_PROFILE", "default")
+    thread = projection.start_umap_warmup()
+    thread.join(10)
+    assert thread.daemon and calls == [1] and projection.start_umap_warmup() is thread
+    thread.join(10)
+    assert calls == [1]
