@@ -1,11 +1,38 @@
-"""The app shell in a real browser: it serves, navigates, and shows the random-weights banner on every page."""
+"""The app shell in a real browser: it serves, navigates, and shows the random-weights banner on every page.
+
+A page's own URL opened first in a fresh browser — also the very first request a freshly started server
+sees — runs the app's router: sidebar pickers, banner, wide layout and the app's navigation, never
+Streamlit's automatic list of pages/ files. No request leaves 127.0.0.1 while a page loads.
+"""
+
+from urllib.parse import urlparse
 
 import pytest
 
 from tests.browser.conftest import screenshot
+from tests.browser.drive import WATCH_RUNS, wait_idle
+from tests.browser.server import serve
 
 pytestmark = pytest.mark.browser
 PAGES = ["PCA Foreground", "Embedding Scatter", "Patch Matching", "Segment", "Models", "Upload"]
+# Streamlit's automatic page list names the main script "app" and each pages/*.py file by its lower-case stem.
+LEGACY_NAMES = {"app", "pca foreground", "embedding scatter", "segment", "models", "zero shot", "stored"}
+# Every change of the sidebar navigation's link labels (icons left out), from the first paint on.
+RECORD_NAV = """
+(() => {
+  const seen = window.__vfmNav = [];
+  new MutationObserver(() => {
+    const nav = document.querySelector('[data-testid=stSidebarNav]');
+    if (!nav) return;
+    const labels = [...nav.querySelectorAll('a')].map(a => {
+      const copy = a.cloneNode(true);
+      copy.querySelectorAll('[data-testid=stIconMaterial]').forEach(i => i.remove());
+      return copy.innerText.trim();
+    }).join('|');
+    if (seen[seen.length - 1] !== labels) seen.push(labels);
+  }).observe(document, {subtree: true, childList: true, characterData: true});
+})();
+"""
 
 
 def test_every_page_is_reachable_and_carries_the_banner(page):
@@ -18,3 +45,46 @@ def test_every_page_is_reachable_and_carries_the_banner(page):
         page.get_by_text("Random weights").first.wait_for()
         assert page.get_by_text("Device:").count() >= 1
     assert page.locator("[data-testid='stException']").count() == 0
+
+
+@pytest.fixture(scope="module")
+def fresh_server():
+    """A server no browser has talked to yet: its first session is the one Streamlit's legacy mode affects."""
+    with serve() as url:
+        yield url
+
+
+@pytest.mark.parametrize(
+    ("path", "title"), [("/segment", "Segment"), ("/pca_foreground", "PCA Foreground"), ("/", "Upload")]
+)
+def test_a_page_url_opened_in_a_fresh_browser_runs_the_router_and_paints_only_its_navigation(
+    browser, fresh_server, path, title
+):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    context.add_init_script(WATCH_RUNS)
+    context.add_init_script(RECORD_NAV)
+    requests: list[str] = []
+    context.on("request", lambda request: requests.append(request.url))
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    try:
+        page.goto(fresh_server + path)
+        wait_idle(page)
+        page.get_by_role("heading", name=title, exact=True).first.wait_for()
+        sidebar = page.locator("[data-testid=stSidebar]")
+        sidebar.get_by_text("Device:").wait_for()
+        assert sidebar.locator("[data-testid=stSelectbox]").count() >= 3  # the CLIP, DINOv2 and SAM pickers
+        page.get_by_text("Random weights:").first.wait_for()
+        main_width = page.locator("[data-testid=stMainBlockContainer]").bounding_box()["width"]
+        assert main_width > 1000, f"narrow layout ({main_width:.0f} px): set_page_config(layout='wide') did not run"
+        navs = [labels.split("|") for labels in page.evaluate("window.__vfmNav")]
+        assert navs and {"Segment", "PCA Foreground", "Stored datasets"} <= set(navs[-1]), navs
+        legacy = [label for labels in navs for label in labels if label in LEGACY_NAMES]
+        assert not legacy, f"Streamlit's automatic page list was painted: {navs}"
+        away = sorted(
+            {u for u in requests if urlparse(u).scheme not in ("data", "blob") and urlparse(u).hostname != "127.0.0.1"}
+        )
+        assert not away, f"requests left 127.0.0.1 during the load: {away}"
+        assert page.locator("[data-testid=stException]").count() == 0
+    finally:
+        context.close()
