@@ -17,7 +17,7 @@ from skimage.draw import disk
 from components.charts import confusion_figure
 from components.images import thumbnail
 from components.progress import progress_bar
-from components.sidebar import FAMILIES, default_model, selected_model
+from components.sidebar import FAMILIES, default_model, offered_models, selected_model
 from components.state import get_engine
 from core import registry
 from core.analysis.imaging import blend, palette, to_png
@@ -49,7 +49,7 @@ model_title = registry.display_name
 
 def candidate_models() -> list[str]:
     """``name@weights``: the sidebar's CLIP, DINOv2 and SAM choices, then every timm ImageNet baseline."""
-    timm = [str(registry.parse(spec.name)) for spec in registry.list_models("timm")]
+    timm = [str(registry.parse(spec.name)) for spec in offered_models("timm")]
     return list(dict.fromkeys([selected_model(family) for family in FAMILIES] + timm))
 
 
