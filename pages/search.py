@@ -7,7 +7,7 @@ from components import retrieval_view as view
 from components.errors import user_errors
 from components.images import pick_image, quick_add
 from components.sidebar import random_note, selected_model
-from components.state import get_engine, get_working_set
+from components.state import get_working_set
 from core.analysis.retrieval import rank
 
 st.title("Search")
@@ -57,7 +57,7 @@ with text_tab:
     else:
         with user_errors("Text search"):
             model = selected_model("clip")
-            text = get_engine().embed_text([query], model)[0]
+            text = view.embed_text([query], model)[0]
             view.show_ranking(images, rank(text, view.embed_images(images.images, model), k), key="search_text")
 
 with image_tab:

@@ -10,7 +10,7 @@ from urllib.parse import urlparse
 import pytest
 
 from tests.browser.conftest import screenshot
-from tests.browser.drive import WATCH_RUNS, wait_idle
+from tests.browser.drive import WATCH_RUNS, rerun, wait_idle
 from tests.browser.server import serve
 
 pytestmark = pytest.mark.browser
@@ -31,6 +31,27 @@ RECORD_NAV = """
     }).join('|');
     if (seen[seen.length - 1] !== labels) seen.push(labels);
   }).observe(document, {subtree: true, childList: true, characterData: true});
+})();
+"""
+
+# What the signs of work look like while runs go: the "Working…" badge (stApp's ::after) sampled every 100 ms of a
+# run, and the label of every element at the moment Streamlit marks it stale (faded).
+RECORD_WORK = """
+(() => {
+  const seen = window.__vfmWork = {working: [], stale: []};
+  setInterval(() => {
+    const app = document.querySelector('[data-testid=stApp]');
+    if (app && app.getAttribute('data-test-script-state') === 'running') {
+      const badge = getComputedStyle(app, '::after');
+      seen.working.push(badge.opacity === '1' ? badge.content : 'none');
+    }
+  }, 100);
+  new MutationObserver((records) => {
+    for (const r of records) {
+      if (r.target.getAttribute('data-stale') === 'true' && r.target.querySelector('[data-testid=stImage]'))
+        seen.stale.push(getComputedStyle(r.target, '::before').content);
+    }
+  }).observe(document, {subtree: true, attributes: true, attributeFilter: ['data-stale']});
 })();
 """
 
@@ -88,3 +109,26 @@ def test_a_page_url_opened_in_a_fresh_browser_runs_the_router_and_paints_only_it
         assert page.locator("[data-testid=stException]").count() == 0
     finally:
         context.close()
+
+
+def test_a_run_over_half_a_second_shows_working_and_faded_pictures_say_updating(browser):
+    with serve() as url:  # a fresh server: its first run imports the models' code, seconds on any machine
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        context.add_init_script(WATCH_RUNS)
+        context.add_init_script(RECORD_WORK)
+        page = context.new_page()
+        page.set_default_timeout(60_000)
+        try:
+            page.goto(url)
+            wait_idle(page)
+            working = page.evaluate("window.__vfmWork.working")
+            assert '"Working…"' in working, f"no visible badge during a {len(working) / 10:.1f} s run: {working}"
+            app = page.locator("[data-testid=stApp]")
+            assert app.evaluate("a => getComputedStyle(a, '::after').content") == "none"  # idle: no badge
+            page.get_by_role("tab", name="Built-in samples").click()
+            with rerun(page):  # the sample thumbnails stay, faded, while the digits load
+                page.get_by_role("button", name="Digits, labeled").click()
+            stale = page.evaluate("window.__vfmWork.stale")
+            assert stale and set(stale) == {'"updating…"'}, stale
+        finally:
+            context.close()

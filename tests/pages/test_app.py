@@ -160,3 +160,22 @@ def test_test_models_are_offered_only_in_the_tiny_profile(monkeypatch, profile):
     else:
         assert not [o for o in offered if "(test)" in o] and not tests_in_search
         assert "CLIP ViT-B/32" in offered and "timm_vit_b16@in1k" in search
+
+
+@pytest.mark.parametrize(
+    ("page", "work"), [("pages/zero_shot.py", "text prompts"), ("pages/search.py", "1 text prompt")]
+)
+def test_text_embedding_runs_under_a_spinner_that_names_the_work(monkeypatch, page, work):
+    import streamlit as st
+
+    spinners, spinner = [], st.spinner
+
+    def recording_spinner(text="", *args, **kwargs):
+        spinners.append(text)
+        return spinner(text, *args, **kwargs)
+
+    monkeypatch.setattr(st, "spinner", recording_spinner)  # AppTest runs the script in this process
+    at = run_app()
+    at.switch_page(page).run()
+    assert not at.exception
+    assert any(f"{work} with CLIP tiny (test)" in text for text in spinners), spinners
