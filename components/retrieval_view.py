@@ -17,7 +17,7 @@ from skimage.draw import disk
 from components.charts import confusion_figure
 from components.images import thumbnail
 from components.progress import progress_bar
-from components.sidebar import FAMILIES, default_model, offered_models, selected_model
+from components.sidebar import FAMILIES, default_model, model_label, offered_models, selected_model
 from components.state import get_engine
 from core import registry
 from core.analysis.imaging import blend, palette, to_png
@@ -45,7 +45,7 @@ def pick_source(label: str, stored_label: str, key: str) -> bool:
 
 
 # ---- models -----------------------------------------------------------------------------------
-model_title = registry.display_name
+model_title = model_label  # missing weights say "not found: random weights"
 
 
 def candidate_models() -> list[str]:

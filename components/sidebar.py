@@ -32,11 +32,23 @@ def selected_model(family: str) -> str:
     return f"{name}@{weights if weights in spec.weight_options else spec.default_weights}"
 
 
+def _missing(model: str) -> bool:
+    """True when `model` (``name@weights``) asks for pretrained weights that are not here: random ones run."""
+    ref = registry.parse(model)
+    return ref.weights != registry.RANDOM and get_engine().weights_status(ref).is_random
+
+
 def _weights_title(name: str, weights: str) -> str:
     """A weights option as the picker shows it: a tag whose weights are missing says that it runs random."""
-    if weights == registry.RANDOM or not get_engine().weights_status(f"{name}@{weights}").is_random:
-        return weights
-    return f"{weights} (not found: random weights)"
+    return f"{weights} (not found: random weights)" if _missing(f"{name}@{weights}") else weights
+
+
+def model_label(model: str) -> str:
+    """The model's display name for pickers, tables and messages; missing weights say that random ones run."""
+    ref = registry.parse(model)
+    if _missing(model):
+        return f"{ref.spec.title} ({ref.weights} not found: random weights)"
+    return registry.display_name(ref)
 
 
 def _model_picker(family: str) -> WeightsStatus:
@@ -79,7 +91,7 @@ def show_sidebar() -> list[WeightsStatus]:
 def random_models(models: Iterable[str]) -> list[str]:
     """Display names of `models` (``name@weights``) that run with random weights (asked for, or not found)."""
     engine = get_engine()
-    return [registry.display_name(m) for m in dict.fromkeys(models) if engine.weights_status(m).is_random]
+    return [model_label(m) for m in dict.fromkeys(models) if engine.weights_status(m).is_random]
 
 
 def random_note(models: Iterable[str], meaning: str = "") -> None:

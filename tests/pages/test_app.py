@@ -179,3 +179,14 @@ def test_text_embedding_runs_under_a_spinner_that_names_the_work(monkeypatch, pa
     at.switch_page(page).run()
     assert not at.exception
     assert any(f"{work} with CLIP tiny (test)" in text for text in spinners), spinners
+
+
+def test_model_pickers_on_pages_say_when_weights_are_missing(monkeypatch):
+    monkeypatch.setenv("VFM_LENS_PROFILE", "default")  # full-size models with pretrained tags, offline: not found
+    at = run_app()
+    at.button(key="upload_digits").click().run()
+    at.switch_page("pages/compare.py").run()
+    assert not at.exception
+    assert "ViT-B/16 ImageNet (timm) (in1k not found: random weights)" in at.multiselect(key="compare_models").options
+    note = next(w.value for w in at.warning if "Random weights here" in w.value)
+    assert "ViT-B/16 ImageNet (timm) (in1k not found: random weights)" in note
