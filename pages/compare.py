@@ -7,6 +7,7 @@ import streamlit as st
 
 from components import retrieval_view as view
 from components.errors import user_errors
+from components.sidebar import random_note
 from components.state import get_working_set
 
 st.title("Compare models")
@@ -43,6 +44,7 @@ else:
     if len(labeled) < len(images.items):
         st.caption(f"{len(images.items) - len(labeled)} unlabeled images are left out.")
     models = view.pick_models(key="compare")
+    random_note(models, "Their scores are those of random features: they rank architectures, not what models learned.")
     key, labels, settings = "compare", [item.label for item in labeled], (images.names, images.labels, models)
     about, ready = f"{len(labeled):,} images, {len(counts)} classes.", bool(models)
     features = lambda: {view.model_title(m): view.embed_images([it.image for it in labeled], m) for m in models}  # noqa: E731

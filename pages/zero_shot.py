@@ -5,7 +5,7 @@ import streamlit as st
 from components import retrieval_view as view
 from components.errors import user_errors
 from components.sidebar import selected_model
-from components.state import get_engine, get_working_set
+from components.state import get_working_set
 from core.analysis.retrieval import (
     class_embeddings,
     compute_classification,
@@ -36,7 +36,7 @@ if len(classes) < 2:
 
 with user_errors("Zero-shot classification"):
     prompts = expand_prompts(classes, templates)
-    text = class_embeddings(get_engine().embed_text(prompts, model), len(classes))
+    text = class_embeddings(view.embed_text(prompts, model), len(classes))
     probs = zero_shot_probabilities(view.embed_images(images.images, model), text)
     st.subheader("Per-image probabilities")
     view.show_probabilities(images, classes, probs, key="zs")
