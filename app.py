@@ -7,7 +7,9 @@ import streamlit as st
 from components.router import ensure_router, show_signs_of_work
 
 ensure_router()  # first, so that no URL runs a page without this router and no legacy page list is painted
-ICON = Path(__file__).parent / "assets" / "icon.svg"  # shipped: an offline first paint fetches no icon font
+ICON = (
+    Path(__file__).parent / "components" / "assets" / "icon.svg"
+)  # shipped: an offline first paint fetches no icon font
 st.set_page_config(page_title="VFM Lens", page_icon=str(ICON), layout="wide")
 show_signs_of_work()
 

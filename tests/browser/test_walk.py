@@ -17,13 +17,7 @@ pytestmark = pytest.mark.browser
 
 # Log lines already reported to their owners (issue #23) and being fixed in parallel: listed here, each with the
 # file it comes from, so that the walk still runs and fails on anything new. Delete an entry once it is fixed.
-KNOWN_PROBLEMS: dict[str, str] = {
-    # open_clip logs on the root logger whenever a model is built without pretrained weights (the tiny test models,
-    # every offline model, and the Models page's parameter counts).
-    "No pretrained weights loaded for model": "core/models/clip.py, core/model_cards.py",
-    # transformers' image processor gets a read-only numpy array (DINOv2 preprocessing).
-    "The given NumPy array is not writable": "core/models/dinov2.py",
-}
+KNOWN_PROBLEMS: dict[str, str] = {}  # log lines to tolerate, with where they come from (none now)
 
 
 @pytest.fixture(scope="module")
