@@ -139,3 +139,14 @@ def test_gallery_tiles_are_one_fixed_box_and_a_tiny_image_says_its_real_size():
     at = _add(_page(), {"dot.png": corpus.GOOD["one_pixel.png"](), "plain.png": corpus.GOOD["plain.png"]()})
     captions = [img.caption for img in at.get("image")[0].proto.imgs]
     assert "dot.png · 1×1 px" in captions and "plain.png · 40×30 px" in captions
+
+
+def test_a_single_class_upload_leaves_no_dead_end_on_the_pages_that_need_classes():
+    at = AppTest.from_file(str(Path(PAGE).parents[1] / "app.py"), default_timeout=180).run()
+    at = _add(at, {"cats.zip": corpus.zip_of({"cats/a.png": _png(1), "cats/b.png": _png(2)})})
+    at.switch_page("pages/compare.py").run()
+    assert "you have 2 labeled images in 1 class (cats)" in _texts(at.info)
+    at.switch_page("pages/zero_shot.py").run()
+    assert not at.exception
+    assert "Give at least two classes" not in _texts(at.info)  # cats and the sample classes are offered
+    assert "7 unlabeled images are left out of the accuracy." in _texts(at.caption)  # the cats are scored
