@@ -18,10 +18,10 @@ def thumbnail(image: np.ndarray, side: int) -> np.ndarray:
 
 
 def _caption(item: ImageItem, side: int) -> str:
-    """Name and class; the real size too when the tile misleads about it (enlarged, or a thin strip)."""
+    """Name and class; the real size too when the tile misleads about it (a tiny image blown up, or a thin strip)."""
     h, w = item.image.shape[:2]
     text = f"{item.name} [{item.label}]" if item.label else item.name
-    return f"{text} · {w}×{h} px" if 2 * max(h, w) <= side or max(h, w) > 8 * min(h, w) else text
+    return f"{text} · {w}×{h} px" if 4 * max(h, w) <= side or max(h, w) > 8 * min(h, w) else text
 
 
 def show_summary(images: ImageSet) -> None:
