@@ -40,8 +40,8 @@ def show_summary(images: ImageSet) -> None:
         return
     if images.unlabeled:
         st.caption(
-            f"{count(images.unlabeled, 'unlabelled image')} (not in a class folder): pages that need classes use "
-            f"the {count(len(images.items) - images.unlabeled, 'labelled one')} only."
+            f"{count(images.unlabeled, 'unlabeled image')} (not in a class folder): pages that need classes use "
+            f"the {count(len(images.items) - images.unlabeled, 'labeled one')} only."
         )
     if len(counts) == 1:
         st.warning(

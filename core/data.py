@@ -18,6 +18,8 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from core.text import count
+
 MAX_PIXELS = 64_000_000  # larger images are refused (decompression bombs, 20,000² scans)
 MAX_SIDE = 2048  # larger accepted images are downscaled for the working set (and it is said)
 MAX_FILE_BYTES = 64 * 2**20
@@ -238,7 +240,7 @@ def load_zip(data: bytes, name: str = "archive.zip") -> ImageSet:
             skipped=[
                 Skipped(
                     name,
-                    f"refused: it would unpack to {total / 2**20:.0f} MB in {len(infos)} files "
+                    f"refused: it would unpack to {total / 2**20:.0f} MB in {count(len(infos), 'file')} "
                     f"(limits {MAX_ZIP_BYTES / 2**30:.0f} GB, {MAX_ZIP_FILES} files, ratio {MAX_ZIP_RATIO}:1)",
                 )
             ]

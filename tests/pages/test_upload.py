@@ -54,7 +54,7 @@ def test_adding_empties_the_uploader_and_images_already_present_are_not_added_ag
     at = _add(at, {"pets.zip": corpus.zip_of({"cats/a.png": _png(1), "dogs/c.png": _png(3)}), "b.png": _png(2)})
     assert _metrics(at)[0] == "10"  # c.png only; a.png and b.png are the same pixels as before
     assert "Added 1 image, 2 already present, 1 of them took their class from this upload." in _texts(at.success)
-    assert _classes(at) == {"cats": 1, "dogs": 1}  # a.png, already there unlabelled, took its class from the zip
+    assert _classes(at) == {"cats": 1, "dogs": 1}  # a.png, already there unlabeled, took its class from the zip
 
     at.button(key="upload_samples").click().run()
     assert _metrics(at)[0] == "10" and not at.success
@@ -66,7 +66,7 @@ def test_one_class_folder_is_a_class_and_classes_of_several_zips_add_up():
     at = _add(_page(), {"cats.zip": corpus.zip_of({"cats/a.png": _png(1), "cats/b.png": _png(2)})})
     assert _classes(at) == {"cats": 2}
     assert "One class so far (cats)" in _texts(at.warning)
-    assert "7 unlabelled images" in _texts(at.caption)  # the samples: counted, not hidden
+    assert "7 unlabeled images" in _texts(at.caption)  # the samples: counted, not hidden
 
     at = _add(at, {"dogs.zip": corpus.zip_of({"dogs/c.png": _png(3)})})
     assert _classes(at) == {"cats": 2, "dogs": 1} and _metrics(at)[:2] == ["10", "2"]
