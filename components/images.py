@@ -129,7 +129,11 @@ def show_added(new: ImageSet, merged: Merged | None = None) -> None:
     """What one load did, in one box: green when it added images, amber when nothing new, red when nothing was read;
     then the files it skipped and why. Without `merged`, the load replaced the working set."""
     if not new.items:
-        st.error(f"No image could be read: {count(len(new.skipped), 'file')} skipped." if new.skipped else "No images.")
+        st.error(
+            f"No image could be read: {count(len(new.skipped), 'file')} skipped."
+            if new.skipped
+            else "No images were found."
+        )
     elif merged is None or merged.added:
         st.success(_added_text(new, merged))
     else:
