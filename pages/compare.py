@@ -9,6 +9,7 @@ from components import retrieval_view as view
 from components.errors import user_errors
 from components.sidebar import random_note
 from components.state import get_working_set
+from core.text import count
 
 st.title("Compare models")
 st.caption(
@@ -36,9 +37,11 @@ else:
     labeled = [item for item in images.items if item.label is not None]
     counts = images.class_counts()
     if len(counts) < 2 or len(labeled) < 3:
+        have = f"{count(len(labeled), 'labeled image')} in {count(len(counts), 'class', 'classes')}"
         st.info(
-            "Compare needs a labeled set with at least two classes. On Upload, load the labeled digits or a zip with "
-            "one folder per class."
+            f"Compare needs a labeled set with at least two classes and three images; you have {have}"
+            + (f" ({next(iter(counts))})" if len(counts) == 1 else "")
+            + ". On Upload, load the labeled digits or a zip with one folder per class."
         )
         st.stop()
     if len(labeled) < len(images.items):

@@ -29,7 +29,9 @@ if not images.items:
     st.stop()
 
 labels = list(images.class_counts())
-classes, templates = view.edit_prompts(labels or SAMPLE_CLASSES, key="zs_classes")
+# one class is no choice to make: offer the sample classes beside it
+defaults = labels if len(labels) >= 2 else labels + [c for c in SAMPLE_CLASSES if c not in labels]
+classes, templates = view.edit_prompts(defaults, key="zs_classes")
 if len(classes) < 2:
     st.info("Give at least two classes, one per line: zero-shot picks the best of them for every image.")
     st.stop()
