@@ -20,10 +20,12 @@ from streamlit.testing.v1 import AppTest
 
 from components import segment_view
 from components.prompt_canvas import CanvasFrame, gesture_prompt, widget_prompts
+from components.segment_session import Prompt
 from core.analysis.imaging import resize_map
-from core.analysis.masks import Prompt, mask_contour
+from core.analysis.masks import mask_contour
 from core.data import load_samples
 from core.engine import Engine
+from core.models.sam import SamPrompt
 from core.registry import parse
 from core.weights import WeightsStatus
 from tests import corpus
@@ -96,7 +98,7 @@ def test_engine_decodes_prompts_in_sams_frame_on_a_non_square_image(engine):
     image = rng.integers(0, 256, (90, 140, 3), dtype=np.uint8)
     points, labels, box = np.array([[20.0, 70.0], [120.5, 10.0]]), np.array([1, 0]), np.array([5.0, 8.0, 100.0, 80.0])
     embedding = engine.sam_embedding(image, MODEL)
-    ours = engine.sam_predict(embedding, MODEL, points, labels, box)
+    ours = engine.sam_predict(embedding, MODEL, SamPrompt(points, labels, box))
 
     module = engine.model(MODEL).adapter.module
     predictor = SamPredictor(module)
@@ -107,21 +109,23 @@ def test_engine_decodes_prompts_in_sams_frame_on_a_non_square_image(engine):
             torch.as_tensor(_sam_frame(points, (90, 140), side), dtype=torch.float)[None],
             torch.as_tensor(labels)[None],
             torch.as_tensor(_sam_frame(box, (90, 140), side), dtype=torch.float)[None],
-            multimask_output=True,
+            multimask_output=False,  # several prompts: SAM's single-mask output
         )
     np.testing.assert_allclose(ours.logits, logits[0].numpy(), atol=1e-4)
     np.testing.assert_allclose(ours.scores, scores[0].numpy(), atol=1e-5)
-    swapped = engine.sam_predict(embedding, MODEL, points[:, ::-1].copy(), labels, box)  # (Y, X) would be a bug
+    swapped = engine.sam_predict(
+        embedding, MODEL, SamPrompt(points[:, ::-1].copy(), labels, box)
+    )  # (Y, X) would be a bug
     assert np.abs(swapped.logits - ours.logits).max() > 1e-3
 
 
 def test_mask_logit_feedback_changes_the_next_prediction(engine):
     image = load_samples().items[1].image
     embedding = engine.sam_embedding(image, MODEL)
-    first = engine.sam_predict(embedding, MODEL, np.array([[200.0, 150.0]]), np.array([1]))
+    first = engine.sam_predict(embedding, MODEL, SamPrompt(np.array([[200.0, 150.0]]), np.array([1])))
     two = np.array([[200.0, 150.0], [60.0, 40.0]]), np.array([1, 0])
-    plain = engine.sam_predict(embedding, MODEL, *two)
-    fed = engine.sam_predict(embedding, MODEL, *two, mask_input=first.logits[[int(np.argmax(first.scores))]])
+    plain = engine.sam_predict(embedding, MODEL, SamPrompt(*two))
+    fed = engine.sam_predict(embedding, MODEL, SamPrompt(*two, None, first.logits[[int(np.argmax(first.scores))]]))
     assert np.abs(fed.logits - plain.logits).max() > 1e-2
 
 
@@ -161,7 +165,7 @@ def test_a_click_draws_the_mask_overlay_and_the_next_click_feeds_its_logits(engi
     point = Prompt("point", (256.0, 200.0))
     click(at, "point", *point.xy)
     embedding = engine.sam_embedding(image, MODEL)
-    expected = engine.sam_predict(embedding, MODEL, np.array([point.xy]), np.array([1]))
+    expected = engine.sam_predict(embedding, MODEL, SamPrompt(np.array([point.xy]), np.array([1])))
     best = int(np.argmax(expected.scores))
     shown = canvas(at)["pixels"]
     mask = resize_map(expected.masks[best], plain.shape[:2], nearest=True) > 0.5
@@ -185,9 +189,23 @@ def test_a_click_draws_the_mask_overlay_and_the_next_click_feeds_its_logits(engi
     steps = state(at).steps
     assert len(steps) == 2 and steps[0].choice == best and steps[1].prompts == (point, negative)
     both = np.array([point.xy, negative.xy]), np.array([1, 0])
-    fed = engine.sam_predict(embedding, MODEL, *both, mask_input=expected.logits[[best]])
-    np.testing.assert_allclose(steps[1].prediction.logits, fed.logits, atol=1e-4)
-    assert np.abs(steps[1].prediction.logits - engine.sam_predict(embedding, MODEL, *both).logits).max() > 1e-2
+    predictor = SamPredictor(engine.model(MODEL).adapter.module)  # upstream, on the same tiny weights
+    predictor.set_image(image)
+    masks, _, logits = predictor.predict(*both, mask_input=expected.logits[[best]], multimask_output=False)
+    assert steps[1].prediction.masks.shape == masks.shape == (1, *image.shape[:2])  # two points: one mask
+    np.testing.assert_allclose(steps[1].prediction.logits, logits, atol=1e-4)
+    assert (steps[1].prediction.masks == masks).mean() > 0.999
+    assert (
+        np.abs(steps[1].prediction.logits - engine.sam_predict(embedding, MODEL, SamPrompt(*both)).logits).max() > 1e-2
+    )
+    assert all(not r.key.startswith("seg_pick_") for r in at.radio)  # nothing to pick from
+    captions = [c for image in at.get("image") for c in image.captions]
+    assert captions[-1] == f"SAM's one mask for several prompts · predicted IoU {steps[1].prediction.scores[0]:.2f}"
+    two_points = canvas(at)["pixels"]
+    one_mask = resize_map(masks[0], plain.shape[:2], nearest=True) > 0.5
+    edge = mask_contour(one_mask, 8) | mask_contour(~one_mask, 8)
+    changed = np.abs(two_points.astype(int) - plain).max(axis=2) > 20
+    assert changed[~one_mask & ~edge].mean() < 0.001 and changed[one_mask & ~edge].mean() > 0.9
 
     at.button(key="seg_undo").click().run()
     assert len(state(at).steps) == 1
@@ -217,9 +235,12 @@ def test_a_box_and_points_combine_and_a_second_box_replaces_the_first(engine, mo
     click(at, "box", *box.xy)
     click(at, "point", *point.xy)
     embedding = engine.sam_embedding(image, MODEL)
-    first = engine.sam_predict(embedding, MODEL, None, None, np.array(box.xy))
-    fed = first.logits[[int(np.argmax(first.scores))]]
-    expected = engine.sam_predict(embedding, MODEL, np.array([point.xy]), np.array([1]), np.array(box.xy), fed)
+    first = engine.sam_predict(embedding, MODEL, SamPrompt(box=np.array(box.xy)))
+    assert first.masks.shape[0] == len(state(at).steps[0].prediction.scores) == 1  # a box alone: one mask
+    fed = first.logits[[0]]
+    expected = engine.sam_predict(
+        embedding, MODEL, SamPrompt(np.array([point.xy]), np.array([1]), np.array(box.xy), fed)
+    )
     np.testing.assert_allclose(state(at).steps[-1].prediction.logits, expected.logits, atol=1e-4)
     prompting = [text for text in spinners if text.startswith("Prompting")]
     assert prompting == ["Prompting SAM with a box…", "Prompting SAM with 1 point and a box…"]
@@ -304,3 +325,4 @@ def test_precompute_and_upload_paths_answer_without_stack_traces():
     png = corpus.GOOD["plain.png"]()
     at.file_uploader(key="seg_upload_file").set_value(("plain.png", png, "image/png")).run()
     assert not at.exception and canvas(at)["pixels"].ndim == 3
+
