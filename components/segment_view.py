@@ -393,7 +393,9 @@ def _no_mask_message(params: AutoMaskParams, random: bool) -> str:
 def _show_auto_result(result: AutoMasks, image: np.ndarray, name: str, key: str) -> None:
     colors = palette(len(result.masks))
     st.metric("Masks", len(result.masks))
-    st.image(overlay_masks(image, list(result.masks), colors, 0.55, 1), caption="All masks, largest first")
+    overlay = overlay_masks(image, list(result.masks), colors, 0.55, 1)
+    # PNG: JPEG's halved colour resolution would smear the 1-pixel contours into the fill
+    st.image(overlay, caption="All masks, largest first", output_format="PNG")
     st.dataframe(
         {
             "mask": np.arange(1, len(result.masks) + 1),

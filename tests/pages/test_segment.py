@@ -9,19 +9,23 @@ weights), not from the page.
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from segment_anything import SamPredictor
+from PIL import Image
+from scipy import ndimage
+from segment_anything import SamAutomaticMaskGenerator, SamPredictor
 from segment_anything.utils.transforms import ResizeLongestSide
+from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
 
 from components import segment_view
 from components.prompt_canvas import CanvasFrame, gesture_prompt, widget_prompts
 from components.segment_session import Prompt
-from core.analysis.imaging import resize_map
+from core.analysis.imaging import palette, resize_map
 from core.analysis.masks import mask_contour
 from core.data import load_samples
 from core.engine import Engine
@@ -326,3 +330,44 @@ def test_precompute_and_upload_paths_answer_without_stack_traces():
     at.file_uploader(key="seg_upload_file").set_value(("plain.png", png, "image/png")).run()
     assert not at.exception and canvas(at)["pixels"].ndim == 3
 
+
+def record_media(monkeypatch) -> list[tuple[bytes, str]]:
+    """(bytes, mimetype) of every media file the page hands to the browser from now on (st.image's pictures)."""
+    files, real = [], MemoryMediaFileStorage.load_and_get_id
+
+    def spy(self, data, mimetype, *args, **kwargs):
+        files.append((data, mimetype))
+        return real(self, data, mimetype, *args, **kwargs)
+
+    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", spy)
+    return files
+
+
+def test_automatic_masks_are_counted_and_drawn(engine, monkeypatch):
+    """The preview's masks are upstream's generator's, counted on the page, and drawn as the overlay says: each
+    mask blended at opacity 0.55 over the ones before it (largest first), then each 1-pixel contour (a mask pixel
+    with a 4-neighbour outside it) in its opaque colour; every pixel outside all masks unchanged. Sent as PNG, so
+    every pixel is compared exactly."""
+    at = open_page()
+    media = record_media(monkeypatch)
+    at.button(key="seg_auto_preview").click().run()
+    assert not at.exception, at.exception
+
+    image = load_samples().items[0].image
+    generator = SamAutomaticMaskGenerator(
+        engine.model(MODEL).adapter.module, points_per_side=8, pred_iou_thresh=0.0, stability_score_thresh=0.0
+    )
+    with torch.inference_mode():
+        records = sorted(generator.generate(image), key=lambda r: -r["area"])
+    masks = np.array([r["segmentation"] for r in records])
+    assert int(at.metric[0].value) == len(masks) >= 1  # the random tiny SAM: one mask after box NMS
+
+    expected = image.copy()
+    cross = np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]])
+    for mask, color in zip(masks, palette(len(masks)), strict=True):
+        expected[mask] = np.round(expected[mask] * np.float32(0.45) + color * np.float32(0.55))
+        expected[mask & ~ndimage.binary_erosion(mask, cross, border_value=1)] = color
+    (drawn,) = [np.asarray(Image.open(io.BytesIO(data)).convert("RGB")) for data, kind in media if kind == "image/png"]
+    np.testing.assert_array_equal(drawn, expected)
+    outside = ~masks.any(axis=0)
+    assert outside.any() and (drawn[outside] == image[outside]).all()
