@@ -34,6 +34,7 @@ from bench.bench_projection import make_data
 from core.analysis.lda import compute_lda
 from core.models import build_adapter
 from core.models.fast import apply_fast_paths, fill_rel_pos
+from core.models.sam import SamPrompt
 from core.registry import get
 
 
@@ -190,8 +191,9 @@ def sam_latency(adapter, image, points, labels, device, repeats: int):
     """(set_image ms, click ms, (embedding, prediction)): what a user waits for, numpy conversions included."""
     embed_ms = median_ms(lambda: adapter.image_embedding(image), device, max(3, repeats // 10))
     embedding = adapter.image_embedding(image)
-    click_ms = median_ms(lambda: adapter.predict(embedding, points, labels), device, repeats)
-    return embed_ms, click_ms, (embedding, adapter.predict(embedding, points, labels))
+    prompt = SamPrompt(points, labels)
+    click_ms = median_ms(lambda: adapter.predict(embedding, prompt), device, repeats)
+    return embed_ms, click_ms, (embedding, adapter.predict(embedding, prompt))
 
 
 # ---- end to end: PNG bytes → embeddings -----------------------------------------------------------

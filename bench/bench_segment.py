@@ -30,6 +30,7 @@ from components.segment_view import canvas_background  # noqa: E402
 from core.analysis.imaging import resize_map  # noqa: E402
 from core.data import load_samples  # noqa: E402
 from core.engine import Engine  # noqa: E402
+from core.models.sam import SamPrompt  # noqa: E402
 
 # Installed before the app loads: timestamps of WebSocket sends and receipts (with sizes), and of data-URL images
 # being set and loaded (the prompt widget decodes each new background in an Image before it shows it). Read back per click by `_TIMELINE`.
@@ -92,7 +93,9 @@ def bench_engine(model: str, clicks: int) -> None:
     previous: list = [None]
 
     def click(i: int):
-        prediction = engine.sam_predict(embedding, model, points[i : i + 1], np.array([1]), mask_input=previous[0])
+        prediction = engine.sam_predict(
+            embedding, model, SamPrompt(points[i : i + 1], np.array([1]), None, previous[0])
+        )
         previous[0] = prediction.logits[[int(np.argmax(prediction.scores))]]
         return prediction
 
@@ -109,7 +112,7 @@ def bench_engine(model: str, clicks: int) -> None:
 
 # The segmentation fragment's parts, as (label, function in components.segment_view); timed by wrapping them.
 _FRAGMENT_PARTS = (
-    ("decoder and prompt bookkeeping (decode_received)", "decode_received"),
+    ("decoder and prompt bookkeeping (decode_received)", "decode_received"),  # SegmentSession.decode
     ("overlay + JPEG (canvas_background)", "canvas_background"),
     ("candidates (_show_candidates)", "_show_candidates"),
     ("kept objects (_show_kept)", "_show_kept"),

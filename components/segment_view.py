@@ -1,7 +1,8 @@
 """Click-to-segment with SAM: prompts on the image, candidate masks, kept objects, automatic masks, export.
 
-Prompt state lives in this browser session only (`st.session_state`), per model and image hash. A click reruns
-only the segmentation fragment: the image embedding is computed once, each click runs SAM's light decoder.
+The widgets only: the click path's state is a `SegmentSession` (components/segment_session.py, no Streamlit),
+one per model and image hash in this browser session (`st.session_state`). A click reruns only the segmentation
+fragment: the image embedding is computed once, each click runs SAM's light decoder.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import json
 import re
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import PurePath
 
 import numpy as np
@@ -19,22 +20,13 @@ import streamlit as st
 from components.errors import user_errors
 from components.progress import progress_bar
 from components.prompt_canvas import CanvasFrame, prompt_canvas
+from components.segment_session import SegmentSession, Step
 from components.state import get_engine
 from core.analysis.imaging import data_url, palette, resize_map, to_jpeg, to_png
-from core.analysis.masks import (
-    PREVIEW_SIDE,
-    AutoMaskParams,
-    AutoMasks,
-    Prompt,
-    auto_mask_defaults,
-    coco_annotations,
-    cutout,
-    overlay_masks,
-    prompt_arrays,
-)
+from core.analysis.masks import coco_annotations, cutout, overlay_masks
 from core.data import ImageError, ImageSet, load_image
 from core.engine import image_hash
-from core.models.sam import SamEmbedding, SamPrediction
+from core.models.sam import PREVIEW_SIDE, AutoMaskParams, AutoMasks, SamEmbedding, auto_mask_defaults
 from core.registry import parse
 from core.text import count
 
@@ -48,79 +40,23 @@ _GPU_EMBED_S = 0.2
 _KEEP_IMAGES = 8  # per session: prompt state of the most recently segmented images
 
 
-def _one_box(prompts: tuple[Prompt, ...]) -> tuple[Prompt, ...]:
-    """SAM takes one box: keep the last one drawn."""
-    boxes = [i for i, p in enumerate(prompts) if p.kind == "box"]
-    return tuple(p for i, p in enumerate(prompts) if p.kind != "box" or i == boxes[-1]) if boxes else prompts
-
-
 # ---- per-session, per-image state -------------------------------------------------------------
-@dataclass
-class Step:
-    """One prediction: the prompts it answered, SAM's candidates, and the candidate the user picked."""
-
-    prompts: tuple[Prompt, ...]
-    prediction: SamPrediction
-    choice: int
-    serial: int  # names its candidate picker: an undone step's picker must not steer a later one
-    thumbs: dict = field(default_factory=dict)  # mask colour → its candidate thumbnails, drawn once
-
-
-@dataclass
-class Kept:
-    name: str
-    mask: np.ndarray  # (H, W) bool
-    color: tuple[int, int, int]
-
-
-@dataclass
-class ImageState:
-    steps: list[Step] = field(default_factory=list)
-    kept: list[Kept] = field(default_factory=list)
-    received: list[Prompt] = field(default_factory=list)  # from the prompt widget, not decoded yet
-    seq: int = 0  # gestures received: tells the widget each was answered (its provisional marker goes)
-    auto: dict = field(default_factory=dict)  # the last AutoMaskParams → its AutoMasks
-    decode_ms: float = 0.0  # the last prediction's time, for the page to show
-
-    @property
-    def prompts(self) -> tuple[Prompt, ...]:
-        return self.steps[-1].prompts if self.steps else ()
-
-    @property
-    def mask(self) -> np.ndarray | None:
-        return self.steps[-1].prediction.masks[self.steps[-1].choice] if self.steps else None
-
-    def receive(self, prompt: Prompt) -> None:
-        """The prompt widget's callback (before the fragment reruns): decoded by `decode_received`."""
-        self.received.append(prompt)
-        self.seq += 1
-
-
-def image_state(key: str, model: str, image_key: str) -> ImageState:
+def image_state(key: str, model: str, image_key: str) -> SegmentSession:
     """This session's state for one image and model (a small LRU: older images are forgotten)."""
     states: OrderedDict = st.session_state.setdefault(f"{key}_images", OrderedDict())
     name = f"{model}|{image_key}"
     if name not in states:
-        states[name] = ImageState()
+        states[name] = SegmentSession()
         while len(states) > _KEEP_IMAGES:
             states.popitem(last=False)
     states.move_to_end(name)
     return states[name]
 
 
-def decode_received(state: ImageState, embedding: SamEmbedding, model: str) -> None:
-    """One prediction per prompt received, each on top of the last: SAM takes the prompts so far (one box, the
-    last drawn) and, when they extend the last step's, that step's low-resolution mask logits."""
-    while state.received:
-        prompts = _one_box(state.prompts + (state.received.pop(0),))
-        last = state.steps[-1] if state.steps else None
-        extends = last is not None and prompts[: len(last.prompts)] == last.prompts
-        mask_input = last.prediction.logits[last.choice][None] if extends else None
-        arrays = prompt_arrays(prompts)
-        start = time.perf_counter()
-        prediction = get_engine().sam_predict(embedding, model, arrays.points, arrays.labels, arrays.box, mask_input)
-        state.decode_ms = (time.perf_counter() - start) * 1e3
-        state.steps.append(Step(prompts, prediction, int(np.argmax(prediction.scores)), state.seq))
+def decode_received(state: SegmentSession, embedding: SamEmbedding, model: str) -> None:
+    """Decode the prompts `state` received, with the engine's SAM on this image's embedding."""
+    engine = get_engine()
+    state.decode(lambda prompt: engine.sam_predict(embedding, model, prompt))
 
 
 # ---- embedding ----------------------------------------------------------------------------------
@@ -203,15 +139,15 @@ def _segmenter(image: np.ndarray, embedding: SamEmbedding, model: str, name: str
 
     tools = st.columns([5, 1, 1, 2], vertical_alignment="bottom")
     mode = tools[0].segmented_control("Left click adds", MODES, default=MODES[0], required=True, key=f"{key}_mode")
-    tools[1].button("Undo", key=f"{key}_undo", on_click=_undo, args=(state,), disabled=not state.steps)
-    tools[2].button("Clear", key=f"{key}_clear", on_click=state.steps.clear, disabled=not state.steps)
+    tools[1].button("Undo", key=f"{key}_undo", on_click=state.undo, disabled=not state.steps)
+    tools[2].button("Clear", key=f"{key}_clear", on_click=state.clear, disabled=not state.steps)
     with tools[3].popover("Overlay", icon=":material/palette:"):
         color = st.color_picker("Colour", MASK_COLOR, key=f"{key}_color")
         alpha = st.slider("Opacity", 0.0, 1.0, 0.5, 0.05, key=f"{key}_alpha")
         contour = st.toggle("Contour", True, key=f"{key}_contour")
 
     display = _display_image(image, image_key, frame, key)
-    layers = _layers(state, _hex_rgb(color))
+    layers = state.layers(_hex_rgb(color))
     background = canvas_background(display, [k.mask for k in layers], [k.color for k in layers], alpha, 2 * contour)
     st.caption("Click to add a point, right-click for a negative one, drag to draw a box; points and a box combine.")
     prompt_canvas(
@@ -233,18 +169,12 @@ def _segmenter(image: np.ndarray, embedding: SamEmbedding, model: str, name: str
         _show_exports(state, image, name, key)
 
 
-def _prompt_words(state: ImageState) -> str:
+def _prompt_words(state: SegmentSession) -> str:
     """What the next decode sends to SAM, for the spinner: "2 points and a box"."""
-    prompts = _one_box(state.prompts + tuple(state.received))
+    prompts = state.next_prompts
     points = sum(p.kind == "point" for p in prompts)
     words = [count(points, "point")] if points else []
     return " and ".join(words + ["a box"] * any(p.kind == "box" for p in prompts))
-
-
-def _layers(state: ImageState, color: tuple[int, int, int]) -> list[Kept]:
-    """The kept objects, then the current mask (named "current", in `color`)."""
-    current = [Kept("current", state.mask, color)] if state.mask is not None else []
-    return state.kept + current
 
 
 def _display_image(image: np.ndarray, image_key: str, frame: CanvasFrame, key: str, width: int = 0) -> np.ndarray:
@@ -273,21 +203,13 @@ def _hex_rgb(color: str) -> tuple[int, int, int]:
     return int(color[1:3], 16), int(color[3:5], 16), int(color[5:7], 16)
 
 
-def _undo(state: ImageState) -> None:
-    if state.steps:  # a second quick click may come before the button is disabled
-        state.steps.pop()
-
-
-def _keep(state: ImageState, key: str) -> None:
-    name = st.session_state.get(f"{key}_name", "").strip() or f"object {len(state.kept) + 1}"
-    color = tuple(int(c) for c in palette(len(state.kept) + 2)[-1])  # the first one is blue, like the current mask
-    state.kept.append(Kept(name, state.mask, color))
-    state.steps.clear()
+def _keep(state: SegmentSession, key: str) -> None:
+    state.keep(st.session_state.get(f"{key}_name", ""))
 
 
 def _pick(step: Step, widget: str) -> None:
     """Bound to its own step: a stale radio of an undone step can fire later and must not change another."""
-    step.choice = st.session_state[widget]
+    step.pick(st.session_state[widget])
 
 
 def _candidate_thumbnails(small: np.ndarray, masks: np.ndarray, color: tuple[int, int, int]) -> list[np.ndarray]:
@@ -296,7 +218,7 @@ def _candidate_thumbnails(small: np.ndarray, masks: np.ndarray, color: tuple[int
     return [overlay_masks(small, [resize_map(m, size, nearest=True) > 0.5], np.array([color]), 0.6) for m in masks]
 
 
-def _show_candidates(state: ImageState, small: np.ndarray, color: tuple[int, int, int], key: str) -> None:
+def _show_candidates(state: SegmentSession, small: np.ndarray, color: tuple[int, int, int], key: str) -> None:
     """SAM's candidates for the last prompts (previews `small` wide), the pick, and Keep."""
     if not state.steps:
         st.info("Click on the object to segment (green: include, red: exclude), or drag a box around it.")
@@ -306,9 +228,24 @@ def _show_candidates(state: ImageState, small: np.ndarray, color: tuple[int, int
         step.thumbs = {color: _candidate_thumbnails(small, step.prediction.masks, color)}
     st.image(
         step.thumbs[color],
-        caption=[f"{i + 1} · predicted IoU {s:.2f}" for i, s in enumerate(step.prediction.scores)],
+        caption=_candidate_captions(step.prediction.scores),
         width=120,
     )
+    if len(step.prediction.scores) > 1:  # three candidates for a single click; one for several prompts
+        _show_picker(step, key)
+    name_col, keep_col = st.columns([2, 1], vertical_alignment="bottom")
+    name_col.text_input("Name", placeholder=f"object {len(state.kept) + 1}", key=f"{key}_name")
+    keep_col.button("Keep", key=f"{key}_keep", on_click=_keep, args=(state, key), help="Keep as a named object")
+
+
+def _candidate_captions(scores: np.ndarray) -> list[str]:
+    if len(scores) == 1:
+        return [f"SAM's one mask for several prompts · predicted IoU {scores[0]:.2f}"]
+    return [f"{i + 1} · predicted IoU {s:.2f}" for i, s in enumerate(scores)]
+
+
+def _show_picker(step: Step, key: str) -> None:
+    """A radio over SAM's candidates, named after its step."""
     widget = f"{key}_pick_{step.serial}"
     st.radio(
         "Mask",
@@ -321,12 +258,9 @@ def _show_candidates(state: ImageState, small: np.ndarray, color: tuple[int, int
         on_change=_pick,
         args=(step, widget),
     )
-    name_col, keep_col = st.columns([2, 1], vertical_alignment="bottom")
-    name_col.text_input("Name", placeholder=f"object {len(state.kept) + 1}", key=f"{key}_name")
-    keep_col.button("Keep", key=f"{key}_keep", on_click=_keep, args=(state, key), help="Keep as a named object")
 
 
-def _show_kept(state: ImageState, key: str) -> None:
+def _show_kept(state: SegmentSession, key: str) -> None:
     for i, kept in enumerate(state.kept):
         swatch, text, remove = st.columns([1, 6, 2], vertical_alignment="center")
         swatch.image(np.full((16, 16, 3), kept.color, np.uint8))
@@ -336,13 +270,13 @@ def _show_kept(state: ImageState, key: str) -> None:
             icon=":material/close:",
             help="Remove",
             key=f"{key}_remove_{i}_{len(state.kept)}",
-            on_click=state.kept.pop,
+            on_click=state.remove,
             args=(i,),
         )
 
 
-def _show_exports(state: ImageState, image: np.ndarray, name: str, key: str) -> None:
-    layers = _layers(state, (0, 0, 0))
+def _show_exports(state: SegmentSession, image: np.ndarray, name: str, key: str) -> None:
+    layers = state.layers((0, 0, 0))
     if not layers:
         return
     names, masks = [layer.name for layer in layers], [layer.mask for layer in layers]
@@ -385,9 +319,9 @@ def _auto_masks(image: np.ndarray, embedding: SamEmbedding, model: str, name: st
         type="primary",
         help="A coarse grid of point prompts first: masks in a fraction of the time of the full grid.",
     ):
-        _generate_auto_masks(state, image, model, preview)
+        _generate_auto_masks(state, image, embedding, model, preview)
     if right.button(f"Full grid · {grid}", key=f"{key}_run", type="secondary" if offer_preview else "primary"):
-        _generate_auto_masks(state, image, model, params)
+        _generate_auto_masks(state, image, embedding, model, params)
     result, shown = state.auto.get(params), params
     if result is None and offer_preview:
         result, shown = state.auto.get(preview), preview
@@ -430,13 +364,15 @@ def _auto_mask_controls(model: str, key: str) -> tuple[AutoMaskParams, bool]:
     return AutoMaskParams(side, iou, stability, nms, batch), random
 
 
-def _generate_auto_masks(state: ImageState, image: np.ndarray, model: str, params: AutoMaskParams) -> None:
+def _generate_auto_masks(
+    state: SegmentSession, image: np.ndarray, embedding: SamEmbedding, model: str, params: AutoMaskParams
+) -> None:
     """Run the generator with a progress bar over its point batches; keep the result beside the last other one."""
     side = params.points_per_side
     update, close = progress_bar(f"Prompting SAM with {count(params.points, 'point')} ({side}×{side} grid), batches")
     try:
         with user_errors("Automatic masks"):
-            result = get_engine().sam_auto_masks(image, model, params, update)
+            result = get_engine().sam_auto_masks(image, embedding, model, params, update)
             state.auto = {**dict(list(state.auto.items())[-1:]), params: result}
     finally:
         close()
@@ -457,7 +393,9 @@ def _no_mask_message(params: AutoMaskParams, random: bool) -> str:
 def _show_auto_result(result: AutoMasks, image: np.ndarray, name: str, key: str) -> None:
     colors = palette(len(result.masks))
     st.metric("Masks", len(result.masks))
-    st.image(overlay_masks(image, list(result.masks), colors, 0.55, 1), caption="All masks, largest first")
+    overlay = overlay_masks(image, list(result.masks), colors, 0.55, 1)
+    # PNG: JPEG's halved colour resolution would smear the 1-pixel contours into the fill
+    st.image(overlay, caption="All masks, largest first", output_format="PNG")
     st.dataframe(
         {
             "mask": np.arange(1, len(result.masks) + 1),

@@ -18,12 +18,11 @@ import numpy as np
 import torch
 
 from core import config
-from core.analysis.masks import AutoMaskParams, AutoMasks, compute_auto_masks
 from core.cache import CacheKey, EmbeddingCache
 from core.data import image_hash
 from core.models import Adapter, build_adapter
 from core.models.fast import apply_fast_paths
-from core.models.sam import SamEmbedding, SamPrediction
+from core.models.sam import AutoMaskParams, AutoMasks, SamEmbedding, SamPrediction, SamPrompt
 from core.registry import ModelRef, parse
 from core.weights import WeightsStatus, fetch, locate
 
@@ -357,33 +356,25 @@ class Engine:
             return embedding
         return loaded.adapter.embedding_from(features, image)
 
-    def sam_predict(
-        self,
-        embedding: SamEmbedding,
-        model: str | ModelRef = "sam_vit_b",
-        points: np.ndarray | None = None,
-        labels: np.ndarray | None = None,
-        box: np.ndarray | None = None,
-        mask_input: np.ndarray | None = None,
-        multimask: bool = True,
-    ) -> SamPrediction:
-        """Masks for prompts on an image embedding; see `SAMAdapter.predict` for conventions."""
+    def sam_predict(self, embedding: SamEmbedding, model: str | ModelRef, prompt: SamPrompt) -> SamPrediction:
+        """SAM's masks for `prompt` on an image embedding (three candidates or one: `SamPrompt.multimask`)."""
         loaded = self.model(model)
         no_autocast = torch.autocast(self.device.type, enabled=False)  # SAM's postprocessing converts to numpy
         with loaded.lock, torch.inference_mode(), no_autocast:
-            return loaded.adapter.predict(embedding, points, labels, box, mask_input, multimask)
+            return loaded.adapter.predict(embedding, prompt)
 
     def sam_auto_masks(
         self,
         image: np.ndarray,
+        embedding: SamEmbedding,
         model: str | ModelRef,
         params: AutoMaskParams | None = None,
         progress: Progress | None = None,
     ) -> AutoMasks:
-        """SAM's automatic mask generator on one image, reusing its cached embedding, under the model lock;
-        `progress(done, total)` counts batches of point prompts."""
-        loaded, embedding = self.model(model), self.sam_embedding(image, model)
-        return compute_auto_masks(loaded.adapter.module, image, params, embedding, loaded.lock, progress)
+        """SAM's automatic mask generator on one image and its embedding (from `sam_embedding`: not encoded
+        again), under the model lock; `progress(done, total)` counts batches of point prompts."""
+        loaded = self.model(model)
+        return loaded.adapter.auto_masks(image, embedding, params, loaded.lock, progress)
 
 
 def _empty_cuda_cache() -> None:

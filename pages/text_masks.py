@@ -9,6 +9,7 @@ from components.images import pick_image
 from components.sidebar import selected_model
 from components.state import get_engine, get_working_set
 from core.analysis.retrieval import class_embeddings, expand_prompts, patch_text_similarity, peak_points
+from core.models.sam import SamPrompt
 from core.text import count
 
 st.title("Text masks")
@@ -43,7 +44,7 @@ with user_errors("The text-prompted mask"):  # each step names itself above the 
     with st.spinner("Embedding the image with SAM (once per image; slow on a CPU)…", show_time=True):
         embedding = engine.sam_embedding(image, sam)
     with st.spinner(f"Prompting SAM with {count(len(points), 'point')}…", show_time=True):
-        prediction = engine.sam_predict(embedding, sam, points, np.ones(len(points), int), multimask=n_points == 1)
+        prediction = engine.sam_predict(embedding, sam, SamPrompt(points, np.ones(len(points), int)))
     best = int(prediction.scores.argmax())
     view.show_text_mask(image, similarity, points, prediction.masks[best], images.names[index], key="tm")
     st.caption(

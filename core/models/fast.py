@@ -57,7 +57,7 @@ def apply_fast_paths(adapter, device: torch.device | str, compile_mode: str | No
     family = adapter.spec.family
     if family == "sam":
         attention = f"sdpa + rel-pos mask ({_sam_sdpa(adapter.module)} modules)"
-        preprocess = _sam_preprocess_on(adapter, device)
+        preprocess = adapter.preprocess_on(device)  # the adapter's own on-device path
     elif family == "dinov2":
         attention = _dinov2_sdpa(adapter.module)
         preprocess = _dinov2_preprocess_on(adapter, device)
@@ -240,22 +240,3 @@ def _clip_preprocess_on(adapter, device: torch.device) -> str:
 
     adapter.pixels = pixels
     return f"{device.type} when every image is square, else cpu"
-
-
-def _sam_preprocess_on(adapter, device: torch.device) -> str:
-    from segment_anything import SamPredictor
-    from segment_anything.utils.transforms import ResizeLongestSide
-
-    from core.models.sam import SamEmbedding
-
-    def image_embedding(image: np.ndarray) -> SamEmbedding:
-        """`SAMAdapter.image_embedding`, with the longest-side resize (bilinear, as upstream) on the device."""
-        predictor = SamPredictor(adapter.module)
-        h, w = image.shape[:2]
-        target = ResizeLongestSide.get_preprocess_shape(h, w, adapter.module.image_encoder.img_size)
-        x = upload(image, device).permute(2, 0, 1)[None].float()
-        predictor.set_torch_image(resize_uint8_grid(x, target, "bilinear"), (h, w))
-        return SamEmbedding(predictor.features[0].float().cpu().numpy(), predictor.original_size, predictor.input_size)
-
-    adapter.image_embedding = image_embedding
-    return f"{device.type}: longest-side resize"

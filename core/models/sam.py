@@ -1,16 +1,25 @@
-"""SAM through segment-anything: embed once per image, then many light prompt decodes."""
+"""SAM through segment-anything, in one place: embed once per image (with the optional on-device
+preprocessing), then many light prompt decodes, and the automatic mask generator on a cached embedding.
+
+Images are HWC uint8 RGB. Points are (X, Y) in image pixels, boxes XYXY; masks come back at the original size.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, replace
 from functools import partial
 
 import numpy as np
 import torch
-from segment_anything import SamPredictor, sam_model_registry
+from segment_anything import SamAutomaticMaskGenerator, SamPredictor, sam_model_registry
 from segment_anything.modeling import ImageEncoderViT, MaskDecoder, PromptEncoder, Sam, TwoWayTransformer
+from segment_anything.utils.amg import generate_crop_boxes
 from segment_anything.utils.transforms import ResizeLongestSide
 
+from core.models.fast import resize_uint8_grid, upload
 from core.registry import ModelSpec
 
 
@@ -28,6 +37,25 @@ class SamPrediction:
     masks: np.ndarray  # (K, H, W) bool, at the original image size
     scores: np.ndarray  # (K,) float32, predicted IoU
     logits: np.ndarray  # (K, h, w) float32 low-resolution logits; feed one back as `mask_input`
+
+
+@dataclass(frozen=True)
+class SamPrompt:
+    """What one prediction answers: points (N, 2) as (X, Y) pixels with labels (N,) 1 = positive / 0 = negative,
+    one box (4,) XYXY pixels, and mask_input (1, h, w) logits of an earlier prediction; any may be None."""
+
+    points: np.ndarray | None = None
+    labels: np.ndarray | None = None
+    box: np.ndarray | None = None
+    mask_input: np.ndarray | None = None
+
+    @property
+    def multimask(self) -> bool:
+        """SAM's rule (paper, appendix; `SamPredictor.predict`): three candidates only for a single ambiguous
+        prompt — one point, no box, no previous mask. Several prompts are not ambiguous: one mask, from SAM's
+        single-mask output."""
+        one_point = self.points is not None and len(self.points) == 1
+        return one_point and self.box is None and self.mask_input is None
 
 
 def _build_tiny(config: dict) -> Sam:
@@ -75,15 +103,35 @@ def build_module(spec: ModelSpec, path: str | None) -> Sam:
     return sam
 
 
+def _use_embedding(predictor: SamPredictor, embedding: SamEmbedding) -> None:
+    """Give `predictor` an image's cached features instead of encoding the image: no shared "current image"."""
+    predictor.reset_image()
+    predictor.features = torch.from_numpy(embedding.features)[None].to(predictor.device)
+    predictor.original_size, predictor.input_size = embedding.original_size, embedding.input_size
+    predictor.is_image_set = True
+
+
 class SAMAdapter:
     def __init__(self, spec: ModelSpec, weights: str, path: str | None):
         self.spec, self.weights = spec, weights
         self.module = build_module(spec, path)
+        self.preprocess_device: torch.device | None = None  # where the longest-side resize runs (None: upstream's)
+
+    def preprocess_on(self, device: torch.device | str) -> str:
+        """Resize on `device` from now on (bilinear with antialias, as upstream's uint8 path); says what it does."""
+        self.preprocess_device = torch.device(device)
+        return f"{self.preprocess_device.type}: longest-side resize"
 
     def image_embedding(self, image: np.ndarray) -> SamEmbedding:
         """The heavy step, once per image: HWC uint8 RGB → SamEmbedding."""
         predictor = SamPredictor(self.module)
-        predictor.set_image(image, image_format="RGB")
+        if self.preprocess_device is None:
+            predictor.set_image(image, image_format="RGB")
+        else:
+            h, w = image.shape[:2]
+            target = ResizeLongestSide.get_preprocess_shape(h, w, self.module.image_encoder.img_size)
+            x = upload(image, self.preprocess_device).permute(2, 0, 1)[None].float()
+            predictor.set_torch_image(resize_uint8_grid(x, target, "bilinear"), (h, w))
         return SamEmbedding(predictor.features[0].float().cpu().numpy(), predictor.original_size, predictor.input_size)
 
     def embedding_from(self, features: np.ndarray, image: np.ndarray) -> SamEmbedding:
@@ -92,22 +140,135 @@ class SAMAdapter:
         input_size = ResizeLongestSide.get_preprocess_shape(h, w, self.module.image_encoder.img_size)
         return SamEmbedding(features, (h, w), input_size)
 
-    def predict(
-        self,
-        embedding: SamEmbedding,
-        points: np.ndarray | None = None,
-        labels: np.ndarray | None = None,
-        box: np.ndarray | None = None,
-        mask_input: np.ndarray | None = None,
-        multimask: bool = True,
-    ) -> SamPrediction:
-        """The light step, per click: points (N, 2) as (X, Y) pixels, labels (N,) 1 = positive / 0 = negative,
-        box (4,) XYXY pixels, mask_input (1, h, w) logits from an earlier prediction."""
-        predictor = SamPredictor(self.module)  # a fresh, stateless wrapper: no shared "current image"
-        predictor.features = torch.from_numpy(embedding.features)[None].to(next(self.module.parameters()).device)
-        predictor.original_size, predictor.input_size = embedding.original_size, embedding.input_size
-        predictor.is_image_set = True
+    def predict(self, embedding: SamEmbedding, prompt: SamPrompt) -> SamPrediction:
+        """The light step, per click: SAM's mask decoder on `prompt` (three candidates or one: `prompt.multimask`)."""
+        predictor = SamPredictor(self.module)
+        _use_embedding(predictor, embedding)
         masks, scores, logits = predictor.predict(
-            point_coords=points, point_labels=labels, box=box, mask_input=mask_input, multimask_output=multimask
+            point_coords=prompt.points,
+            point_labels=prompt.labels,
+            box=prompt.box,
+            mask_input=prompt.mask_input,
+            multimask_output=prompt.multimask,
         )
         return SamPrediction(masks.astype(bool), scores.astype(np.float32), logits.astype(np.float32))
+
+    def auto_masks(
+        self,
+        image: np.ndarray,
+        embedding: SamEmbedding | None = None,
+        params: AutoMaskParams | None = None,
+        guard: AbstractContextManager | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> AutoMasks:
+        """segment_anything's SamAutomaticMaskGenerator on an HWC uint8 RGB image.
+
+        `embedding` (of this image) skips the heavy encoder; `guard` is held around the model calls (pass the
+        engine's per-model lock); `progress(done, total)` is called with 0 and after each batch of point prompts.
+        Runs in fp32 with autocast off: the generator converts its tensors to numpy, which bf16 cannot do.
+        """
+        params = params or AutoMaskParams()
+        generator = ProgressMaskGenerator(
+            self.module,
+            progress,
+            points_per_side=params.points_per_side,
+            points_per_batch=params.points_per_batch,
+            pred_iou_thresh=params.pred_iou_thresh,
+            stability_score_thresh=params.stability_score_thresh,
+            box_nms_thresh=params.box_nms_thresh,
+        )
+        generator.predictor = _CachedPredictor(self.module, embedding)
+        device = next(self.module.parameters()).device.type
+        with guard or nullcontext(), torch.inference_mode(), torch.autocast(device, enabled=False):
+            records = sorted(generator.generate(image), key=lambda r: -r["area"])
+        h, w = image.shape[:2]
+        return AutoMasks(
+            np.array([r["segmentation"] for r in records], bool).reshape(-1, h, w),
+            np.array([r["area"] for r in records], np.int64),
+            np.array([r["predicted_iou"] for r in records], np.float32),
+            np.array([r["stability_score"] for r in records], np.float32),
+        )
+
+
+# ---- automatic masks --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class AutoMaskParams:
+    """SamAutomaticMaskGenerator's grid density, quality thresholds and batch size (its defaults)."""
+
+    points_per_side: int = 32
+    pred_iou_thresh: float = 0.88
+    stability_score_thresh: float = 0.95
+    box_nms_thresh: float = 0.7
+    points_per_batch: int = 64  # point prompts decoded at once: changes memory and progress steps, not the masks
+
+    @property
+    def points(self) -> int:
+        """Point prompts on the (single-crop) grid."""
+        return self.points_per_side**2
+
+
+PREVIEW_SIDE = 8  # a quick look first: an 8 × 8 grid is 64 prompts, 1/16 of SAM's default 32 × 32
+
+
+def auto_mask_defaults(random_weights: bool, points_per_side: int = 32) -> AutoMaskParams:
+    """SAM's default thresholds; with random weights both quality thresholds at 0 (SAM's defaults let no random
+    mask through: its predicted IoU and stability are meaningless then)."""
+    params = AutoMaskParams(points_per_side)
+    return replace(params, pred_iou_thresh=0.0, stability_score_thresh=0.0) if random_weights else params
+
+
+@dataclass(frozen=True)
+class AutoMasks:
+    """SAM's automatic masks, largest first: masks (K, H, W) bool, areas (K,) pixels, scores (K,) predicted IoU,
+    stability (K,) stability scores."""
+
+    masks: np.ndarray
+    areas: np.ndarray
+    scores: np.ndarray
+    stability: np.ndarray
+
+
+class _CachedPredictor(SamPredictor):
+    """The generator's predictor: an image of the embedding's size takes the embedding instead of the encoder
+    (other sizes, e.g. crops, are encoded as upstream does)."""
+
+    def __init__(self, module: Sam, embedding: SamEmbedding | None):
+        super().__init__(module)
+        self.embedding = embedding
+
+    def set_image(self, image: np.ndarray, image_format: str = "RGB") -> None:
+        if self.embedding is None or tuple(image.shape[:2]) != tuple(self.embedding.original_size):
+            return super().set_image(image, image_format)
+        _use_embedding(self, self.embedding)
+
+
+class ProgressMaskGenerator(SamAutomaticMaskGenerator):
+    """SamAutomaticMaskGenerator that reports (done, total) point batches over all crops as it decodes them.
+
+    Only counts: every batch goes through the upstream `_process_batch`, so the masks are the plain generator's.
+    """
+
+    def __init__(self, module: Sam, progress: Callable[[int, int], None] | None = None, **kwargs):
+        super().__init__(module, **kwargs)
+        self.progress = progress
+        self.done = self.total = 0
+
+    def batches(self, size: tuple[int, int]) -> int:
+        """Point batches the generator decodes for an image of (H, W) pixels, over every crop layer."""
+        _, layers = generate_crop_boxes(size, self.crop_n_layers, self.crop_overlap_ratio)
+        return sum(math.ceil(len(self.point_grids[layer]) / self.points_per_batch) for layer in layers)
+
+    def _generate_masks(self, image: np.ndarray):
+        self.done, self.total = 0, self.batches(image.shape[:2])
+        self._report()
+        return super()._generate_masks(image)
+
+    def _process_batch(self, *args, **kwargs):
+        out = super()._process_batch(*args, **kwargs)
+        self.done += 1
+        self._report()
+        return out
+
+    def _report(self) -> None:
+        if self.progress is not None:
+            self.progress(self.done, self.total)

@@ -14,6 +14,7 @@ from segment_anything import SamPredictor
 from core import engine as engine_module
 from core.engine import Engine, image_hash, run_batched
 from core.models import sam as sam_module
+from core.models.sam import SamPrompt
 
 ROOT = Path(__file__).resolve().parents[2]
 TOL = 1e-5  # fp32 on CPU, same weights, same inputs: only summation order may differ
@@ -89,19 +90,20 @@ def test_sam_equals_sam_predictor(engine, images):
     predictor = SamPredictor(upstream)
     predictor.set_image(image)
     points, labels, box = np.array([[30.0, 40.0], [90.0, 20.0]]), np.array([1, 0]), np.array([10, 10, 100, 80])
-    masks, scores, logits = predictor.predict(points, labels, box, multimask_output=True)
+    masks, scores, logits = predictor.predict(points[:1], labels[:1], multimask_output=True)
 
     embedding = engine.sam_embedding(image, "sam_tiny")
-    ours = engine.sam_predict(embedding, "sam_tiny", points, labels, box, multimask=True)
+    ours = engine.sam_predict(embedding, "sam_tiny", SamPrompt(points[:1], labels[:1]))
     assert ours.masks.shape == masks.shape == (3, 96, 128) and ours.masks.dtype == bool
     np.testing.assert_allclose(ours.logits, logits, atol=1e-4)
     np.testing.assert_allclose(ours.scores, scores, atol=1e-5)
     assert (ours.masks == masks).mean() > 0.999
 
-    again = engine.sam_predict(
-        embedding, "sam_tiny", points[:1], labels[:1], mask_input=ours.logits[:1], multimask=False
-    )
-    assert again.masks.shape == (1, 96, 128)
+    masks, scores, logits = predictor.predict(points, labels, box, ours.logits[:1], multimask_output=False)
+    again = engine.sam_predict(embedding, "sam_tiny", SamPrompt(points, labels, box, ours.logits[:1]))
+    assert again.masks.shape == masks.shape == (1, 96, 128)
+    np.testing.assert_allclose(again.logits, logits, atol=1e-4)
+    np.testing.assert_allclose(again.scores, scores, atol=1e-5)
 
 
 def test_sam_embed_is_the_spatial_mean(engine, images):
@@ -113,10 +115,10 @@ def test_sam_embed_is_the_spatial_mean(engine, images):
 
 def test_no_shared_current_image_between_sessions(engine, images):
     a, b = (engine.sam_embedding(im, "sam_tiny") for im in images[:2])
-    point = (np.array([[20.0, 20.0]]), np.array([1]))
-    alone = engine.sam_predict(a, "sam_tiny", *point).logits
-    engine.sam_predict(b, "sam_tiny", *point)  # another session's click in between
-    np.testing.assert_array_equal(engine.sam_predict(a, "sam_tiny", *point).logits, alone)
+    point = SamPrompt(np.array([[20.0, 20.0]]), np.array([1]))
+    alone = engine.sam_predict(a, "sam_tiny", point).logits
+    engine.sam_predict(b, "sam_tiny", point)  # another session's click in between
+    np.testing.assert_array_equal(engine.sam_predict(a, "sam_tiny", point).logits, alone)
 
 
 def test_results_come_from_cache_on_a_second_call_and_after_restart(engine, images, monkeypatch):

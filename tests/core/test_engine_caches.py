@@ -6,6 +6,7 @@ import numpy as np
 
 from core.cache import EmbeddingCache
 from core.engine import Engine, _MemoryLRU
+from core.models.sam import SamPrompt
 
 
 def test_memory_lru_evicts_the_least_recently_used_entry():
@@ -35,6 +36,6 @@ def test_a_cached_sam_embedding_keeps_height_and_width(tmp_path):
             assert tuple(embedding.original_size) == shape[:2]
             assert tuple(embedding.input_size) == expected_input
         point = np.array([[shape[1] * 0.7, shape[0] * 0.3]])
-        first = engine.sam_predict(fresh, "sam_tiny", point, np.array([1]))
-        second = engine.sam_predict(again, "sam_tiny", point, np.array([1]))
+        first = engine.sam_predict(fresh, "sam_tiny", SamPrompt(point, np.array([1])))
+        second = engine.sam_predict(again, "sam_tiny", SamPrompt(point, np.array([1])))
         np.testing.assert_array_equal(first.masks, second.masks)

@@ -14,7 +14,15 @@ from skimage import data
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from core.models import build_adapter
-from core.models.fast import SdpaRelPosAttention, apply_fast_paths, fill_rel_pos, gpu_preprocess
+from core.models import sam as sam_module
+from core.models.fast import (
+    SdpaRelPosAttention,
+    apply_fast_paths,
+    fill_rel_pos,
+    gpu_preprocess,
+    resize_uint8_grid,
+)
+from core.models.sam import SamPrompt
 from core.registry import ModelSpec, get
 
 CPU = torch.device("cpu")
@@ -38,7 +46,7 @@ SAM_VIT_B_224 = ModelSpec(
         "image_size": 224,
     },
 )
-POINTS, LABELS = np.array([[60, 50], [150, 120]]), np.array([1, 0])
+PROMPT = SamPrompt(np.array([[60, 50]]), np.array([1]))  # one click: all three of SAM's candidates
 
 
 def cosine(a, b) -> float:
@@ -112,11 +120,11 @@ def sam_guard(adapter, image: np.ndarray, autocast=None) -> tuple[float, list[fl
     """(embedding cosine, per-mask logit correlations) of the fast path against upstream fp32 on `adapter`."""
     with torch.inference_mode():
         reference = adapter.image_embedding(image)
-        expected = adapter.predict(reference, POINTS, LABELS)
+        expected = adapter.predict(reference, PROMPT)
         apply_fast_paths(adapter, adapter.module.device)
         with autocast or torch.autocast("cpu", enabled=False):
             embedding = adapter.image_embedding(image)
-            got = adapter.predict(embedding, POINTS, LABELS)
+            got = adapter.predict(embedding, PROMPT)
     assert got.logits.dtype == np.float32 and got.masks.shape == expected.masks.shape == (3, *image.shape[:2])
     corr = [float(np.corrcoef(a.ravel(), b.ravel())[0, 1]) for a, b in zip(expected.logits, got.logits, strict=True)]
     return cosine(reference.features, embedding.features), corr
@@ -141,10 +149,10 @@ def test_bf16_outputs_reach_numpy_as_float32(image):
     with torch.inference_mode(), bf16_autocast():
         embedding = adapter.image_embedding(image)
         with pytest.raises(TypeError, match="BFloat16"):  # the upstream crash this guards against
-            adapter.predict(embedding, POINTS, LABELS)
+            adapter.predict(embedding, PROMPT)
         apply_fast_paths(adapter, CPU)
         embedding = adapter.image_embedding(image)
-        prediction = adapter.predict(embedding, POINTS, LABELS)
+        prediction = adapter.predict(embedding, PROMPT)
     assert embedding.features.dtype == prediction.logits.dtype == prediction.scores.dtype == np.float32
     assert np.isfinite(prediction.logits).all()
 
@@ -213,8 +221,22 @@ def test_compile_is_off_by_default_and_opt_in(monkeypatch, tmp_path):
 def test_apply_fast_paths_is_idempotent():
     adapter = build_adapter(get("sam_tiny"), "random", None, CPU)
     first = apply_fast_paths(adapter, CPU)
-    embed_fn = adapter.image_embedding
-    assert apply_fast_paths(adapter, CPU) is first and adapter.image_embedding is embed_fn
+    assert apply_fast_paths(adapter, CPU) is first and adapter.preprocess_device == CPU
+
+
+def test_sams_on_device_preprocessing_is_the_adapters_own_method(image, monkeypatch):
+    """No method swapped in at runtime: the fast path only tells the adapter where to resize."""
+    adapter = build_adapter(get("sam_tiny"), "random", None, CPU)
+    resized = []
+    monkeypatch.setattr(sam_module, "resize_uint8_grid", lambda *a: resized.append(a[1]) or resize_uint8_grid(*a))
+    with torch.inference_mode():
+        upstream = adapter.image_embedding(image)
+        assert adapter.preprocess_device is None and not resized
+        fast = apply_fast_paths(adapter, CPU)
+        on_device = adapter.image_embedding(image)
+    assert "image_embedding" not in vars(adapter) and fast.preprocess == "cpu: longest-side resize"
+    assert resized == [upstream.input_size] and on_device.input_size == upstream.input_size
+    assert cosine(upstream.features, on_device.features) >= 0.999
 
 
 @pytest.mark.gpu

@@ -9,21 +9,27 @@ weights), not from the page.
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from segment_anything import SamPredictor
+from PIL import Image
+from scipy import ndimage
+from segment_anything import SamAutomaticMaskGenerator, SamPredictor
 from segment_anything.utils.transforms import ResizeLongestSide
+from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
 
 from components import segment_view
 from components.prompt_canvas import CanvasFrame, gesture_prompt, widget_prompts
-from core.analysis.imaging import resize_map
-from core.analysis.masks import Prompt, mask_contour
+from components.segment_session import Prompt
+from core.analysis.imaging import palette, resize_map
+from core.analysis.masks import mask_contour
 from core.data import load_samples
 from core.engine import Engine
+from core.models.sam import SamPrompt
 from core.registry import parse
 from core.weights import WeightsStatus
 from tests import corpus
@@ -96,7 +102,7 @@ def test_engine_decodes_prompts_in_sams_frame_on_a_non_square_image(engine):
     image = rng.integers(0, 256, (90, 140, 3), dtype=np.uint8)
     points, labels, box = np.array([[20.0, 70.0], [120.5, 10.0]]), np.array([1, 0]), np.array([5.0, 8.0, 100.0, 80.0])
     embedding = engine.sam_embedding(image, MODEL)
-    ours = engine.sam_predict(embedding, MODEL, points, labels, box)
+    ours = engine.sam_predict(embedding, MODEL, SamPrompt(points, labels, box))
 
     module = engine.model(MODEL).adapter.module
     predictor = SamPredictor(module)
@@ -107,21 +113,23 @@ def test_engine_decodes_prompts_in_sams_frame_on_a_non_square_image(engine):
             torch.as_tensor(_sam_frame(points, (90, 140), side), dtype=torch.float)[None],
             torch.as_tensor(labels)[None],
             torch.as_tensor(_sam_frame(box, (90, 140), side), dtype=torch.float)[None],
-            multimask_output=True,
+            multimask_output=False,  # several prompts: SAM's single-mask output
         )
     np.testing.assert_allclose(ours.logits, logits[0].numpy(), atol=1e-4)
     np.testing.assert_allclose(ours.scores, scores[0].numpy(), atol=1e-5)
-    swapped = engine.sam_predict(embedding, MODEL, points[:, ::-1].copy(), labels, box)  # (Y, X) would be a bug
+    swapped = engine.sam_predict(
+        embedding, MODEL, SamPrompt(points[:, ::-1].copy(), labels, box)
+    )  # (Y, X) would be a bug
     assert np.abs(swapped.logits - ours.logits).max() > 1e-3
 
 
 def test_mask_logit_feedback_changes_the_next_prediction(engine):
     image = load_samples().items[1].image
     embedding = engine.sam_embedding(image, MODEL)
-    first = engine.sam_predict(embedding, MODEL, np.array([[200.0, 150.0]]), np.array([1]))
+    first = engine.sam_predict(embedding, MODEL, SamPrompt(np.array([[200.0, 150.0]]), np.array([1])))
     two = np.array([[200.0, 150.0], [60.0, 40.0]]), np.array([1, 0])
-    plain = engine.sam_predict(embedding, MODEL, *two)
-    fed = engine.sam_predict(embedding, MODEL, *two, mask_input=first.logits[[int(np.argmax(first.scores))]])
+    plain = engine.sam_predict(embedding, MODEL, SamPrompt(*two))
+    fed = engine.sam_predict(embedding, MODEL, SamPrompt(*two, None, first.logits[[int(np.argmax(first.scores))]]))
     assert np.abs(fed.logits - plain.logits).max() > 1e-2
 
 
@@ -161,7 +169,7 @@ def test_a_click_draws_the_mask_overlay_and_the_next_click_feeds_its_logits(engi
     point = Prompt("point", (256.0, 200.0))
     click(at, "point", *point.xy)
     embedding = engine.sam_embedding(image, MODEL)
-    expected = engine.sam_predict(embedding, MODEL, np.array([point.xy]), np.array([1]))
+    expected = engine.sam_predict(embedding, MODEL, SamPrompt(np.array([point.xy]), np.array([1])))
     best = int(np.argmax(expected.scores))
     shown = canvas(at)["pixels"]
     mask = resize_map(expected.masks[best], plain.shape[:2], nearest=True) > 0.5
@@ -185,9 +193,23 @@ def test_a_click_draws_the_mask_overlay_and_the_next_click_feeds_its_logits(engi
     steps = state(at).steps
     assert len(steps) == 2 and steps[0].choice == best and steps[1].prompts == (point, negative)
     both = np.array([point.xy, negative.xy]), np.array([1, 0])
-    fed = engine.sam_predict(embedding, MODEL, *both, mask_input=expected.logits[[best]])
-    np.testing.assert_allclose(steps[1].prediction.logits, fed.logits, atol=1e-4)
-    assert np.abs(steps[1].prediction.logits - engine.sam_predict(embedding, MODEL, *both).logits).max() > 1e-2
+    predictor = SamPredictor(engine.model(MODEL).adapter.module)  # upstream, on the same tiny weights
+    predictor.set_image(image)
+    masks, _, logits = predictor.predict(*both, mask_input=expected.logits[[best]], multimask_output=False)
+    assert steps[1].prediction.masks.shape == masks.shape == (1, *image.shape[:2])  # two points: one mask
+    np.testing.assert_allclose(steps[1].prediction.logits, logits, atol=1e-4)
+    assert (steps[1].prediction.masks == masks).mean() > 0.999
+    assert (
+        np.abs(steps[1].prediction.logits - engine.sam_predict(embedding, MODEL, SamPrompt(*both)).logits).max() > 1e-2
+    )
+    assert all(not r.key.startswith("seg_pick_") for r in at.radio)  # nothing to pick from
+    captions = [c for image in at.get("image") for c in image.captions]
+    assert captions[-1] == f"SAM's one mask for several prompts · predicted IoU {steps[1].prediction.scores[0]:.2f}"
+    two_points = canvas(at)["pixels"]
+    one_mask = resize_map(masks[0], plain.shape[:2], nearest=True) > 0.5
+    edge = mask_contour(one_mask, 8) | mask_contour(~one_mask, 8)
+    changed = np.abs(two_points.astype(int) - plain).max(axis=2) > 20
+    assert changed[~one_mask & ~edge].mean() < 0.001 and changed[one_mask & ~edge].mean() > 0.9
 
     at.button(key="seg_undo").click().run()
     assert len(state(at).steps) == 1
@@ -217,9 +239,12 @@ def test_a_box_and_points_combine_and_a_second_box_replaces_the_first(engine, mo
     click(at, "box", *box.xy)
     click(at, "point", *point.xy)
     embedding = engine.sam_embedding(image, MODEL)
-    first = engine.sam_predict(embedding, MODEL, None, None, np.array(box.xy))
-    fed = first.logits[[int(np.argmax(first.scores))]]
-    expected = engine.sam_predict(embedding, MODEL, np.array([point.xy]), np.array([1]), np.array(box.xy), fed)
+    first = engine.sam_predict(embedding, MODEL, SamPrompt(box=np.array(box.xy)))
+    assert first.masks.shape[0] == len(state(at).steps[0].prediction.scores) == 1  # a box alone: one mask
+    fed = first.logits[[0]]
+    expected = engine.sam_predict(
+        embedding, MODEL, SamPrompt(np.array([point.xy]), np.array([1]), np.array(box.xy), fed)
+    )
     np.testing.assert_allclose(state(at).steps[-1].prediction.logits, expected.logits, atol=1e-4)
     prompting = [text for text in spinners if text.startswith("Prompting")]
     assert prompting == ["Prompting SAM with a box…", "Prompting SAM with 1 point and a box…"]
@@ -304,3 +329,45 @@ def test_precompute_and_upload_paths_answer_without_stack_traces():
     png = corpus.GOOD["plain.png"]()
     at.file_uploader(key="seg_upload_file").set_value(("plain.png", png, "image/png")).run()
     assert not at.exception and canvas(at)["pixels"].ndim == 3
+
+
+def record_media(monkeypatch) -> list[tuple[bytes, str]]:
+    """(bytes, mimetype) of every media file the page hands to the browser from now on (st.image's pictures)."""
+    files, real = [], MemoryMediaFileStorage.load_and_get_id
+
+    def spy(self, data, mimetype, *args, **kwargs):
+        files.append((data, mimetype))
+        return real(self, data, mimetype, *args, **kwargs)
+
+    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", spy)
+    return files
+
+
+def test_automatic_masks_are_counted_and_drawn(engine, monkeypatch):
+    """The preview's masks are upstream's generator's, counted on the page, and drawn as the overlay says: each
+    mask blended at opacity 0.55 over the ones before it (largest first), then each 1-pixel contour (a mask pixel
+    with a 4-neighbour outside it) in its opaque colour; every pixel outside all masks unchanged. Sent as PNG, so
+    every pixel is compared exactly."""
+    at = open_page()
+    media = record_media(monkeypatch)
+    at.button(key="seg_auto_preview").click().run()
+    assert not at.exception, at.exception
+
+    image = load_samples().items[0].image
+    generator = SamAutomaticMaskGenerator(
+        engine.model(MODEL).adapter.module, points_per_side=8, pred_iou_thresh=0.0, stability_score_thresh=0.0
+    )
+    with torch.inference_mode():
+        records = sorted(generator.generate(image), key=lambda r: -r["area"])
+    masks = np.array([r["segmentation"] for r in records])
+    assert int(at.metric[0].value) == len(masks) >= 1  # the random tiny SAM: one mask after box NMS
+
+    expected = image.copy()
+    cross = np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]])
+    for mask, color in zip(masks, palette(len(masks)), strict=True):
+        expected[mask] = np.round(expected[mask] * np.float32(0.45) + color * np.float32(0.55))
+        expected[mask & ~ndimage.binary_erosion(mask, cross, border_value=1)] = color
+    (drawn,) = [np.asarray(Image.open(io.BytesIO(data)).convert("RGB")) for data, kind in media if kind == "image/png"]
+    np.testing.assert_array_equal(drawn, expected)
+    outside = ~masks.any(axis=0)
+    assert outside.any() and (drawn[outside] == image[outside]).all()
