@@ -16,6 +16,7 @@ import plotly.graph_objects as go
 import streamlit as st
 from PIL import Image
 
+from components.downloads import download_csv, download_png
 from components.errors import user_errors
 from components.images import pick_image
 from components.progress import patch_tokens
@@ -362,24 +363,17 @@ def _show_readout(pair: MatchPair, view: ClickView, alpha: float, key: str) -> N
     rows = matches_table(view.matches, *_sizes(pair), pair.sim.grid_a, pair.sim.grid_b)
     stem = f"match_{_stem(pair.names[0])}_r{view.row}c{view.col}_{_stem(pair.names[1])}"
     left, right = st.columns(2)
-    left.download_button(
-        "PNG: heat map over B",
-        data=lambda: heat_png(pair, view, alpha),
-        file_name=f"{stem}.png",
-        mime="image/png",
-        on_click="ignore",
-        icon=":material/image:",
-        key=f"{key}_png",
-    )
+    download_png(
+        lambda: heat_png(pair, view, alpha), f"{stem}.png", f"{key}_png", "PNG: heat map over B", left,
+        on_click="ignore", icon=":material/image:",
+    )  # fmt: skip
     with right:
         _csv_button("CSV: these matches", rows, f"{stem}.csv", f"{key}_csv")
 
 
 def _csv_button(label: str, rows: list[dict], file_name: str, key: str) -> None:
     """Download `matches_table` rows (original-image pixel coordinates, scores) as CSV, without a rerun."""
-    st.download_button(
-        label, matches_csv(rows), file_name, "text/csv", key=key, on_click="ignore", icon=":material/table:"
-    )
+    download_csv(matches_csv(rows), file_name, key, label, on_click="ignore", icon=":material/table:")
 
 
 def heat_png(pair: MatchPair, view: ClickView, alpha: float) -> bytes:

@@ -8,18 +8,17 @@ from the tokens already computed and never runs the model.
 from __future__ import annotations
 
 import hashlib
-import io
 from collections.abc import Sequence
 from functools import partial
 
 import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
-from PIL import Image
 
+from components.downloads import download_npz, download_png
 from components.errors import user_errors
 from core import registry
-from core.analysis.imaging import blend, colorize, resize_map, to_png
+from core.analysis.imaging import blend, colorize, fit, resize_map, to_png
 from core.analysis.pca import (
     Foreground,
     PC1Result,
@@ -142,7 +141,7 @@ def show_foreground_pca(images: list[np.ndarray], names: list[str], tokens: np.n
     stored in the NPZ export.
     """
     pc1 = compute_pc1(tokens)
-    _foreground_fragment([_fit(im) for im in images], names, tokens, pc1, source, key)
+    _foreground_fragment([fit(im, DISPLAY_SIDE) for im in images], names, tokens, pc1, source, key)
 
 
 @st.fragment
@@ -164,7 +163,7 @@ def _foreground_fragment(
         arrays |= {"pc1_scores": fg.scores, "threshold": fg.threshold, "sign": fg.sign, "mask": fg.mask}
         if rgb is not None:
             arrays |= {"rgb": rgb.rgb, "rgb_components": rgb.components, "rgb_mean": rgb.mean}
-        _npz_button(arrays | {"names": np.array(names), "source": source}, "pca_foreground.npz", key)
+        download_npz(arrays | {"names": np.array(names), "source": source}, "pca_foreground.npz", f"{key}_npz")
 
 
 def _threshold_controls(pc1: PC1Result, key: str) -> tuple[Foreground, float]:
@@ -280,7 +279,7 @@ def show_register_comparison(
         "Need Registers*, 2024). Register tokens give the model that space, and the specks go away. Threshold "
         "and side are automatic here; tune them in the single-image view."
     )
-    shown = _fit(image)
+    shown = fit(image, DISPLAY_SIDE)
     for i, (model, layer_tokens, raw) in enumerate(zip(models, tokens, last_block, strict=True)):
         fg = compute_foreground(layer_tokens)
         rgb = _rgb_or_warning(layer_tokens, fg)
@@ -307,7 +306,7 @@ def show_token_norms(image: np.ndarray, norms: np.ndarray, key: str) -> None:
         "The L2 norm of every patch token after each transformer block (before the final LayerNorm). "
         "High-norm outliers, flagged red, are the artefact tokens that registers remove."
     )
-    _norms_fragment(_fit(image, DISPLAY_SIDE // 2), norms, key)
+    _norms_fragment(fit(image, DISPLAY_SIDE // 2), norms, key)
 
 
 @st.fragment
@@ -340,7 +339,7 @@ def _norms_fragment(image: np.ndarray, norms: np.ndarray, key: str) -> None:
         columns = st.columns(NORM_COLUMNS)
         for i, (cell, caption) in enumerate(cells):
             columns[i % NORM_COLUMNS].image(cell, caption=caption, width="stretch", output_format="PNG")
-        _npz_button({"norms": norms, "high_norm": flags, "k": k}, "token_norms.npz", key)
+        download_npz({"norms": norms, "high_norm": flags, "k": k}, "token_norms.npz", f"{key}_npz")
 
 
 def _norm_profile(norms: np.ndarray, flags: np.ndarray) -> go.Figure:
@@ -364,13 +363,6 @@ def _norm_profile(norms: np.ndarray, flags: np.ndarray) -> go.Figure:
 
 
 # ---- panels and downloads -----------------------------------------------------------------------
-def _fit(image: np.ndarray, side: int = DISPLAY_SIDE) -> np.ndarray:
-    """HWC uint8 scaled down so that its longest side is at most `side` pixels."""
-    thumb = Image.fromarray(image)
-    thumb.thumbnail((side, side))
-    return np.asarray(thumb)
-
-
 def _recipe_panels(
     image: np.ndarray,
     scores: np.ndarray,
@@ -413,31 +405,6 @@ def _show_panels(panels: dict[str, np.ndarray], name: str, key: str, explain: bo
         column.image(panel, caption=PANELS[panel_id], width="stretch", output_format="PNG")
         if explain:
             column.caption(PANEL_HELP[panel_id])
-        column.download_button(
-            "PNG",
-            partial(to_png, panel),
-            file_name=f"{stem}_{panel_id}.png",
-            mime="image/png",
-            key=f"{key}_{panel_id}_png",
-            on_click="ignore",
-            icon=":material/download:",
+        download_png(
+            partial(to_png, panel), f"{stem}_{panel_id}.png", f"{key}_{panel_id}_png", "PNG", column, on_click="ignore"
         )
-
-
-def _npz_button(arrays: dict[str, object], file_name: str, key: str) -> None:
-    st.download_button(
-        "Download arrays (NPZ)",
-        partial(_npz, arrays),
-        file_name=file_name,
-        mime="application/octet-stream",
-        key=f"{key}_npz",
-        on_click="ignore",
-        icon=":material/download:",
-        help=", ".join(arrays),
-    )
-
-
-def _npz(arrays: dict[str, object]) -> bytes:
-    buffer = io.BytesIO()
-    np.savez_compressed(buffer, **arrays)
-    return buffer.getvalue()

@@ -11,56 +11,41 @@ from pathlib import Path
 import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
-from PIL import Image
 
+from components.downloads import download_csv
 from components.hover_images import TILE, hover_thumbnails
 from components.progress import progress_bar
-from components.retrieval_view import download_csv
 from components.sidebar import selected_model
 from components.state import get_engine, get_working_set
+from components.stored_data import (
+    METHOD_TITLES,
+    THUMB,
+    aligned,
+    forget_found,
+    found_stores,
+    labels_of,
+    missing_tile,
+    near_duplicates,
+    opened,
+    paths_of,
+    projection,
+    store_name,
+    stored_thumbnail,
+    titles,
+)
 from core import batch, config, registry, store
 from core.analysis.imaging import data_url, to_png
-from core.analysis.scale import SCALABLE_METHODS, View, fit_on_sample, project_batches, render_density
-from core.data import ImageError, ImageSet, confine
+from core.analysis.scale import SCALABLE_METHODS, View, render_density
+from core.data import ImageSet, confine
 from core.text import count
 
 MAX_POINTS = 2_000  # a view holding fewer points than this shows them one by one, with thumbnails on click
 HOVER_POINTS = 300  # a view holding at most this many rows shows each one's image on hover (read from disk)
 PICK_POINTS = 2_000  # clickable (near-transparent) points laid over a denser view
 SAMPLE = 20_000  # rows the projection is fitted on
-THUMB = 112
-METHOD_TITLES = {"pca": "PCA", "lda": "LDA", "umap": "UMAP"}
 
 
 # ---- opening --------------------------------------------------------------------------------
-@st.cache_resource(show_spinner="Opening the stored dataset…", max_entries=8)
-def opened(path: str) -> store.StoredDataset:
-    """The stored dataset at `path`, opened once per server."""
-    return store.open_store(path)
-
-
-@st.cache_data(show_spinner=False, ttl=60)
-def _found(roots: tuple[str, ...]) -> list[str]:
-    return [str(p) for p in store.find_stores([Path(r) for r in roots])]
-
-
-def found_stores() -> list[str]:
-    """Folders of the stored datasets under the data roots (looked for again after a minute)."""
-    return _found(tuple(map(str, config.data_roots())))
-
-
-@st.cache_data(show_spinner=False, ttl=60, max_entries=1024)
-def _store_name(path: str) -> str:
-    """A found dataset as its folder under its data root, then its model (opened apart from `opened`'s few)."""
-    resolved = Path(path)
-    roots = [r.expanduser().resolve() for r in config.data_roots()]
-    name = next((str(resolved.relative_to(r)) for r in roots if resolved.is_relative_to(r)), path)
-    try:
-        return f"{name} · {registry.display_name(store.open_store(path).ref)}"
-    except (ValueError, OSError, KeyError):  # not readable now: the folder alone, opening it says why
-        return name
-
-
 def pick_store(key: str) -> store.StoredDataset | None:
     """A dataset found under the data roots, or a typed folder there → the opened dataset (None until one is given).
     Errors raise for `user_errors`."""
@@ -73,7 +58,7 @@ def pick_store(key: str) -> store.StoredDataset | None:
         "Stored dataset",
         found,
         index=None,
-        format_func=_store_name,
+        format_func=store_name,
         key=f"{key}_found",
         placeholder=f"{len(found)} found under the data roots" if found else "None found under the data roots",
     )
@@ -109,7 +94,7 @@ def offer_new_store(key: str) -> None:
         label = f"Store the working set ({count(n, 'image')})"
         if st.button(label, key=f"{key}_new_go", disabled=not n, icon=":material/database:"):
             out, summary = store_working_set(images, model, root)
-            _found.clear()
+            forget_found()
             st.session_state[f"{key}_open"] = str(out)
             st.session_state[f"{key}_note"] = f"Working set stored in `{out}`: {summary.describe()}."
             st.rerun()
@@ -154,34 +139,7 @@ def show_summary(stored: store.StoredDataset) -> None:
     st.caption(f"Model **{registry.display_name(stored.ref)}**, {stored.dim}-D vectors.")
 
 
-@st.cache_data(show_spinner=False, max_entries=8)
-def labels_of(path: str) -> np.ndarray:
-    """Every row's label (None where unlabeled), read once per dataset."""
-    return store.read_column(opened(path).table, "label")
-
-
-@st.cache_data(show_spinner=False, max_entries=8)
-def _paths(path: str) -> np.ndarray:
-    return store.read_column(opened(path).table, "path")
-
-
 # ---- projection and density -------------------------------------------------------------------
-@st.cache_data(show_spinner=False, max_entries=8)
-def _project(path: str, method: str, sample: int) -> tuple[np.ndarray, list[str]]:
-    stored = opened(path)
-    offsets = store.sample_offsets(stored.rows, sample)
-    rows = store.read_rows(stored.table, offsets, ("label", "vector"))
-    labels = rows["label"].to_numpy(zero_copy_only=False) if method == "lda" else None
-    bar = st.progress(0.0, text=f"{METHOD_TITLES[method]} fitted on {len(offsets):,} rows")
-    projector = fit_on_sample(store.vectors_of(rows), method, labels)
-    update = lambda done, total: bar.progress(done / total, text=f"Projecting {done:,} / {total:,} rows")  # noqa: E731
-    coords = project_batches(projector, store.iter_vectors(stored.table), stored.rows, update)
-    bar.empty()
-    return coords, [
-        f"Fitted on a random sample of {len(offsets):,} of {stored.rows:,} rows (seed 0)."
-    ] + projector.notes
-
-
 def project(stored: store.StoredDataset, key: str) -> np.ndarray | None:
     """(N, 2) coordinates of every row, after the button; cached per dataset, method and sample size."""
     with st.form(f"{key}_projection"):
@@ -195,7 +153,7 @@ def project(stored: store.StoredDataset, key: str) -> np.ndarray | None:
             st.session_state[f"{key}_projected"] = True
     if not st.session_state.get(f"{key}_projected"):
         return None
-    coords, notes = _project(str(stored.path), method, int(min(sample, stored.rows)))
+    coords, notes = projection(str(stored.path), method, int(min(sample, stored.rows)))
     for note in notes:
         st.caption(note)
     return coords
@@ -273,7 +231,7 @@ def show_density(coords: np.ndarray, stored: store.StoredDataset, key: str) -> i
 
 def _hover_images(stored: store.StoredDataset, rows: np.ndarray, key: str) -> None:
     """The images of `rows` (storage offsets) beside the map's hover label; grey for files that moved."""
-    paths = _paths(str(stored.path))[rows]
+    paths = paths_of(str(stored.path))[rows]
     with st.spinner(f"Reading {len(rows):,} images for the hover thumbnails…"):
         thumbs = [stored_thumbnail(str(p), TILE) for p in paths]
     digest = hashlib.blake2b(f"{stored.path}|{stored.rows}".encode() + rows.tobytes(), digest_size=16).hexdigest()
@@ -281,23 +239,6 @@ def _hover_images(stored: store.StoredDataset, rows: np.ndarray, key: str) -> No
 
 
 # ---- images and search ------------------------------------------------------------------------
-@st.cache_data(show_spinner=False, max_entries=4096)
-def stored_thumbnail(path: str, side: int = THUMB) -> np.ndarray | None:
-    """The stored image at `path` fitted in `side` px, read once (cached); None when it cannot be read."""
-    try:
-        image = store.load_stored_image(path, config.data_roots())
-    except (ImageError, OSError):
-        return None
-    thumb = Image.fromarray(image)
-    thumb.thumbnail((side, side))
-    return np.asarray(thumb)
-
-
-def missing_tile(side: int) -> np.ndarray:
-    """A grey square standing in for a stored image that cannot be read (moved, or outside the data roots)."""
-    return np.full((side, side, 3), 200, np.uint8)
-
-
 def show_images(paths: list[str], captions: list[str], side: int = THUMB) -> None:
     """Thumbnails of stored paths; files outside the data roots or gone are named instead."""
     thumbs = [stored_thumbnail(p, side) for p in paths]
@@ -360,17 +301,6 @@ def show_image_search(stored: store.StoredDataset, image: np.ndarray, k: int, ke
 
 
 # ---- several datasets -------------------------------------------------------------------------
-@st.cache_data(show_spinner="Matching the images across datasets…", max_entries=8)
-def _align(paths: tuple[str, ...], per_class: int) -> store.AlignedRows:
-    return store.align_stores([opened(p) for p in paths], per_class)
-
-
-def _titles(paths: list[str]) -> list[str]:
-    """Each dataset's model; the folder is added where two datasets hold the same model."""
-    titles = [registry.display_name(opened(p).ref) for p in paths]
-    return [f"{t} · {Path(p).name}" if titles.count(t) > 1 else t for t, p in zip(titles, paths, strict=True)]
-
-
 def pick_aligned(key: str) -> tuple[dict[str, np.ndarray], store.AlignedRows] | None:
     """Stored datasets to compare (one model each) and a per-class sample of the labeled images they all hold.
 
@@ -379,7 +309,7 @@ def pick_aligned(key: str) -> tuple[dict[str, np.ndarray], store.AlignedRows] | 
     found = found_stores()
     left, right = st.columns([3, 1])
     paths = left.multiselect(
-        "Stored datasets (one model each)", found, format_func=_store_name, key=f"{key}_stores",
+        "Stored datasets (one model each)", found, format_func=store_name, key=f"{key}_stores",
         placeholder=f"{len(found)} found under the data roots" if found else "None found under the data roots",
     )  # fmt: skip
     per_class = right.number_input(
@@ -392,22 +322,12 @@ def pick_aligned(key: str) -> tuple[dict[str, np.ndarray], store.AlignedRows] | 
             "models; they are compared on the labeled images they share (matched by path)."
         )
         return None
-    rows = _align(tuple(paths), int(per_class))
+    rows = aligned(tuple(paths), int(per_class))
     st.caption(rows.describe())
-    return dict(zip(_titles(paths), rows.vectors, strict=True)), rows
+    return dict(zip(titles(paths), rows.vectors, strict=True)), rows
 
 
 # ---- near duplicates --------------------------------------------------------------------------
-@st.cache_data(show_spinner="Comparing rows…", max_entries=8)
-def _duplicates(path: str, threshold: float, max_rows: int):
-    bar = st.progress(0.0, text="Finding near-duplicates")
-    report, table, examined = store.find_near_duplicates(
-        opened(path), threshold, max_rows, progress=lambda fraction, message: bar.progress(fraction, message)
-    )
-    bar.empty()
-    return len(report.groups), table, examined, report.method
-
-
 def show_duplicates(stored: store.StoredDataset, key: str, pairs_shown: int = 12) -> None:
     """Pairs and groups above a cosine threshold, side by side, with a CSV of every pair."""
     with st.form(f"{key}_form"):
@@ -421,15 +341,13 @@ def show_duplicates(stored: store.StoredDataset, key: str, pairs_shown: int = 12
         st.session_state[f"{key}_run"] = True
     if not st.session_state.get(f"{key}_run"):
         return
-    groups, table, examined, method = _duplicates(str(stored.path), float(threshold), int(max_rows))
+    groups, table, examined, method = near_duplicates(str(stored.path), float(threshold), int(max_rows))
     scope = "all rows" if examined == stored.rows else f"a random sample of {examined:,} of {stored.rows:,} rows"
     st.markdown(f"**{len(table):,} pairs in {groups:,} groups** at cosine ≥ {threshold:.3f} among {scope}.")
     st.caption(f"Search: {method}. Every pair listed has its exact cosine.")
     if table.empty:
         return
-    st.download_button(
-        "Near-duplicate pairs (CSV)", table.to_csv(index=False), "near_duplicates.csv", "text/csv", key=f"{key}_csv"
-    )
+    download_csv(table, "near_duplicates.csv", f"{key}_csv", label="Near-duplicate pairs (CSV)", icon=None)
     for row in table.head(pairs_shown).itertuples():
         st.caption(f"group {row.group} · cosine {row.similarity:.4f}")
         show_images([row.path_a, row.path_b], [row.id_a[:10], row.id_b[:10]])
