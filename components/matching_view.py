@@ -20,7 +20,7 @@ from components.downloads import download_csv, download_png
 from components.errors import user_errors
 from components.images import pick_image
 from components.progress import patch_tokens
-from components.state import get_engine
+from components.state import get_engine, image_a_chart, patch_click
 from core import registry
 from core.analysis.imaging import data_url, palette, resize_map, to_jpeg, to_png
 from core.analysis.matching import (
@@ -320,12 +320,12 @@ def read_click(pair: MatchPair, key: str) -> tuple[float, float]:
     The chart's selection is read before the chart is drawn (the box moves with it, which gives the chart a
     new identity and clears its selection), so the click is kept in its own session_state key.
     """
-    event = st.session_state.get(f"{key}_chart_a") or {}
+    event = image_a_chart(key).get() or {}
     points = event.get("selection", {}).get("points", [])
     if points and "x" in points[0] and "y" in points[0]:
         height, width = pair.views[0].shape[:2]
-        st.session_state[f"{key}_click"] = (float(points[0]["x"]) / width, float(points[0]["y"]) / height)
-    return st.session_state.get(f"{key}_click", (0.5, 0.5))
+        patch_click(key).set((float(points[0]["x"]) / width, float(points[0]["y"]) / height))
+    return patch_click(key).get((0.5, 0.5))
 
 
 @st.fragment
@@ -339,7 +339,7 @@ def _show_click(pair: MatchPair, key: str) -> None:
     left, right = st.columns(2)
     with left:
         st.caption(f"**A:** {pair.names[0]} — click any patch; the red box is the one compared.")
-        st.plotly_chart(fig_a, key=f"{key}_chart_a", on_select="rerun", selection_mode="points")
+        st.plotly_chart(fig_a, key=image_a_chart(key).key, on_select="rerun", selection_mode="points")
     with right:
         st.caption(
             f"**B:** {pair.names[1]} — cosine similarity to that patch, {view.heat.min():.2f} (dark) to "

@@ -17,6 +17,7 @@ import streamlit as st
 
 from components.downloads import download_npz, download_png
 from components.errors import user_errors
+from components.state import Slot, pca_threshold, rgb_memo
 from core import registry
 from core.analysis.imaging import blend, colorize, fit, resize_map, to_png
 from core.analysis.pca import (
@@ -150,7 +151,7 @@ def _foreground_fragment(
 ) -> None:
     with user_errors("The foreground PCA"):
         fg, alpha = _threshold_controls(pc1, key)
-        rgb = _rgb_or_warning(tokens, fg, memo=f"{key}_rgb_memo")
+        rgb = _rgb_or_warning(tokens, fg, memo=rgb_memo(key))
         score_range = (float(fg.scores.min()), float(fg.scores.max()))
         single = len(images) == 1
         for i, (image, name) in enumerate(zip(images, names, strict=True)):
@@ -173,8 +174,8 @@ def _threshold_controls(pc1: PC1Result, key: str) -> tuple[Foreground, float]:
     tag = hashlib.blake2b(scores.tobytes(), digest_size=6).hexdigest()  # new tokens: widgets start afresh
     step = max(float(scores.max() - scores.min()) / 200, 1e-6)
     low, high = float(scores.min()) - step, float(scores.max())  # both ends reach "all" and "none" either side
-    slider_key = f"{key}_threshold_{tag}"
-    st.session_state.setdefault(slider_key, float(auto.threshold))  # the key holds the value: no value= as well
+    slider = pca_threshold(key, tag)
+    slider.setdefault(float(auto.threshold))  # the key holds the value: no value= as well
     left, middle, right = st.columns([3, 1, 2], vertical_alignment="bottom")
     threshold = left.slider(
         "Threshold on PC1",
@@ -182,11 +183,11 @@ def _threshold_controls(pc1: PC1Result, key: str) -> tuple[Foreground, float]:
         high,
         step=step,
         format="%.3f",
-        key=slider_key,
+        key=slider.key,
         help="Patches on the foreground side of this score are foreground. It starts at Otsu's threshold, "
         "the split that best separates the two humps of the histogram.",
     )
-    middle.button("Reset to Otsu", key=f"{key}_reset", on_click=_set_state, args=(slider_key, float(auto.threshold)))
+    middle.button("Reset to Otsu", key=f"{key}_reset", on_click=slider.set, args=(float(auto.threshold),))
     flip = middle.toggle("Flip side", key=f"{key}_flip_{tag}", help="Swap foreground and background.")
     alpha = right.slider("Overlay opacity", 0.0, 1.0, OPACITY, 0.05, key=f"{key}_opacity")
     fg = split_foreground(scores, threshold, flip)
@@ -202,10 +203,6 @@ def _threshold_controls(pc1: PC1Result, key: str) -> tuple[Foreground, float]:
     )
     numbers.metric("PC1 explains", f"{pc1.explained_variance_ratio:.1%}", help="Share of the token variance.")
     return fg, alpha
-
-
-def _set_state(key: str, value: object) -> None:
-    st.session_state[key] = value
 
 
 def _histogram(fg: Foreground, otsu: float) -> go.Figure:
@@ -234,10 +231,10 @@ def _histogram(fg: Foreground, otsu: float) -> go.Figure:
     return fig
 
 
-def _rgb_or_warning(tokens: np.ndarray, fg: Foreground, memo: str | None = None) -> RGBProjection | None:
+def _rgb_or_warning(tokens: np.ndarray, fg: Foreground, memo: Slot | None = None) -> RGBProjection | None:
     """The foreground colour PCA, or None with a warning when the mask is unusable.
 
-    With `memo` (a session-state key) the last fit is reused while scores and mask are unchanged, so moving
+    With `memo` (a session-state slot) the last fit is reused while scores and mask are unchanged, so moving
     the opacity slider does not refit the PCA.
     """
     share = float(fg.mask.mean())
@@ -250,7 +247,7 @@ def _rgb_or_warning(tokens: np.ndarray, fg: Foreground, memo: str | None = None)
             "Move the threshold or flip the side."
         )
     digest = hashlib.blake2b(fg.scores.tobytes() + np.packbits(fg.mask).tobytes(), digest_size=16).digest()
-    cached = st.session_state.get(memo) if memo else None
+    cached = memo.get() if memo else None
     if cached is not None and cached[0] == digest:
         rgb, error = cached[1:]
     else:
@@ -259,7 +256,7 @@ def _rgb_or_warning(tokens: np.ndarray, fg: Foreground, memo: str | None = None)
         except ValueError as exc:
             rgb, error = None, str(exc)
         if memo:
-            st.session_state[memo] = (digest, rgb, error)
+            memo.set((digest, rgb, error))
     if error:
         st.warning(f"No colour PCA: {error}")
     return rgb

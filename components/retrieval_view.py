@@ -19,7 +19,7 @@ from components.downloads import download_csv, download_png
 from components.images import thumbnail
 from components.progress import progress_bar
 from components.sidebar import FAMILIES, default_model, model_label, offered_models, selected_model
-from components.state import get_engine
+from components.state import comparison_result, get_engine
 from core import registry
 from core.analysis.imaging import blend, palette
 from core.analysis.matching import overlay_similarity
@@ -168,8 +168,8 @@ def run_comparison(
         for title, f in features().items():
             with st.spinner(f"Scoring {title}: 1-NN, {k}-NN, {episodes} few-shot episodes, retrieval mAP…"):
                 scores[title] = compute_scores(f, labels, k, SHOTS, episodes)
-        st.session_state[f"{key}_result"] = (signature, scores_table(scores))
-    result = st.session_state.get(f"{key}_result")
+        comparison_result(key).set((signature, scores_table(scores)))
+    result = comparison_result(key).get()
     return result[1] if result is not None and result[0] == signature else None
 
 

@@ -16,7 +16,16 @@ from components.downloads import download_csv
 from components.hover_images import TILE, hover_thumbnails
 from components.progress import progress_bar
 from components.sidebar import selected_model
-from components.state import get_engine, get_working_set
+from components.state import (
+    asked,
+    get_engine,
+    get_working_set,
+    picked_row,
+    store_choice,
+    store_folder,
+    store_note,
+    store_to_open,
+)
 from components.stored_data import (
     METHOD_TITLES,
     THUMB,
@@ -50,21 +59,22 @@ def pick_store(key: str) -> store.StoredDataset | None:
     """A dataset found under the data roots, or a typed folder there → the opened dataset (None until one is given).
     Errors raise for `user_errors`."""
     roots, found = config.data_roots(), found_stores()
-    if opening := st.session_state.pop(f"{key}_open", None):  # just stored by `offer_new_store`
-        st.session_state[f"{key}_found"], st.session_state[f"{key}_path"] = opening, ""
-    if note := st.session_state.pop(f"{key}_note", None):
+    if opening := store_to_open(key).pop():  # just stored by `offer_new_store`
+        store_choice(key).set(opening)
+        store_folder(key).set("")
+    if note := store_note(key).pop():
         st.success(note)
     chosen = st.selectbox(
         "Stored dataset",
         found,
         index=None,
         format_func=store_name,
-        key=f"{key}_found",
+        key=store_choice(key).key,
         placeholder=f"{len(found)} found under the data roots" if found else "None found under the data roots",
     )
     path = st.text_input(
         "…or its folder",
-        key=f"{key}_path",
+        key=store_folder(key).key,
         placeholder=str(roots[0] / "my_dataset.lance"),
         help="A folder written by `python -m core.batch embed SOURCE OUT`, inside "
         + ", ".join(map(str, roots))
@@ -95,8 +105,8 @@ def offer_new_store(key: str) -> None:
         if st.button(label, key=f"{key}_new_go", disabled=not n, icon=":material/database:"):
             out, summary = store_working_set(images, model, root)
             forget_found()
-            st.session_state[f"{key}_open"] = str(out)
-            st.session_state[f"{key}_note"] = f"Working set stored in `{out}`: {summary.describe()}."
+            store_to_open(key).set(str(out))
+            store_note(key).set(f"Working set stored in `{out}`: {summary.describe()}.")
             st.rerun()
         if not n:
             st.caption("The working set is empty: add images on the Upload page first.")
@@ -150,8 +160,8 @@ def project(stored: store.StoredDataset, key: str) -> np.ndarray | None:
             "Fit on a sample of", least, 1_000_000, min(SAMPLE, stored.rows), key=f"{key}_sample"
         )
         if st.form_submit_button("Project every row", key=f"{key}_go"):
-            st.session_state[f"{key}_projected"] = True
-    if not st.session_state.get(f"{key}_projected"):
+            asked(key, "projected").set(True)
+    if not asked(key, "projected").get():
         return None
     coords, notes = projection(str(stored.path), method, int(min(sample, stored.rows)))
     for note in notes:
@@ -225,8 +235,8 @@ def show_density(coords: np.ndarray, stored: store.StoredDataset, key: str) -> i
     if points:
         index = points[0].get("point_index", points[0].get("point_number"))
         if index is not None and 0 <= index < len(rows):
-            st.session_state[f"{key}_row"] = int(rows[index])
-    return st.session_state.get(f"{key}_row")
+            picked_row(key).set(int(rows[index]))
+    return picked_row(key).get()
 
 
 def _hover_images(stored: store.StoredDataset, rows: np.ndarray, key: str) -> None:
@@ -338,8 +348,8 @@ def show_duplicates(stored: store.StoredDataset, key: str, pairs_shown: int = 12
         )
         go_clicked = st.form_submit_button("Find near-duplicates", key=f"{key}_go")
     if go_clicked:
-        st.session_state[f"{key}_run"] = True
-    if not st.session_state.get(f"{key}_run"):
+        asked(key, "run").set(True)
+    if not asked(key, "run").get():
         return
     groups, table, examined, method = near_duplicates(str(stored.path), float(threshold), int(max_rows))
     scope = "all rows" if examined == stored.rows else f"a random sample of {examined:,} of {stored.rows:,} rows"
