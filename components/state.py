@@ -1,8 +1,8 @@
 """Server-wide engine and per-session state: the working set, and one typed accessor per value a view or page
 keeps in `st.session_state`, so that each key is spelled in one place.
 
-An accessor takes the `owner` (the widget-key prefix of the view or page, e.g. "upload") and returns a `Slot`;
-a widget given `slot.key` keeps its value in that slot."""
+An accessor (`Keys`) takes the `owner` (the widget-key prefix of the view or page, e.g. "upload") and returns a
+`Slot`; a widget given `slot.key` keeps its value in that slot."""
 
 from __future__ import annotations
 
@@ -41,6 +41,16 @@ class Slot(Generic[T]):
         return self.key in st.session_state
 
 
+@dataclass(frozen=True)
+class Keys(Generic[T]):
+    """A family of slots: `pattern` filled with the owner (and any further parts) gives the key."""
+
+    pattern: str
+
+    def __call__(self, *parts: str) -> Slot[T]:
+        return Slot(self.pattern.format(*parts))
+
+
 @st.cache_resource(show_spinner=False)
 def get_engine() -> Engine:
     """One engine per server process, shared by all sessions (it is thread-safe). Starting it also starts UMAP's
@@ -69,79 +79,28 @@ def set_working_set(images: ImageSet) -> None:
     _WORKING_SET.set(images)
 
 
-def last_load(owner: str) -> Slot[tuple[ImageSet, Merged | None]]:
-    """(what the owner's latest load read, how it merged; None when it replaced the working set)."""
-    return Slot(f"{owner}_last")
-
-
-def uploader_generation(uploader: str) -> Slot[int]:
-    """How often the uploader keyed `uploader` was cleared (each clearing gives it a new widget key)."""
-    return Slot(f"{uploader}_generation")
+# (what the owner's latest load read, how it merged; None when it replaced the working set)
+last_load: Keys[tuple[ImageSet, Merged | None]] = Keys("{}_last")
+# how often the uploader keyed this was cleared (each clearing gives the widget a new key)
+uploader_generation: Keys[int] = Keys("{}_generation")
 
 
 # ---- sidebar ------------------------------------------------------------------------------------
-def chosen_model(family: str) -> Slot[str]:
-    """The sidebar's model name for `family` (its selectbox's key)."""
-    return Slot(f"sidebar_{family}_model")
-
-
-def chosen_weights(family: str) -> Slot[str]:
-    """The sidebar's weights tag for `family` (its selectbox's key)."""
-    return Slot(f"sidebar_{family}_weights")
-
+# the sidebar's model name and weights tag for a family (its selectboxes' keys)
+chosen_model: Keys[str] = Keys("sidebar_{}_model")
+chosen_weights: Keys[str] = Keys("sidebar_{}_weights")
 
 # ---- stored datasets ----------------------------------------------------------------------------
-def store_choice(owner: str) -> Slot[str | None]:
-    """The found dataset chosen in the owner's picker (its selectbox's key)."""
-    return Slot(f"{owner}_found")
-
-
-def store_folder(owner: str) -> Slot[str]:
-    """The dataset folder typed in the owner's picker (its text input's key)."""
-    return Slot(f"{owner}_path")
-
-
-def store_to_open(owner: str) -> Slot[str]:
-    """A dataset just written here, for the owner's picker to choose on the next run."""
-    return Slot(f"{owner}_open")
-
-
-def store_note(owner: str) -> Slot[str]:
-    """What the owner's last store run did, shown once on the next run."""
-    return Slot(f"{owner}_note")
-
-
-def asked(owner: str, what: str) -> Slot[bool]:
-    """True once the owner's button for `what` (a projection, a duplicate search) was pressed: its result stays."""
-    return Slot(f"{owner}_{what}")
-
-
-def picked_row(owner: str) -> Slot[int]:
-    """The stored row last clicked on the owner's map."""
-    return Slot(f"{owner}_row")
-
+store_choice: Keys[str | None] = Keys("{}_found")  # the found dataset chosen in the owner's picker (its key)
+store_folder: Keys[str] = Keys("{}_path")  # the folder typed in the owner's picker (its key)
+store_to_open: Keys[str] = Keys("{}_open")  # a dataset just written here, for the picker to choose next run
+store_note: Keys[str] = Keys("{}_note")  # what the owner's last store run did, shown once on the next run
+asked: Keys[bool] = Keys("{}_{}")  # (owner, what): True once that button was pressed; its result stays shown
+picked_row: Keys[int] = Keys("{}_row")  # the stored row last clicked on the owner's map
 
 # ---- results kept across reruns -----------------------------------------------------------------
-def comparison_result(owner: str) -> Slot[tuple[str, list[dict]]]:
-    """(the settings' signature, the score rows) of the owner's last Compare click."""
-    return Slot(f"{owner}_result")
-
-
-def image_a_chart(owner: str) -> Slot[dict]:
-    """The selection event of the owner's clickable chart of image A (the chart's key)."""
-    return Slot(f"{owner}_chart_a")
-
-
-def patch_click(owner: str) -> Slot[tuple[float, float]]:
-    """The owner's last click on image A as (x, y) fractions of its size."""
-    return Slot(f"{owner}_click")
-
-
-def pca_threshold(owner: str, tag: str) -> Slot[float]:
-    """The owner's PC1 threshold for the tokens tagged `tag` (its slider's key; new tokens start afresh)."""
-    return Slot(f"{owner}_threshold_{tag}")
-
-
-def rgb_memo(owner: str) -> Slot[tuple]:
-    """(digest of scores and mask, colour PCA, error) of the owner's last colour PCA fit."""
-    return Slot(f"{owner}_rgb_memo")
+comparison_result: Keys[tuple[str, list[dict]]] = Keys("{}_result")  # (settings' signature, score rows)
+image_a_chart: Keys[dict] = Keys("{}_chart_a")  # the selection event of the clickable chart of image A (its key)
+patch_click: Keys[tuple[float, float]] = Keys("{}_click")  # the last click on image A, (x, y) as fractions
+pca_threshold: Keys[float] = Keys("{}_threshold_{}")  # (owner, tokens' tag): PC1 threshold (the slider's key)
+rgb_memo: Keys[tuple] = Keys("{}_rgb_memo")  # (digest of scores and mask, colour PCA, error) of the last fit
