@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from functools import partial
 
 import numpy as np
-import plotly.graph_objects as go
 import streamlit as st
 
+from components.charts import norm_profile, threshold_histogram
 from components.downloads import download_npz, download_png
 from components.errors import user_errors
 from components.state import Slot, pca_threshold, rgb_memo
@@ -193,7 +193,7 @@ def _threshold_controls(pc1: PC1Result, key: str) -> tuple[Foreground, float]:
     fg = split_foreground(scores, threshold, flip)
 
     chart, numbers = st.columns([3, 1])
-    chart.plotly_chart(_histogram(fg, float(auto.threshold)), key=f"{key}_histogram")
+    chart.plotly_chart(threshold_histogram(fg, float(auto.threshold)), key=f"{key}_histogram")
     numbers.metric("Foreground patches", f"{fg.mask.mean():.1%}")
     numbers.metric(
         "Foreground side",
@@ -203,32 +203,6 @@ def _threshold_controls(pc1: PC1Result, key: str) -> tuple[Foreground, float]:
     )
     numbers.metric("PC1 explains", f"{pc1.explained_variance_ratio:.1%}", help="Share of the token variance.")
     return fg, alpha
-
-
-def _histogram(fg: Foreground, otsu: float) -> go.Figure:
-    """Histogram of all PC1 scores, foreground and background stacked, with the threshold drawn."""
-    scores = fg.scores.ravel()
-    width = max(float(scores.max() - scores.min()) / 60, 1e-6)
-    bins = {"start": float(scores.min()), "end": float(scores.max()) + width, "size": width}
-    mask = fg.mask.ravel()
-    fig = go.Figure(
-        [
-            go.Histogram(x=scores[~mask], xbins=bins, name="background", marker_color="#9aa0a6"),
-            go.Histogram(x=scores[mask], xbins=bins, name="foreground", marker_color="#ef553b"),
-        ]
-    )
-    if abs(fg.threshold - otsu) > width / 2:
-        fig.add_vline(x=otsu, line_dash="dot", line_color="#636efa", annotation_text="Otsu")
-    fig.add_vline(x=fg.threshold, line_color="black", annotation_text="threshold", annotation_position="top left")
-    fig.update_layout(
-        barmode="stack",
-        height=260,
-        margin={"l": 10, "r": 10, "t": 30, "b": 10},
-        xaxis_title="PC1 score",
-        yaxis_title="patches",
-        legend={"orientation": "h", "y": 1.15},
-    )
-    return fig
 
 
 def _rgb_or_warning(tokens: np.ndarray, fg: Foreground, memo: Slot | None = None) -> RGBProjection | None:
@@ -327,7 +301,7 @@ def _norms_fragment(image: np.ndarray, norms: np.ndarray, key: str) -> None:
             "On: norm growth with depth is visible.",
         )
         flags = flag_high_norm(norms, k)
-        st.plotly_chart(_norm_profile(norms, flags), key=f"{key}_profile")
+        st.plotly_chart(norm_profile(norms, flags), key=f"{key}_profile")
         vmin, vmax = (float(norms.min()), float(norms.max())) if shared else (None, None)
         cells = [(image, "Original")]
         for layer, (norm, flag) in enumerate(zip(norms, flags, strict=True), start=1):
@@ -337,26 +311,6 @@ def _norms_fragment(image: np.ndarray, norms: np.ndarray, key: str) -> None:
         for i, (cell, caption) in enumerate(cells):
             columns[i % NORM_COLUMNS].image(cell, caption=caption, width="stretch", output_format="PNG")
         download_npz({"norms": norms, "high_norm": flags, "k": k}, "token_norms.npz", f"{key}_npz")
-
-
-def _norm_profile(norms: np.ndarray, flags: np.ndarray) -> go.Figure:
-    blocks, outliers = np.arange(1, len(norms) + 1), flags.sum(axis=(1, 2))
-    fig = go.Figure(
-        [
-            go.Scatter(x=blocks, y=np.median(norms, axis=(1, 2)), name="median norm", mode="lines+markers"),
-            go.Scatter(x=blocks, y=norms.max(axis=(1, 2)), name="largest norm", mode="lines+markers"),
-            go.Bar(x=blocks, y=outliers, name="outliers", yaxis="y2", opacity=0.3),
-        ]
-    )
-    fig.update_layout(
-        height=260,
-        margin={"l": 10, "r": 10, "t": 30, "b": 10},
-        xaxis={"title": "block", "dtick": 1},
-        yaxis_title="token norm",
-        yaxis2={"title": "outliers", "overlaying": "y", "side": "right", "range": [0, max(1, int(outliers.max()))]},
-        legend={"orientation": "h", "y": 1.15},
-    )
-    return fig
 
 
 # ---- panels and downloads -----------------------------------------------------------------------

@@ -9,9 +9,9 @@ import hashlib
 from pathlib import Path
 
 import numpy as np
-import plotly.graph_objects as go
 import streamlit as st
 
+from components.charts import MAX_POINTS, density_figure
 from components.downloads import download_csv
 from components.hover_images import TILE, hover_thumbnails
 from components.progress import progress_bar
@@ -43,14 +43,11 @@ from components.stored_data import (
     titles,
 )
 from core import batch, config, registry, store
-from core.analysis.imaging import data_url, to_png
-from core.analysis.scale import SCALABLE_METHODS, View, render_density
+from core.analysis.scale import SCALABLE_METHODS, View
 from core.data import ImageSet, confine
 from core.text import count
 
-MAX_POINTS = 2_000  # a view holding fewer points than this shows them one by one, with thumbnails on click
 HOVER_POINTS = 300  # a view holding at most this many rows shows each one's image on hover (read from disk)
-PICK_POINTS = 2_000  # clickable (near-transparent) points laid over a denser view
 SAMPLE = 20_000  # rows the projection is fitted on
 
 
@@ -176,39 +173,6 @@ def pick_view(coords: np.ndarray, key: str) -> View:
     x = left.slider("x range", full.x[0], full.x[1], full.x, key=f"{key}_x")
     y = right.slider("y range", full.y[0], full.y[1], full.y, key=f"{key}_y")
     return View(tuple(x), tuple(y))
-
-
-def density_figure(
-    coords: np.ndarray, labels: np.ndarray, view: View, width: int = 800, height: int = 560
-) -> tuple[go.Figure, np.ndarray]:
-    """The density image of `view` under a scatter of clickable rows; returns (figure, rows of the scatter points).
-
-    A view holding at most MAX_POINTS rows shows every one as a visible marker; a denser one has PICK_POINTS
-    random rows as near-transparent markers, so a click anywhere lands on a stored image."""
-    inside = np.flatnonzero(view.contains(coords))
-    has_labels = any(v is not None for v in labels)
-    image = render_density(coords, view, width, height, labels if has_labels else None)
-    few = len(inside) <= MAX_POINTS
-    rng = np.random.default_rng(0)
-    rows = inside if few else np.sort(rng.choice(inside, PICK_POINTS, replace=False))
-    marker = {"size": 7, "color": "rgba(220,60,30,0.9)"} if few else {"size": 9, "color": "rgba(0,0,0,0.01)"}
-    custom = np.column_stack([np.asarray(labels, dtype=object)[rows], rows])  # the row last, for hover_thumbnails
-    trace = go.Scattergl(
-        x=coords[rows, 0],
-        y=coords[rows, 1],
-        mode="markers",
-        marker=marker,
-        customdata=custom,
-        hovertemplate="row %{customdata[1]}<br>%{customdata[0]}<extra></extra>",
-    )
-    fig = go.Figure(trace)
-    fig.add_layout_image(
-        source=data_url(to_png(image), "png"), x=view.x[0], y=view.y[1], xref="x", yref="y", sizex=view.x[1] - view.x[0],
-        sizey=view.y[1] - view.y[0], sizing="stretch", layer="below",
-    )  # fmt: skip
-    fig.update_xaxes(range=view.x, showgrid=False).update_yaxes(range=view.y, showgrid=False)
-    fig.update_layout(height=height, margin={"t": 10, "b": 10}, dragmode="pan", showlegend=False)
-    return fig, rows
 
 
 def show_density(coords: np.ndarray, stored: store.StoredDataset, key: str) -> int | None:
