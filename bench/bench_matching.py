@@ -74,11 +74,11 @@ def main() -> None:
 
 
 def page_click_ms(tokens_a: np.ndarray, tokens_b: np.ndarray, repeats: int) -> np.ndarray:
-    """Milliseconds per click through `components.matching_view.click_figures`, as the page's fragment runs it."""
+    """Milliseconds per click through `components.matching_charts.click_figures`, as the page's fragment runs it."""
     import plotly.io
     import plotly.tools
 
-    from components.matching_view import build_pair, click_figures
+    from components.matching_charts import build_pair, click_figures
     from core.data import load_samples
 
     samples = load_samples().images

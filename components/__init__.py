@@ -1,4 +1,4 @@
-"""Streamlit widgets. Each takes numpy arrays or core results and owns its session_state keys."""
+"""Streamlit widgets. Each takes numpy arrays or core results; the session-state keys it keeps live in `components.state`."""
 
 from components.router import ensure_router
 

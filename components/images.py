@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from components.state import get_working_set, set_working_set
+from components.state import get_working_set, last_load, set_working_set, uploader_generation
 from core.analysis.imaging import letterbox
 from core.data import ImageItem, ImageSet, Merged, load_files
 from core.text import count
@@ -96,12 +96,13 @@ def pick_image(images: ImageSet, label: str, key: str, index: int = 0) -> int:
 def uploader(label: str, key: str) -> list:
     """A multi-file uploader that `clear_uploader(key)` empties: Streamlit cannot reset an uploader's value, so
     each clearing gives the widget a new key (`key`, then `key_1`, `key_2`, …) and it comes back empty."""
-    generation = st.session_state.get(f"{key}_generation", 0)
+    generation = uploader_generation(key).get(0)
     return st.file_uploader(label, accept_multiple_files=True, key=f"{key}_{generation}" if generation else key) or []
 
 
 def clear_uploader(key: str) -> None:
-    st.session_state[f"{key}_generation"] = st.session_state.get(f"{key}_generation", 0) + 1
+    generation = uploader_generation(key)
+    generation.set(generation.get(0) + 1)
 
 
 def add_to_working_set(new: ImageSet) -> Merged:
@@ -148,8 +149,8 @@ def quick_add(key: str) -> None:
         if st.button("Add to the working set", disabled=not uploads, key=f"{key}_add"):
             with st.spinner(f"Reading {count(len(uploads), 'file')}…"):
                 new = load_files((f.name, f.getvalue()) for f in uploads)
-            st.session_state[f"{key}_last"] = (new, add_to_working_set(new))
+            last_load(key).set((new, add_to_working_set(new)))
             clear_uploader(f"{key}_files")
             st.rerun()
-        if f"{key}_last" in st.session_state:
-            show_added(*st.session_state[f"{key}_last"])
+        if last_load(key).present:
+            show_added(*last_load(key).get())

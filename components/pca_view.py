@@ -8,18 +8,18 @@ from the tokens already computed and never runs the model.
 from __future__ import annotations
 
 import hashlib
-import io
 from collections.abc import Sequence
 from functools import partial
 
 import numpy as np
-import plotly.graph_objects as go
 import streamlit as st
-from PIL import Image
 
+from components.charts import norm_profile, threshold_histogram
+from components.downloads import download_npz, download_png
 from components.errors import user_errors
+from components.state import Slot, pca_threshold, rgb_memo
 from core import registry
-from core.analysis.imaging import blend, colorize, resize_map, to_png
+from core.analysis.imaging import blend, colorize, fit, resize_map, to_png
 from core.analysis.pca import (
     Foreground,
     PC1Result,
@@ -142,7 +142,7 @@ def show_foreground_pca(images: list[np.ndarray], names: list[str], tokens: np.n
     stored in the NPZ export.
     """
     pc1 = compute_pc1(tokens)
-    _foreground_fragment([_fit(im) for im in images], names, tokens, pc1, source, key)
+    _foreground_fragment([fit(im, DISPLAY_SIDE) for im in images], names, tokens, pc1, source, key)
 
 
 @st.fragment
@@ -151,7 +151,7 @@ def _foreground_fragment(
 ) -> None:
     with user_errors("The foreground PCA"):
         fg, alpha = _threshold_controls(pc1, key)
-        rgb = _rgb_or_warning(tokens, fg, memo=f"{key}_rgb_memo")
+        rgb = _rgb_or_warning(tokens, fg, memo=rgb_memo(key))
         score_range = (float(fg.scores.min()), float(fg.scores.max()))
         single = len(images) == 1
         for i, (image, name) in enumerate(zip(images, names, strict=True)):
@@ -164,7 +164,7 @@ def _foreground_fragment(
         arrays |= {"pc1_scores": fg.scores, "threshold": fg.threshold, "sign": fg.sign, "mask": fg.mask}
         if rgb is not None:
             arrays |= {"rgb": rgb.rgb, "rgb_components": rgb.components, "rgb_mean": rgb.mean}
-        _npz_button(arrays | {"names": np.array(names), "source": source}, "pca_foreground.npz", key)
+        download_npz(arrays | {"names": np.array(names), "source": source}, "pca_foreground.npz", f"{key}_npz")
 
 
 def _threshold_controls(pc1: PC1Result, key: str) -> tuple[Foreground, float]:
@@ -174,8 +174,8 @@ def _threshold_controls(pc1: PC1Result, key: str) -> tuple[Foreground, float]:
     tag = hashlib.blake2b(scores.tobytes(), digest_size=6).hexdigest()  # new tokens: widgets start afresh
     step = max(float(scores.max() - scores.min()) / 200, 1e-6)
     low, high = float(scores.min()) - step, float(scores.max())  # both ends reach "all" and "none" either side
-    slider_key = f"{key}_threshold_{tag}"
-    st.session_state.setdefault(slider_key, float(auto.threshold))  # the key holds the value: no value= as well
+    slider = pca_threshold(key, tag)
+    slider.setdefault(float(auto.threshold))  # the key holds the value: no value= as well
     left, middle, right = st.columns([3, 1, 2], vertical_alignment="bottom")
     threshold = left.slider(
         "Threshold on PC1",
@@ -183,17 +183,17 @@ def _threshold_controls(pc1: PC1Result, key: str) -> tuple[Foreground, float]:
         high,
         step=step,
         format="%.3f",
-        key=slider_key,
+        key=slider.key,
         help="Patches on the foreground side of this score are foreground. It starts at Otsu's threshold, "
         "the split that best separates the two humps of the histogram.",
     )
-    middle.button("Reset to Otsu", key=f"{key}_reset", on_click=_set_state, args=(slider_key, float(auto.threshold)))
+    middle.button("Reset to Otsu", key=f"{key}_reset", on_click=slider.set, args=(float(auto.threshold),))
     flip = middle.toggle("Flip side", key=f"{key}_flip_{tag}", help="Swap foreground and background.")
     alpha = right.slider("Overlay opacity", 0.0, 1.0, OPACITY, 0.05, key=f"{key}_opacity")
     fg = split_foreground(scores, threshold, flip)
 
     chart, numbers = st.columns([3, 1])
-    chart.plotly_chart(_histogram(fg, float(auto.threshold)), key=f"{key}_histogram")
+    chart.plotly_chart(threshold_histogram(fg, float(auto.threshold)), key=f"{key}_histogram")
     numbers.metric("Foreground patches", f"{fg.mask.mean():.1%}")
     numbers.metric(
         "Foreground side",
@@ -205,40 +205,10 @@ def _threshold_controls(pc1: PC1Result, key: str) -> tuple[Foreground, float]:
     return fg, alpha
 
 
-def _set_state(key: str, value: object) -> None:
-    st.session_state[key] = value
-
-
-def _histogram(fg: Foreground, otsu: float) -> go.Figure:
-    """Histogram of all PC1 scores, foreground and background stacked, with the threshold drawn."""
-    scores = fg.scores.ravel()
-    width = max(float(scores.max() - scores.min()) / 60, 1e-6)
-    bins = {"start": float(scores.min()), "end": float(scores.max()) + width, "size": width}
-    mask = fg.mask.ravel()
-    fig = go.Figure(
-        [
-            go.Histogram(x=scores[~mask], xbins=bins, name="background", marker_color="#9aa0a6"),
-            go.Histogram(x=scores[mask], xbins=bins, name="foreground", marker_color="#ef553b"),
-        ]
-    )
-    if abs(fg.threshold - otsu) > width / 2:
-        fig.add_vline(x=otsu, line_dash="dot", line_color="#636efa", annotation_text="Otsu")
-    fig.add_vline(x=fg.threshold, line_color="black", annotation_text="threshold", annotation_position="top left")
-    fig.update_layout(
-        barmode="stack",
-        height=260,
-        margin={"l": 10, "r": 10, "t": 30, "b": 10},
-        xaxis_title="PC1 score",
-        yaxis_title="patches",
-        legend={"orientation": "h", "y": 1.15},
-    )
-    return fig
-
-
-def _rgb_or_warning(tokens: np.ndarray, fg: Foreground, memo: str | None = None) -> RGBProjection | None:
+def _rgb_or_warning(tokens: np.ndarray, fg: Foreground, memo: Slot | None = None) -> RGBProjection | None:
     """The foreground colour PCA, or None with a warning when the mask is unusable.
 
-    With `memo` (a session-state key) the last fit is reused while scores and mask are unchanged, so moving
+    With `memo` (a session-state slot) the last fit is reused while scores and mask are unchanged, so moving
     the opacity slider does not refit the PCA.
     """
     share = float(fg.mask.mean())
@@ -251,7 +221,7 @@ def _rgb_or_warning(tokens: np.ndarray, fg: Foreground, memo: str | None = None)
             "Move the threshold or flip the side."
         )
     digest = hashlib.blake2b(fg.scores.tobytes() + np.packbits(fg.mask).tobytes(), digest_size=16).digest()
-    cached = st.session_state.get(memo) if memo else None
+    cached = memo.get() if memo else None
     if cached is not None and cached[0] == digest:
         rgb, error = cached[1:]
     else:
@@ -260,7 +230,7 @@ def _rgb_or_warning(tokens: np.ndarray, fg: Foreground, memo: str | None = None)
         except ValueError as exc:
             rgb, error = None, str(exc)
         if memo:
-            st.session_state[memo] = (digest, rgb, error)
+            memo.set((digest, rgb, error))
     if error:
         st.warning(f"No colour PCA: {error}")
     return rgb
@@ -280,7 +250,7 @@ def show_register_comparison(
         "Need Registers*, 2024). Register tokens give the model that space, and the specks go away. Threshold "
         "and side are automatic here; tune them in the single-image view."
     )
-    shown = _fit(image)
+    shown = fit(image, DISPLAY_SIDE)
     for i, (model, layer_tokens, raw) in enumerate(zip(models, tokens, last_block, strict=True)):
         fg = compute_foreground(layer_tokens)
         rgb = _rgb_or_warning(layer_tokens, fg)
@@ -307,7 +277,7 @@ def show_token_norms(image: np.ndarray, norms: np.ndarray, key: str) -> None:
         "The L2 norm of every patch token after each transformer block (before the final LayerNorm). "
         "High-norm outliers, flagged red, are the artefact tokens that registers remove."
     )
-    _norms_fragment(_fit(image, DISPLAY_SIDE // 2), norms, key)
+    _norms_fragment(fit(image, DISPLAY_SIDE // 2), norms, key)
 
 
 @st.fragment
@@ -331,7 +301,7 @@ def _norms_fragment(image: np.ndarray, norms: np.ndarray, key: str) -> None:
             "On: norm growth with depth is visible.",
         )
         flags = flag_high_norm(norms, k)
-        st.plotly_chart(_norm_profile(norms, flags), key=f"{key}_profile")
+        st.plotly_chart(norm_profile(norms, flags), key=f"{key}_profile")
         vmin, vmax = (float(norms.min()), float(norms.max())) if shared else (None, None)
         cells = [(image, "Original")]
         for layer, (norm, flag) in enumerate(zip(norms, flags, strict=True), start=1):
@@ -340,37 +310,10 @@ def _norms_fragment(image: np.ndarray, norms: np.ndarray, key: str) -> None:
         columns = st.columns(NORM_COLUMNS)
         for i, (cell, caption) in enumerate(cells):
             columns[i % NORM_COLUMNS].image(cell, caption=caption, width="stretch", output_format="PNG")
-        _npz_button({"norms": norms, "high_norm": flags, "k": k}, "token_norms.npz", key)
-
-
-def _norm_profile(norms: np.ndarray, flags: np.ndarray) -> go.Figure:
-    blocks, outliers = np.arange(1, len(norms) + 1), flags.sum(axis=(1, 2))
-    fig = go.Figure(
-        [
-            go.Scatter(x=blocks, y=np.median(norms, axis=(1, 2)), name="median norm", mode="lines+markers"),
-            go.Scatter(x=blocks, y=norms.max(axis=(1, 2)), name="largest norm", mode="lines+markers"),
-            go.Bar(x=blocks, y=outliers, name="outliers", yaxis="y2", opacity=0.3),
-        ]
-    )
-    fig.update_layout(
-        height=260,
-        margin={"l": 10, "r": 10, "t": 30, "b": 10},
-        xaxis={"title": "block", "dtick": 1},
-        yaxis_title="token norm",
-        yaxis2={"title": "outliers", "overlaying": "y", "side": "right", "range": [0, max(1, int(outliers.max()))]},
-        legend={"orientation": "h", "y": 1.15},
-    )
-    return fig
+        download_npz({"norms": norms, "high_norm": flags, "k": k}, "token_norms.npz", f"{key}_npz")
 
 
 # ---- panels and downloads -----------------------------------------------------------------------
-def _fit(image: np.ndarray, side: int = DISPLAY_SIDE) -> np.ndarray:
-    """HWC uint8 scaled down so that its longest side is at most `side` pixels."""
-    thumb = Image.fromarray(image)
-    thumb.thumbnail((side, side))
-    return np.asarray(thumb)
-
-
 def _recipe_panels(
     image: np.ndarray,
     scores: np.ndarray,
@@ -413,31 +356,6 @@ def _show_panels(panels: dict[str, np.ndarray], name: str, key: str, explain: bo
         column.image(panel, caption=PANELS[panel_id], width="stretch", output_format="PNG")
         if explain:
             column.caption(PANEL_HELP[panel_id])
-        column.download_button(
-            "PNG",
-            partial(to_png, panel),
-            file_name=f"{stem}_{panel_id}.png",
-            mime="image/png",
-            key=f"{key}_{panel_id}_png",
-            on_click="ignore",
-            icon=":material/download:",
+        download_png(
+            partial(to_png, panel), f"{stem}_{panel_id}.png", f"{key}_{panel_id}_png", "PNG", column, on_click="ignore"
         )
-
-
-def _npz_button(arrays: dict[str, object], file_name: str, key: str) -> None:
-    st.download_button(
-        "Download arrays (NPZ)",
-        partial(_npz, arrays),
-        file_name=file_name,
-        mime="application/octet-stream",
-        key=f"{key}_npz",
-        on_click="ignore",
-        icon=":material/download:",
-        help=", ".join(arrays),
-    )
-
-
-def _npz(arrays: dict[str, object]) -> bytes:
-    buffer = io.BytesIO()
-    np.savez_compressed(buffer, **arrays)
-    return buffer.getvalue()

@@ -15,12 +15,13 @@ import streamlit as st
 from skimage.draw import disk
 
 from components.charts import confusion_figure
+from components.downloads import download_csv, download_png
 from components.images import thumbnail
 from components.progress import progress_bar
 from components.sidebar import FAMILIES, default_model, model_label, offered_models, selected_model
-from components.state import get_engine
+from components.state import comparison_result, get_engine
 from core import registry
-from core.analysis.imaging import blend, palette, to_png
+from core.analysis.imaging import blend, palette
 from core.analysis.matching import overlay_similarity
 from core.analysis.retrieval import DEFAULT_TEMPLATES, SHOTS, Classification, Ranking, compute_scores, scores_table
 from core.config import scale_extras_installed
@@ -106,17 +107,7 @@ def _lines(text: str) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
-# ---- tables and exports -----------------------------------------------------------------------
-def download_csv(table: pd.DataFrame, file_name: str, key: str) -> None:
-    st.download_button(
-        "Download CSV", table.to_csv(index=False), file_name, "text/csv", icon=":material/download:", key=key
-    )
-
-
-def download_png(image: np.ndarray, file_name: str, key: str) -> None:
-    st.download_button("Download PNG", to_png(image), file_name, "image/png", icon=":material/download:", key=key)
-
-
+# ---- tables ----------------------------------------------------------------------------------
 def show_probabilities(images: ImageSet, classes: list[str], probs: np.ndarray, key: str) -> None:
     """One row per image: its label, the top class and its probability, then every class's probability."""
     top = probs.argmax(axis=1)
@@ -177,8 +168,8 @@ def run_comparison(
         for title, f in features().items():
             with st.spinner(f"Scoring {title}: 1-NN, {k}-NN, {episodes} few-shot episodes, retrieval mAP…"):
                 scores[title] = compute_scores(f, labels, k, SHOTS, episodes)
-        st.session_state[f"{key}_result"] = (signature, scores_table(scores))
-    result = st.session_state.get(f"{key}_result")
+        comparison_result(key).set((signature, scores_table(scores)))
+    result = comparison_result(key).get()
     return result[1] if result is not None and result[0] == signature else None
 
 

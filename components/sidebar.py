@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 import streamlit as st
 
-from components.state import get_engine
+from components.state import chosen_model, chosen_weights, get_engine
 from core import config, registry
 from core.weights import WeightsStatus
 
@@ -26,9 +26,9 @@ def offered_models(family: str) -> list[registry.ModelSpec]:
 
 def selected_model(family: str) -> str:
     """The ``name@weights`` the user chose for `family` (the default before the sidebar ran)."""
-    name = st.session_state.get(f"sidebar_{family}_model", default_model(family))
+    name = chosen_model(family).get(default_model(family))
     spec = registry.get(name)
-    weights = st.session_state.get(f"sidebar_{family}_weights", spec.default_weights)
+    weights = chosen_weights(family).get(spec.default_weights)
     return f"{name}@{weights if weights in spec.weight_options else spec.default_weights}"
 
 
@@ -58,7 +58,7 @@ def _model_picker(family: str) -> WeightsStatus:
         names,
         index=names.index(default_model(family)),
         format_func=lambda n: registry.get(n).title,
-        key=f"sidebar_{family}_model",
+        key=chosen_model(family).key,
     )
     spec = registry.get(name)
     if len(spec.weight_options) > 1:
@@ -66,7 +66,7 @@ def _model_picker(family: str) -> WeightsStatus:
             f"{FAMILIES[family]} weights",
             spec.weight_options,
             format_func=lambda weights: _weights_title(name, weights),
-            key=f"sidebar_{family}_weights",
+            key=chosen_weights(family).key,
             label_visibility="collapsed",
         )
     status = get_engine().weights_status(selected_model(family))

@@ -1,14 +1,54 @@
-"""Server-wide engine and per-session working set."""
+"""Server-wide engine and per-session state: the working set, and one typed accessor per value a view or page
+keeps in `st.session_state`, so that each key is spelled in one place.
+
+An accessor (`Keys`) takes the `owner` (the widget-key prefix of the view or page, e.g. "upload") and returns a
+`Slot`; a widget given `slot.key` keeps its value in that slot."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 import streamlit as st
 
 from core.analysis.projection import start_umap_warmup
-from core.data import ImageSet, load_samples
+from core.data import ImageSet, Merged, load_samples
 from core.engine import Engine
 
-_WORKING_SET = "working_set"
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Slot(Generic[T]):
+    """One value of this session's state under one key."""
+
+    key: str
+
+    def get(self, default: T | None = None) -> T | None:
+        return st.session_state.get(self.key, default)
+
+    def set(self, value: T) -> None:
+        st.session_state[self.key] = value
+
+    def pop(self) -> T | None:
+        return st.session_state.pop(self.key, None)
+
+    def setdefault(self, value: T) -> T:
+        return st.session_state.setdefault(self.key, value)
+
+    @property
+    def present(self) -> bool:
+        return self.key in st.session_state
+
+
+@dataclass(frozen=True)
+class Keys(Generic[T]):
+    """A family of slots: `pattern` filled with the owner (and any further parts) gives the key."""
+
+    pattern: str
+
+    def __call__(self, *parts: str) -> Slot[T]:
+        return Slot(self.pattern.format(*parts))
 
 
 @st.cache_resource(show_spinner=False)
@@ -24,13 +64,43 @@ def _default_set() -> ImageSet:
     return load_samples()
 
 
+# ---- the working set and loading into it ---------------------------------------------------------
+_WORKING_SET: Slot[ImageSet] = Slot("working_set")
+
+
 def get_working_set() -> ImageSet:
     """This session's images; the built-in sample photos until the user loads something else."""
-    if _WORKING_SET not in st.session_state:
-        default = _default_set()
-        st.session_state[_WORKING_SET] = ImageSet(list(default.items), [])
-    return st.session_state[_WORKING_SET]
+    if not _WORKING_SET.present:
+        _WORKING_SET.set(ImageSet(list(_default_set().items), []))
+    return _WORKING_SET.get()
 
 
 def set_working_set(images: ImageSet) -> None:
-    st.session_state[_WORKING_SET] = images
+    _WORKING_SET.set(images)
+
+
+# (what the owner's latest load read, how it merged; None when it replaced the working set)
+last_load: Keys[tuple[ImageSet, Merged | None]] = Keys("{}_last")
+# how often the uploader keyed this was cleared (each clearing gives the widget a new key)
+uploader_generation: Keys[int] = Keys("{}_generation")
+
+
+# ---- sidebar ------------------------------------------------------------------------------------
+# the sidebar's model name and weights tag for a family (its selectboxes' keys)
+chosen_model: Keys[str] = Keys("sidebar_{}_model")
+chosen_weights: Keys[str] = Keys("sidebar_{}_weights")
+
+# ---- stored datasets ----------------------------------------------------------------------------
+store_choice: Keys[str | None] = Keys("{}_found")  # the found dataset chosen in the owner's picker (its key)
+store_folder: Keys[str] = Keys("{}_path")  # the folder typed in the owner's picker (its key)
+store_to_open: Keys[str] = Keys("{}_open")  # a dataset just written here, for the picker to choose next run
+store_note: Keys[str] = Keys("{}_note")  # what the owner's last store run did, shown once on the next run
+asked: Keys[bool] = Keys("{}_{}")  # (owner, what): True once that button was pressed; its result stays shown
+picked_row: Keys[int] = Keys("{}_row")  # the stored row last clicked on the owner's map
+
+# ---- results kept across reruns -----------------------------------------------------------------
+comparison_result: Keys[tuple[str, list[dict]]] = Keys("{}_result")  # (settings' signature, score rows)
+image_a_chart: Keys[dict] = Keys("{}_chart_a")  # the selection event of the clickable chart of image A (its key)
+patch_click: Keys[tuple[float, float]] = Keys("{}_click")  # the last click on image A, (x, y) as fractions
+pca_threshold: Keys[float] = Keys("{}_threshold_{}")  # (owner, tokens' tag): PC1 threshold (the slider's key)
+rgb_memo: Keys[tuple] = Keys("{}_rgb_memo")  # (digest of scores and mask, colour PCA, error) of the last fit

@@ -9,77 +9,69 @@ import hashlib
 from pathlib import Path
 
 import numpy as np
-import plotly.graph_objects as go
 import streamlit as st
-from PIL import Image
 
+from components.charts import MAX_POINTS, density_figure
+from components.downloads import download_csv
 from components.hover_images import TILE, hover_thumbnails
 from components.progress import progress_bar
-from components.retrieval_view import download_csv
 from components.sidebar import selected_model
-from components.state import get_engine, get_working_set
+from components.state import (
+    asked,
+    get_engine,
+    get_working_set,
+    picked_row,
+    store_choice,
+    store_folder,
+    store_note,
+    store_to_open,
+)
+from components.stored_data import (
+    METHOD_TITLES,
+    THUMB,
+    aligned,
+    forget_found,
+    found_stores,
+    labels_of,
+    missing_tile,
+    near_duplicates,
+    opened,
+    paths_of,
+    projection,
+    store_name,
+    stored_thumbnail,
+    titles,
+)
 from core import batch, config, registry, store
-from core.analysis.imaging import data_url, to_png
-from core.analysis.scale import SCALABLE_METHODS, View, fit_on_sample, project_batches, render_density
-from core.data import ImageError, ImageSet, confine
+from core.analysis.scale import SCALABLE_METHODS, View
+from core.data import ImageSet, confine
 from core.text import count
 
-MAX_POINTS = 2_000  # a view holding fewer points than this shows them one by one, with thumbnails on click
 HOVER_POINTS = 300  # a view holding at most this many rows shows each one's image on hover (read from disk)
-PICK_POINTS = 2_000  # clickable (near-transparent) points laid over a denser view
 SAMPLE = 20_000  # rows the projection is fitted on
-THUMB = 112
-METHOD_TITLES = {"pca": "PCA", "lda": "LDA", "umap": "UMAP"}
 
 
 # ---- opening --------------------------------------------------------------------------------
-@st.cache_resource(show_spinner="Opening the stored dataset…", max_entries=8)
-def opened(path: str) -> store.StoredDataset:
-    """The stored dataset at `path`, opened once per server."""
-    return store.open_store(path)
-
-
-@st.cache_data(show_spinner=False, ttl=60)
-def _found(roots: tuple[str, ...]) -> list[str]:
-    return [str(p) for p in store.find_stores([Path(r) for r in roots])]
-
-
-def found_stores() -> list[str]:
-    """Folders of the stored datasets under the data roots (looked for again after a minute)."""
-    return _found(tuple(map(str, config.data_roots())))
-
-
-@st.cache_data(show_spinner=False, ttl=60, max_entries=1024)
-def _store_name(path: str) -> str:
-    """A found dataset as its folder under its data root, then its model (opened apart from `opened`'s few)."""
-    resolved = Path(path)
-    roots = [r.expanduser().resolve() for r in config.data_roots()]
-    name = next((str(resolved.relative_to(r)) for r in roots if resolved.is_relative_to(r)), path)
-    try:
-        return f"{name} · {registry.display_name(store.open_store(path).ref)}"
-    except (ValueError, OSError, KeyError):  # not readable now: the folder alone, opening it says why
-        return name
-
-
 def pick_store(key: str) -> store.StoredDataset | None:
     """A dataset found under the data roots, or a typed folder there → the opened dataset (None until one is given).
     Errors raise for `user_errors`."""
     roots, found = config.data_roots(), found_stores()
-    if opening := st.session_state.pop(f"{key}_open", None):  # just stored by `offer_new_store`
-        st.session_state[f"{key}_found"], st.session_state[f"{key}_path"] = opening, ""
-    if note := st.session_state.pop(f"{key}_note", None):
+    if opening := store_to_open(key).pop():  # just stored by `offer_new_store`
+        store_choice(key).set(opening)
+        store_folder(key).set("")
+    if note := store_note(key).pop():
         st.success(note)
     chosen = st.selectbox(
         "Stored dataset",
         found,
         index=None,
-        format_func=_store_name,
-        key=f"{key}_found",
+        format_func=store_name,
+        key=store_choice(key).key,
         placeholder=f"{len(found)} found under the data roots" if found else "None found under the data roots",
     )
     path = st.text_input(
         "…or its folder",
-        key=f"{key}_path",
+        key=store_folder(key).key,
         placeholder=str(roots[0] / "my_dataset.lance"),
         help="A folder written by `python -m core.batch embed SOURCE OUT`, inside "
         + ", ".join(map(str, roots))
@@ -109,9 +101,9 @@ def offer_new_store(key: str) -> None:
         label = f"Store the working set ({count(n, 'image')})"
         if st.button(label, key=f"{key}_new_go", disabled=not n, icon=":material/database:"):
             out, summary = store_working_set(images, model, root)
-            _found.clear()
-            st.session_state[f"{key}_open"] = str(out)
-            st.session_state[f"{key}_note"] = f"Working set stored in `{out}`: {summary.describe()}."
+            forget_found()
+            store_to_open(key).set(str(out))
+            store_note(key).set(f"Working set stored in `{out}`: {summary.describe()}.")
             st.rerun()
         if not n:
             st.caption("The working set is empty: add images on the Upload page first.")
@@ -154,34 +146,7 @@ def show_summary(stored: store.StoredDataset) -> None:
     st.caption(f"Model **{registry.display_name(stored.ref)}**, {stored.dim}-D vectors.")
 
 
-@st.cache_data(show_spinner=False, max_entries=8)
-def labels_of(path: str) -> np.ndarray:
-    """Every row's label (None where unlabeled), read once per dataset."""
-    return store.read_column(opened(path).table, "label")
-
-
-@st.cache_data(show_spinner=False, max_entries=8)
-def _paths(path: str) -> np.ndarray:
-    return store.read_column(opened(path).table, "path")
-
-
 # ---- projection and density -------------------------------------------------------------------
-@st.cache_data(show_spinner=False, max_entries=8)
-def _project(path: str, method: str, sample: int) -> tuple[np.ndarray, list[str]]:
-    stored = opened(path)
-    offsets = store.sample_offsets(stored.rows, sample)
-    rows = store.read_rows(stored.table, offsets, ("label", "vector"))
-    labels = rows["label"].to_numpy(zero_copy_only=False) if method == "lda" else None
-    bar = st.progress(0.0, text=f"{METHOD_TITLES[method]} fitted on {len(offsets):,} rows")
-    projector = fit_on_sample(store.vectors_of(rows), method, labels)
-    update = lambda done, total: bar.progress(done / total, text=f"Projecting {done:,} / {total:,} rows")  # noqa: E731
-    coords = project_batches(projector, store.iter_vectors(stored.table), stored.rows, update)
-    bar.empty()
-    return coords, [
-        f"Fitted on a random sample of {len(offsets):,} of {stored.rows:,} rows (seed 0)."
-    ] + projector.notes
-
-
 def project(stored: store.StoredDataset, key: str) -> np.ndarray | None:
     """(N, 2) coordinates of every row, after the button; cached per dataset, method and sample size."""
     with st.form(f"{key}_projection"):
@@ -192,10 +157,10 @@ def project(stored: store.StoredDataset, key: str) -> np.ndarray | None:
             "Fit on a sample of", least, 1_000_000, min(SAMPLE, stored.rows), key=f"{key}_sample"
         )
         if st.form_submit_button("Project every row", key=f"{key}_go"):
-            st.session_state[f"{key}_projected"] = True
-    if not st.session_state.get(f"{key}_projected"):
+            asked(key, "projected").set(True)
+    if not asked(key, "projected").get():
         return None
-    coords, notes = _project(str(stored.path), method, int(min(sample, stored.rows)))
+    coords, notes = projection(str(stored.path), method, int(min(sample, stored.rows)))
     for note in notes:
         st.caption(note)
     return coords
@@ -208,39 +173,6 @@ def pick_view(coords: np.ndarray, key: str) -> View:
     x = left.slider("x range", full.x[0], full.x[1], full.x, key=f"{key}_x")
     y = right.slider("y range", full.y[0], full.y[1], full.y, key=f"{key}_y")
     return View(tuple(x), tuple(y))
-
-
-def density_figure(
-    coords: np.ndarray, labels: np.ndarray, view: View, width: int = 800, height: int = 560
-) -> tuple[go.Figure, np.ndarray]:
-    """The density image of `view` under a scatter of clickable rows; returns (figure, rows of the scatter points).
-
-    A view holding at most MAX_POINTS rows shows every one as a visible marker; a denser one has PICK_POINTS
-    random rows as near-transparent markers, so a click anywhere lands on a stored image."""
-    inside = np.flatnonzero(view.contains(coords))
-    has_labels = any(v is not None for v in labels)
-    image = render_density(coords, view, width, height, labels if has_labels else None)
-    few = len(inside) <= MAX_POINTS
-    rng = np.random.default_rng(0)
-    rows = inside if few else np.sort(rng.choice(inside, PICK_POINTS, replace=False))
-    marker = {"size": 7, "color": "rgba(220,60,30,0.9)"} if few else {"size": 9, "color": "rgba(0,0,0,0.01)"}
-    custom = np.column_stack([np.asarray(labels, dtype=object)[rows], rows])  # the row last, for hover_thumbnails
-    trace = go.Scattergl(
-        x=coords[rows, 0],
-        y=coords[rows, 1],
-        mode="markers",
-        marker=marker,
-        customdata=custom,
-        hovertemplate="row %{customdata[1]}<br>%{customdata[0]}<extra></extra>",
-    )
-    fig = go.Figure(trace)
-    fig.add_layout_image(
-        source=data_url(to_png(image), "png"), x=view.x[0], y=view.y[1], xref="x", yref="y", sizex=view.x[1] - view.x[0],
-        sizey=view.y[1] - view.y[0], sizing="stretch", layer="below",
-    )  # fmt: skip
-    fig.update_xaxes(range=view.x, showgrid=False).update_yaxes(range=view.y, showgrid=False)
-    fig.update_layout(height=height, margin={"t": 10, "b": 10}, dragmode="pan", showlegend=False)
-    return fig, rows
 
 
 def show_density(coords: np.ndarray, stored: store.StoredDataset, key: str) -> int | None:
@@ -267,13 +199,13 @@ def show_density(coords: np.ndarray, stored: store.StoredDataset, key: str) -> i
     if points:
         index = points[0].get("point_index", points[0].get("point_number"))
         if index is not None and 0 <= index < len(rows):
-            st.session_state[f"{key}_row"] = int(rows[index])
-    return st.session_state.get(f"{key}_row")
+            picked_row(key).set(int(rows[index]))
+    return picked_row(key).get()
 
 
 def _hover_images(stored: store.StoredDataset, rows: np.ndarray, key: str) -> None:
     """The images of `rows` (storage offsets) beside the map's hover label; grey for files that moved."""
-    paths = _paths(str(stored.path))[rows]
+    paths = paths_of(str(stored.path))[rows]
     with st.spinner(f"Reading {len(rows):,} images for the hover thumbnails…"):
         thumbs = [stored_thumbnail(str(p), TILE) for p in paths]
     digest = hashlib.blake2b(f"{stored.path}|{stored.rows}".encode() + rows.tobytes(), digest_size=16).hexdigest()
@@ -281,23 +213,6 @@ def _hover_images(stored: store.StoredDataset, rows: np.ndarray, key: str) -> No
 
 
 # ---- images and search ------------------------------------------------------------------------
-@st.cache_data(show_spinner=False, max_entries=4096)
-def stored_thumbnail(path: str, side: int = THUMB) -> np.ndarray | None:
-    """The stored image at `path` fitted in `side` px, read once (cached); None when it cannot be read."""
-    try:
-        image = store.load_stored_image(path, config.data_roots())
-    except (ImageError, OSError):
-        return None
-    thumb = Image.fromarray(image)
-    thumb.thumbnail((side, side))
-    return np.asarray(thumb)
-
-
-def missing_tile(side: int) -> np.ndarray:
-    """A grey square standing in for a stored image that cannot be read (moved, or outside the data roots)."""
-    return np.full((side, side, 3), 200, np.uint8)
-
-
 def show_images(paths: list[str], captions: list[str], side: int = THUMB) -> None:
     """Thumbnails of stored paths; files outside the data roots or gone are named instead."""
     thumbs = [stored_thumbnail(p, side) for p in paths]
@@ -360,17 +275,6 @@ def show_image_search(stored: store.StoredDataset, image: np.ndarray, k: int, ke
 
 
 # ---- several datasets -------------------------------------------------------------------------
-@st.cache_data(show_spinner="Matching the images across datasets…", max_entries=8)
-def _align(paths: tuple[str, ...], per_class: int) -> store.AlignedRows:
-    return store.align_stores([opened(p) for p in paths], per_class)
-
-
-def _titles(paths: list[str]) -> list[str]:
-    """Each dataset's model; the folder is added where two datasets hold the same model."""
-    titles = [registry.display_name(opened(p).ref) for p in paths]
-    return [f"{t} · {Path(p).name}" if titles.count(t) > 1 else t for t, p in zip(titles, paths, strict=True)]
-
-
 def pick_aligned(key: str) -> tuple[dict[str, np.ndarray], store.AlignedRows] | None:
     """Stored datasets to compare (one model each) and a per-class sample of the labeled images they all hold.
 
@@ -379,7 +283,7 @@ def pick_aligned(key: str) -> tuple[dict[str, np.ndarray], store.AlignedRows] | 
     found = found_stores()
     left, right = st.columns([3, 1])
     paths = left.multiselect(
-        "Stored datasets (one model each)", found, format_func=_store_name, key=f"{key}_stores",
+        "Stored datasets (one model each)", found, format_func=store_name, key=f"{key}_stores",
         placeholder=f"{len(found)} found under the data roots" if found else "None found under the data roots",
     )  # fmt: skip
     per_class = right.number_input(
@@ -392,22 +296,12 @@ def pick_aligned(key: str) -> tuple[dict[str, np.ndarray], store.AlignedRows] | 
             "models; they are compared on the labeled images they share (matched by path)."
         )
         return None
-    rows = _align(tuple(paths), int(per_class))
+    rows = aligned(tuple(paths), int(per_class))
     st.caption(rows.describe())
-    return dict(zip(_titles(paths), rows.vectors, strict=True)), rows
+    return dict(zip(titles(paths), rows.vectors, strict=True)), rows
 
 
 # ---- near duplicates --------------------------------------------------------------------------
-@st.cache_data(show_spinner="Comparing rows…", max_entries=8)
-def _duplicates(path: str, threshold: float, max_rows: int):
-    bar = st.progress(0.0, text="Finding near-duplicates")
-    report, table, examined = store.find_near_duplicates(
-        opened(path), threshold, max_rows, progress=lambda fraction, message: bar.progress(fraction, message)
-    )
-    bar.empty()
-    return len(report.groups), table, examined, report.method
-
-
 def show_duplicates(stored: store.StoredDataset, key: str, pairs_shown: int = 12) -> None:
     """Pairs and groups above a cosine threshold, side by side, with a CSV of every pair."""
     with st.form(f"{key}_form"):
@@ -418,18 +312,16 @@ def show_duplicates(stored: store.StoredDataset, key: str, pairs_shown: int = 12
         )
         go_clicked = st.form_submit_button("Find near-duplicates", key=f"{key}_go")
     if go_clicked:
-        st.session_state[f"{key}_run"] = True
-    if not st.session_state.get(f"{key}_run"):
+        asked(key, "run").set(True)
+    if not asked(key, "run").get():
         return
-    groups, table, examined, method = _duplicates(str(stored.path), float(threshold), int(max_rows))
+    groups, table, examined, method = near_duplicates(str(stored.path), float(threshold), int(max_rows))
     scope = "all rows" if examined == stored.rows else f"a random sample of {examined:,} of {stored.rows:,} rows"
     st.markdown(f"**{len(table):,} pairs in {groups:,} groups** at cosine ≥ {threshold:.3f} among {scope}.")
     st.caption(f"Search: {method}. Every pair listed has its exact cosine.")
     if table.empty:
         return
-    st.download_button(
-        "Near-duplicate pairs (CSV)", table.to_csv(index=False), "near_duplicates.csv", "text/csv", key=f"{key}_csv"
-    )
+    download_csv(table, "near_duplicates.csv", f"{key}_csv", label="Near-duplicate pairs (CSV)", icon=None)
     for row in table.head(pairs_shown).itertuples():
         st.caption(f"group {row.group} · cosine {row.similarity:.4f}")
         show_images([row.path_a, row.path_b], [row.id_a[:10], row.id_b[:10]])

@@ -288,18 +288,26 @@ def load_files(files: Iterable[tuple[str, bytes]]) -> ImageSet:
     return result
 
 
-def confine(path: str | Path, roots: Iterable[Path]) -> Path:
-    """`path` resolved (symlinks followed) if it lies inside one of `roots`; else ImageError."""
+def within(path: str | Path, roots: Iterable[Path]) -> tuple[Path, Path] | None:
+    """(`path` resolved with symlinks followed, the root of `roots` that holds it), or None when no root does."""
     resolved = Path(path).expanduser().resolve()
-    allowed = [Path(r).expanduser().resolve() for r in roots]
-    if not any(resolved == r or resolved.is_relative_to(r) for r in allowed):
+    allowed = (Path(r).expanduser().resolve() for r in roots)
+    return next(((resolved, root) for root in allowed if resolved.is_relative_to(root)), None)
+
+
+def confine(path: str | Path, roots: Iterable[Path], folder: bool = True) -> Path:
+    """`path` resolved (symlinks followed) if it lies inside one of `roots` (and, with `folder`, is a folder);
+    else ImageError. The one check of "inside the data roots" for folders, stored datasets and stored images."""
+    roots = list(roots)
+    found = within(path, roots)
+    if found is None:
+        allowed = ", ".join(str(Path(r).expanduser().resolve()) for r in roots)
         raise ImageError(
-            f"{path} is outside the allowed dataset folders ({', '.join(map(str, allowed))}); "
-            "set VFM_LENS_DATA_ROOTS to allow more"
+            f"{path} is outside the allowed dataset folders ({allowed}); set VFM_LENS_DATA_ROOTS to allow more"
         )
-    if not resolved.is_dir():
+    if folder and not found[0].is_dir():
         raise ImageError(f"{path} is not a folder")
-    return resolved
+    return found[0]
 
 
 def prepare_roots(roots: Iterable[Path]) -> list[Path]:
@@ -323,7 +331,7 @@ def load_folder(path: str | Path, roots: Iterable[Path], limit: int = MAX_ZIP_FI
         name = "/".join(parts)
         if file.suffix.lower() not in IMAGE_SUFFIXES:
             result.skipped.append(Skipped(name, f"not an image file type ({file.suffix or 'no extension'})"))
-        elif not file.resolve().is_relative_to(root):
+        elif within(file, [root]) is None:
             result.skipped.append(Skipped(name, "refused: a link that points outside the dataset folder"))
         else:
             _add(result, name, file.read_bytes(), _label_of(parts))

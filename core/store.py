@@ -23,7 +23,7 @@ import pyarrow as pa
 from lancedb.index import IvfPq
 
 from core.analysis.duplicates import PROBES, bucketed_pairs, default_buckets, exact_pairs, group_pairs
-from core.data import ImageError, load_image
+from core.data import confine, load_image
 from core.datasets import pick_per_class
 
 IMAGES, SKIPPED = "images", "skipped"
@@ -388,7 +388,4 @@ def find_near_duplicates(
 # ---- images -----------------------------------------------------------------------------------
 def load_stored_image(path: str, roots: Sequence[Path]) -> np.ndarray:
     """The stored image at `path` (HWC uint8 RGB), only if it lies inside one of `roots`; else ImageError."""
-    resolved = Path(path).resolve()
-    if not any(resolved.is_relative_to(Path(r).expanduser().resolve()) for r in roots):
-        raise ImageError(f"{path} is outside the allowed dataset folders")
-    return load_image(resolved)[0]
+    return load_image(confine(path, roots, folder=False))[0]

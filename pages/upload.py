@@ -13,12 +13,12 @@ from components.images import (
     show_thumbnails,
     uploader,
 )
-from components.state import get_working_set, set_working_set
+from components.state import get_working_set, last_load, set_working_set
 from core import config
 from core.data import ImageSet, load_digits_set, load_files, load_folder, load_samples, prepare_roots
 from core.text import count
 
-LAST = "upload_last"  # (what the latest action read, how it merged) — only the latest action is reported
+LAST = last_load("upload")  # (what the latest action read, how it merged) — only the latest action is reported
 
 st.title("Upload")
 st.caption(
@@ -30,12 +30,12 @@ replace = st.toggle("Replace the working set (otherwise add to it)", value=False
 
 def _take(what: str, load: Callable[[], ImageSet]) -> bool:
     """Run one load and keep its result for the report below; False when it failed (the error is shown)."""
-    st.session_state.pop(LAST, None)  # an earlier action's report must not stand under this one's error
+    LAST.pop()  # an earlier action's report must not stand under this one's error
     with user_errors(what), st.spinner(f"{what}…"):
         new = load()
         if replace:
             set_working_set(new)
-        st.session_state[LAST] = (new, None if replace else add_to_working_set(new))
+        LAST.set((new, None if replace else add_to_working_set(new)))
         return True
     return False
 
@@ -73,10 +73,10 @@ with builtin_tab:
 
 if st.button("Clear the working set", key="upload_clear"):
     set_working_set(ImageSet())
-    st.session_state.pop(LAST, None)
+    LAST.pop()
 
-if LAST in st.session_state:
-    show_added(*st.session_state[LAST])
+if LAST.present:
+    show_added(*LAST.get())
 images = get_working_set()
 show_summary(images)
 show_thumbnails(images, key="upload_grid")

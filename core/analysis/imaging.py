@@ -86,17 +86,26 @@ def sprite_sheet(images: list[np.ndarray], side: int, background: int = 240) -> 
     return sheet, columns
 
 
+def fit(image: np.ndarray, side: int) -> np.ndarray:
+    """HWC uint8 (or gray HW) scaled down, aspect kept, so that its longest side is at most `side` px; a smaller
+    image comes back as it is."""
+    thumb = Image.fromarray(image)
+    thumb.thumbnail((side, side))
+    return np.asarray(thumb)
+
+
 def letterbox(image: np.ndarray, side: int, background: int = 240, enlarge: bool = True) -> np.ndarray:
     """HWC uint8 (RGB, or gray HW) → a `side`×`side` RGB tile: the image fitted inside, aspect kept, centred on grey.
 
     Larger images are scaled down; smaller ones (with `enlarge`) are scaled up by a whole factor, nearest
     neighbour, so a 1×1 image becomes one flat square and never a blur. A 1×4000 strip stays a 1-px line."""
-    tile = Image.fromarray(image).convert("RGB")
-    factor = side // max(tile.size)
+    rgb = np.asarray(Image.fromarray(image).convert("RGB"))
+    factor = side // max(rgb.shape[:2])
     if enlarge and factor > 1:
-        tile = tile.resize((tile.width * factor, tile.height * factor), Image.Resampling.NEAREST)
-    tile.thumbnail((side, side))
+        rgb = rgb.repeat(factor, axis=0).repeat(factor, axis=1)
+    tile = fit(rgb, side)
     box = np.full((side, side, 3), background, np.uint8)
-    top, left = (side - tile.height) // 2, (side - tile.width) // 2
-    box[top : top + tile.height, left : left + tile.width] = np.asarray(tile)
+    height, width = tile.shape[:2]
+    top, left = (side - height) // 2, (side - width) // 2
+    box[top : top + height, left : left + width] = tile
     return box

@@ -122,6 +122,21 @@ def test_folder_is_confined_to_roots_and_links_cannot_escape(tmp_path):
         data.load_folder(root / ".." / "outside", [root])
 
 
+def test_one_confinement_check_for_folders_files_and_dataset_names(tmp_path):
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    (root / "ds").mkdir(parents=True)
+    outside.mkdir()
+    (root / "ds" / "a.png").write_bytes(b"x")
+    os.symlink(outside, root / "escape")
+    assert data.within(root / "ds" / "a.png", [outside, root]) == ((root / "ds" / "a.png").resolve(), root.resolve())
+    assert data.within(root / "escape", [root]) is None  # a link is followed before the check
+    assert data.confine(root / "ds" / "a.png", [root], folder=False) == (root / "ds" / "a.png").resolve()
+    with pytest.raises(data.ImageError, match="not a folder"):
+        data.confine(root / "ds" / "a.png", [root])
+    with pytest.raises(data.ImageError, match="outside the allowed dataset folders .*VFM_LENS_DATA_ROOTS"):
+        data.confine(root / ".." / "outside", [root], folder=False)
+
+
 def test_built_in_samples_work_offline():
     samples = data.load_samples()
     assert len(samples.items) == 7 and not samples.skipped

@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from components.matching_view import MatchPair, build_pair, click_figures, heat_png
+from components.matching_charts import MatchPair, build_pair, click_figures, heat_png
 from core.analysis.matching import compute_mutual_matches, compute_similarity, patch_box, similarity_map, top_matches
 from core.analysis.pca import compute_foreground
 from core.data import ImageSet, load_samples

@@ -1,6 +1,6 @@
 import numpy as np
 
-from core.analysis.imaging import sprite_sheet
+from core.analysis.imaging import fit, letterbox, sprite_sheet
 
 
 def test_sprite_sheet_puts_tile_i_at_row_i_div_columns_and_keeps_aspect():
@@ -20,3 +20,18 @@ def test_sprite_sheet_puts_tile_i_at_row_i_div_columns_and_keeps_aspect():
 def test_sprite_sheet_of_one_image():
     sheet, columns = sprite_sheet([np.zeros((5, 5, 3), np.uint8)], side=8)
     assert columns == 1 and sheet.shape == (8, 8, 3)
+
+
+def test_fit_shrinks_to_the_box_keeping_aspect_and_never_enlarges():
+    wide = np.zeros((30, 120, 3), np.uint8)
+    assert fit(wide, 40).shape == (10, 40, 3)
+    assert fit(np.zeros((5, 3, 3), np.uint8), 40).shape == (5, 3, 3)  # smaller than the box: as it is
+
+
+def test_letterbox_enlarges_a_tiny_image_by_a_whole_factor_then_fits_it_centred():
+    dot = np.array([[[255, 0, 0]]], np.uint8)  # 1×1 red → a flat 16×16 red square in the middle of a 20 tile
+    tile = letterbox(np.repeat(np.repeat(dot, 2, 0), 1, 1), 20, background=0)  # 2×1 → ×10 → 20×10
+    assert tile.shape == (20, 20, 3)
+    assert (tile[:, 5:15] == (255, 0, 0)).all() and (tile[:, :5] == 0).all() and (tile[:, 15:] == 0).all()
+    strip = letterbox(np.full((4000, 1, 3), 9, np.uint8), 50, background=0)
+    assert (strip[:, 24] == 9).all() and not strip[:, :24].any() and not strip[:, 25:].any()  # a 1-px line
