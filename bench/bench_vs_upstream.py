@@ -200,7 +200,8 @@ def pair_knn(args: argparse.Namespace) -> PairResult:
     def lance(q: np.ndarray) -> np.ndarray:
         found = (
             lance_table.search(q, vector_column_name="vector").distance_type("cosine").limit(k)
-            .nprobes(store.NPROBES).refine_factor(store.REFINE_FACTOR).select(store.META_COLUMNS).to_pandas()
+            .nprobes(store.NPROBES).refine_factor(store.REFINE_FACTOR).select([*store.META_COLUMNS, "_distance"])
+            .to_pandas()
         )  # fmt: skip
         return np.asarray([int(i[1:]) for i in found["id"]])
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import threading
+import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -303,6 +304,10 @@ class _Loaded:
 
 _KNN: dict[str, _Loaded] = {}  # by table uri, the most recently loaded last
 _KNN_LOCK = threading.Lock()
+# table handle → its index, once checked against the handle's version. A handle's version changes only through
+# writes on that handle, and every write here opens its own (`append`, `compact_and_index`); asking a handle for its
+# version or uri hops to lancedb's event-loop thread (0.1–1 ms under load), too dear for every query.
+_HANDLES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def build_index(table: lancedb.table.Table, min_rows: int = INDEX_MIN_ROWS) -> str:
@@ -311,7 +316,7 @@ def build_index(table: lancedb.table.Table, min_rows: int = INDEX_MIN_ROWS) -> s
     knn = vector_index.build(iter_vectors(table), table.schema.field("vector").type.list_size, table.version, min_rows)
     vector_index.save(knn, _folder(table))
     with _KNN_LOCK:
-        _keep(table.uri, _Loaded(knn, _meta(table)))
+        _HANDLES[table] = _keep(table.uri, _Loaded(knn, _meta(table)))
     return knn.info.describe()
 
 
@@ -323,25 +328,27 @@ def _meta(table: lancedb.table.Table) -> pa.Table:
     return table.search().select(META_COLUMNS).limit(None).to_arrow().combine_chunks()
 
 
-def _keep(key: str, loaded: _Loaded) -> None:
+def _keep(key: str, loaded: _Loaded) -> _Loaded:
     _KNN.pop(key, None)
     _KNN[key] = loaded
     while len(_KNN) > KNN_KEEP:
         _KNN.pop(next(iter(_KNN)))
+    return loaded
 
 
 def _loaded_index(table: lancedb.table.Table) -> _Loaded | None:
     """The k-NN index built for the table's current version (from memory, else from its files), or None."""
+    loaded = _HANDLES.get(table)
+    if loaded is not None:
+        return loaded
     key, version = table.uri, table.version
     with _KNN_LOCK:
         loaded = _KNN.get(key)
-        if loaded is not None and loaded.knn.info.version == version:
-            return loaded
-        knn = vector_index.load(_folder(table), version)
-        if knn is None:
-            return None
-        loaded = _Loaded(knn, _meta(table))
-        _keep(key, loaded)
+        if loaded is None or loaded.knn.info.version != version:
+            knn = vector_index.load(_folder(table), version)
+            loaded = None if knn is None else _keep(key, _Loaded(knn, _meta(table)))
+        if loaded is not None:
+            _HANDLES[table] = loaded
         return loaded
 
 
@@ -358,12 +365,9 @@ def search(
     similarity, offsets = loaded.knn.search(np.asarray(query, dtype=np.float32).reshape(1, -1), k)
     hit = offsets[0] >= 0
     offsets = offsets[0][hit]
-    if set(columns) <= set(META_COLUMNS):
-        found = loaded.meta.take(offsets).select(list(columns)).to_pandas()
-    else:
-        found = read_rows(table, offsets, columns).to_pandas()
-    found["similarity"] = similarity[0][hit].astype(np.float32)
-    return found
+    rows = loaded.meta if set(columns) <= set(META_COLUMNS) else None
+    rows = rows.take(offsets) if rows is not None else read_rows(table, offsets, columns)
+    return pd.DataFrame({**rows.select(list(columns)).to_pydict(), "similarity": similarity[0][hit]})
 
 
 def _search_lance(table: lancedb.table.Table, query: np.ndarray, k: int, columns: Sequence[str]) -> pd.DataFrame:
