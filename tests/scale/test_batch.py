@@ -162,3 +162,13 @@ def test_two_sessions_storing_the_same_images_at_once_store_each_image_once(tmp_
     assert sorted(r.embedded for r in runs) == [0, 6]
     ids = store.read_column(store.open_store(folder / "db.lance").table, "id")
     assert len(ids) == len(set(ids)) == 6
+
+
+def test_ray_workers_run_at_the_drivers_priority_not_niced(local_ray):
+    import ray
+
+    @ray.remote(num_cpus=0.25)
+    def niceness() -> int:
+        return os.nice(0)
+
+    assert ray.get(niceness.remote()) == os.nice(0)  # Ray's default, 15, starves them next to any other work
