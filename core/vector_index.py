@@ -2,7 +2,7 @@
 dataset folder. Lance stays the store of record; only `core.store` calls this module.
 
 Vectors are L2-normalised, so inner product is cosine similarity. Below `min_rows` rows the index is an exact
-flat scan; from there an IVF-Flat: k-means lists (√N / 2 of them), and a query scans only its `nprobe` nearest
+flat scan; from there an IVF-Flat: k-means lists (√N of them), and a query scans only its `nprobe` nearest
 lists. The vectors in the lists are kept exact, so the similarities returned are exact; only the candidate set is
 approximate. `nprobe` is calibrated at build time on the data itself: the smallest that finds ≥ `TARGET_RECALL` of
 the exact 10 nearest neighbours of sampled stored rows (the measured recall is kept and reported).
@@ -31,7 +31,7 @@ import numpy as np
 INDEX_FILE, INFO_FILE = "knn.faiss", "knn.json"
 TARGET_RECALL = 0.97  # calibration goal for recall@10 (a margin above the 0.95 promised in docs/PERFORMANCE.md)
 PROBES = (4, 8, 16, 32, 64, 128, 256, 512)  # nprobe candidates tried in order during calibration
-LISTS_PER_SQRT = 2  # lists = √N / 2: half the k-means and assignment work of √N; a probe scans 2√N rows instead
+LISTS_PER_SQRT = 1  # lists = √N / this; 2 halved the build arithmetic but doubled the rows a probe scans (1M: p50 1.0 → 2.5 ms)
 TRAIN_PER_LIST = 40  # k-means training rows per list (faiss warns below 39)
 TRAIN_ITERATIONS = 10  # k-means rounds (faiss's default 25 costs 2.5× as much for lists that shift little after 10)
 CALIBRATION_QUERIES = 100
