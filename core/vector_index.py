@@ -31,7 +31,8 @@ import numpy as np
 INDEX_FILE, INFO_FILE = "knn.faiss", "knn.json"
 TARGET_RECALL = 0.97  # calibration goal for recall@10 (a margin above the 0.95 promised in docs/PERFORMANCE.md)
 PROBES = (4, 8, 16, 32, 64, 128, 256, 512)  # nprobe candidates tried in order during calibration
-LISTS_PER_SQRT = 1  # lists = √N / this; 2 halved the build arithmetic but doubled the rows a probe scans (1M: p50 1.0 → 2.5 ms)
+# lists = √N / this; 2 halved the build arithmetic but doubled the rows a probe scans (1M: p50 1.0 → 2.5 ms)
+LISTS_PER_SQRT = 1
 TRAIN_PER_LIST = 40  # k-means training rows per list (faiss warns below 39)
 TRAIN_ITERATIONS = 10  # k-means rounds (faiss's default 25 costs 2.5× as much for lists that shift little after 10)
 CALIBRATION_QUERIES = 100
