@@ -26,6 +26,7 @@ import datetime
 import os
 import platform
 import re
+import shutil
 import statistics
 import sys
 import tempfile
@@ -144,6 +145,14 @@ def _latency_round(search: Callable[[np.ndarray], np.ndarray], queries: np.ndarr
 
 
 def pair_knn(args: argparse.Namespace) -> PairResult:
+    tmp = Path(tempfile.mkdtemp(prefix="bench_knn_"))
+    try:
+        return _knn(args, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # two 1.5 GB Lance tables and our index
+
+
+def _knn(args: argparse.Namespace, tmp: Path) -> PairResult:
     import faiss
     import lancedb
     from lancedb.index import IvfPq
@@ -152,7 +161,6 @@ def pair_knn(args: argparse.Namespace) -> PairResult:
     from core.vector_index import read_info, recall_at, unit_rows
 
     k, rows, dim = 10, args.rows, 384
-    tmp = Path(tempfile.mkdtemp(prefix="bench_knn_"))
     print(f"k-NN: {rows:,} × {dim} clustered vectors, {args.queries} fresh queries, k={k} (data in {tmp})")
     data, queries = clustered_vectors(rows, dim, seed=1), clustered_vectors(args.queries, dim, seed=2)
     truth = exact_neighbours(data, queries, k)
