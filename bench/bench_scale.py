@@ -3,10 +3,14 @@
 1. images/s through `core.batch` (decode + embed + Lance write) with 1 and 2 CPU actors on synthetic 32×32 PNGs,
    against the engine's direct path (`Engine.embed` on the same decoded images, no Ray) in the same run;
    on a GPU, `--gpu-images` CIFAR-sized images with `--gpu-model` through Ray (one actor) and direct.
-2. A Lance table of `--rows` random `--dim`-D vectors: write time, IVF_PQ build time, search latency
-   (median / p95 over `--queries` queries, k=10, refine ×10) with the index and as an exact scan.
+2. A Lance table of `--rows` random `--dim`-D vectors: write time, k-NN index build time, search latency
+   (median / p95 over `--queries` queries, k=10) with the index and as an exact scan.
+3. `--photos N` (e.g. 2000): Ray Data against the direct engine path with a full-size model (`--photo-model`,
+   default DINOv2-S, random weights) on N photo-sized JPEGs, so the model's work dominates. Both run the same
+   steps (decode, embed, Lance writes, index): `core.batch.embed_in_process` (no Ray) then `embed_dataset`.
 
     .venv/bin/python -m bench.bench_scale [--images 2000] [--model dinov2_tiny] [--rows 1000000] [--dim 384]
+    .venv/bin/python -m bench.bench_scale --photos 2000 --skip-tiny --skip-search
 """
 
 from __future__ import annotations
@@ -42,6 +46,41 @@ def bench_ray(images_dir: Path, model: str, actors: int, batch_size: int):
 
     with tempfile.TemporaryDirectory() as out:
         return embed_dataset(images_dir, Path(out) / "db", model, batch_size, actors, progress=False)
+
+
+def write_photos(root: Path, n: int, seed: int = 0) -> None:
+    """n JPEGs (quality 90, 640–1024 px on the long side) cut from the built-in sample photos: random crop, flip
+    and size, so every file differs and decodes like a real photo."""
+    from core.data import load_samples
+
+    rng = np.random.default_rng(seed)
+    sources = [Image.fromarray(item.image) for item in load_samples().items]
+    for i in range(n):
+        photo = sources[i % len(sources)]
+        w, h = photo.size
+        cw, ch = int(w * rng.uniform(0.6, 1.0)), int(h * rng.uniform(0.6, 1.0))
+        x, y = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
+        crop = photo.crop((x, y, x + cw, y + ch))
+        crop = crop.transpose(Image.Transpose.FLIP_LEFT_RIGHT) if rng.random() < 0.5 else crop
+        side = int(rng.integers(640, 1025))
+        crop = crop.resize((side, max(1, round(side * ch / cw))) if cw >= ch else (max(1, round(side * cw / ch)), side))
+        folder = root / f"class_{i % 10}"
+        folder.mkdir(parents=True, exist_ok=True)
+        crop.save(folder / f"{i:06d}.jpg", quality=90)
+
+
+def bench_ray_vs_direct(photos: Path, model: str, batch_size: int) -> tuple:
+    """(direct summary, Ray summary) for the same folder, each into a fresh stored dataset."""
+    from core.batch import embed_dataset, embed_in_process
+    from core.engine import Engine
+
+    with tempfile.TemporaryDirectory() as out:
+        start = time.perf_counter()
+        engine = Engine(device="cpu", cache=None, memory_bytes=0, batch_size=batch_size)  # as each Ray actor's
+        direct = embed_in_process(photos, Path(out) / "direct", model, engine, batch_size)
+        direct_total = time.perf_counter() - start  # model build included, as in the Ray run
+        ray_run = embed_dataset(photos, Path(out) / "ray", model, batch_size, progress=False)
+    return direct, direct_total, ray_run
 
 
 def bench_direct(images: list[np.ndarray], model: str, device: str | None, batch_size: int) -> float:
@@ -89,25 +128,10 @@ def _latency(table, probe: list[np.ndarray], p95: bool = False):
     return (float(np.median(times)), float(np.percentile(times, 95))) if p95 else float(np.median(times))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=int, default=2000)
-    parser.add_argument("--model", default="dinov2_tiny")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--dim", type=int, default=384)
-    parser.add_argument("--queries", type=int, default=50)
-    parser.add_argument("--gpu-images", type=int, default=100_000)
-    parser.add_argument("--gpu-model", default="clip_vit_b32")
-    parser.add_argument("--skip-search", action="store_true")
-    args = parser.parse_args()
-
+def run_tiny(args: argparse.Namespace) -> None:
+    """Part 1: the tiny model through Ray against the direct path (and on a GPU, the GPU model)."""
     import torch
 
-    from core.batch import init_ray
-
-    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}")
-    init_ray(num_cpus=os.cpu_count() if torch.cuda.is_available() else 2)
     with tempfile.TemporaryDirectory() as tmp:
         images = write_images(Path(tmp) / "images", args.images)
         direct = bench_direct(images, args.model, "cpu", args.batch_size)
@@ -125,6 +149,48 @@ def main() -> None:
             rate = bench_ray(gpu_dir, args.gpu_model, 1, 256).steady_images_per_second
             print(f"GPU {args.gpu_model}, {args.gpu_images} images: direct {direct:.0f}/s, Ray {rate:.0f}/s "
                   f"(Ray overhead {100 * (direct / rate - 1):.0f} %)")  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=2000)
+    parser.add_argument("--model", default="dinov2_tiny")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--dim", type=int, default=384)
+    parser.add_argument("--queries", type=int, default=50)
+    parser.add_argument("--gpu-images", type=int, default=100_000)
+    parser.add_argument("--gpu-model", default="clip_vit_b32")
+    parser.add_argument("--skip-search", action="store_true")
+    parser.add_argument("--skip-tiny", action="store_true", help="leave out the tiny-model throughput part")
+    parser.add_argument("--photos", type=int, default=0, help="Ray vs direct on this many photos (0: not run)")
+    parser.add_argument("--photo-model", default="dinov2_small")
+    parser.add_argument("--photo-batch", type=int, default=16)
+    args = parser.parse_args()
+
+    import torch
+
+    from core.batch import init_ray
+
+    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}")
+    init_ray(num_cpus=os.cpu_count() if torch.cuda.is_available() else 2)
+    if args.photos:
+        with tempfile.TemporaryDirectory() as tmp:
+            write_photos(Path(tmp), args.photos)
+            direct, direct_total, ray_run = bench_ray_vs_direct(Path(tmp), args.photo_model, args.photo_batch)
+        print(
+            f"{args.photos} photos, {args.photo_model} (random weights), batch {args.photo_batch}, load {os.getloadavg()[0]:.1f}:"
+        )
+        print(
+            f"  direct (embed_in_process, no Ray): {direct.embedded / direct_total:.2f} images/s ({direct_total:.0f} s)"
+        )
+        print(
+            f"  Ray Data: {ray_run.images_per_second:.2f} images/s ({ray_run.seconds:.0f} s, first block after "
+            f"{ray_run.startup_seconds:.0f} s; {ray_run.steady_images_per_second:.2f} images/s after it)"
+        )
+        print(f"  Ray / direct: {ray_run.images_per_second / (direct.embedded / direct_total):.3f}")  # fmt: skip
+    if not args.skip_tiny:
+        run_tiny(args)
     if not args.skip_search:
         with tempfile.TemporaryDirectory() as tmp:
             r = bench_search(args.rows, args.dim, args.queries, Path(tmp) / "vectors")

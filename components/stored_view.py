@@ -142,7 +142,7 @@ def show_summary(stored: store.StoredDataset) -> None:
     cols[0].metric("Images", f"{stored.rows:,}")
     cols[1].metric("Classes", classes or "—")
     cols[2].metric("Skipped files", stored.skipped.count_rows() if stored.skipped is not None else 0)
-    cols[3].metric("Index", "IVF_PQ" if stored.indexed else "exact scan")
+    cols[3].metric("Index", stored.index_name)
     st.caption(f"Model **{registry.display_name(stored.ref)}**, {stored.dim}-D vectors.")
 
 

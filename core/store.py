@@ -1,17 +1,19 @@
 """Stored embedding datasets: a LanceDB folder written by `core.batch`, read back in batches, searched
-through its vector index, and curated (near-duplicate report). Pure: no streamlit.
+through its k-NN index, and curated (near-duplicate report). Pure: no streamlit.
 
 Layout of a stored dataset (one LanceDB database folder):
   images   id (str), path (str), label (str | null), model (str), weights (str),
            vector (fixed_size_list<float32>[D]: `Engine.embed` output, unnormalised)
   skipped  id, path, reason, model — files that could not be decoded, with the reason
+  knn.faiss, knn.json   the k-NN index of `images` (`core.vector_index`), built for one table version
 Similarity is cosine everywhere; Lance reports cosine *distance* (1 - cosine), turned back into similarity here.
 """
 
 from __future__ import annotations
 
-import math
 import os
+import threading
+import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,17 +22,18 @@ import lancedb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-from lancedb.index import IvfPq
 
+from core import vector_index
 from core.analysis.duplicates import PROBES, bucketed_pairs, default_buckets, exact_pairs, group_pairs
 from core.data import confine, load_image
 from core.datasets import pick_per_class
 
 IMAGES, SKIPPED = "images", "skipped"
 LANCE_TABLE_MARK = "_versions"  # every Lance table folder holds its manifests here
-INDEX_MIN_ROWS = 100_000  # below this an exact (brute-force) scan answers in milliseconds: no index is built
-REFINE_FACTOR = 10  # IVF_PQ candidates re-ranked with the exact vectors: k × this many
+INDEX_MIN_ROWS = 20_000  # below this the k-NN index is an exact in-memory scan (a few ms); from here an IVF-Flat
+REFINE_FACTOR = 10  # Lance IVF_PQ (datasets indexed before knn.faiss): candidates re-ranked exactly, k × this many
 NPROBES = 32
+KNN_KEEP = 2  # loaded k-NN indexes kept in memory (one 1M × 384 dataset: 1.5 GB)
 READ_BATCH = 65_536
 META_COLUMNS = ["id", "path", "label"]
 
@@ -112,7 +115,7 @@ def skipped_rows(path: str | Path) -> pa.Table | None:
 
 
 def compact_and_index(path: str | Path, min_rows: int = INDEX_MIN_ROWS) -> str:
-    """Compact the images table's per-commit fragments, then `build_index`; returns what the index step did."""
+    """Compact the images table's per-commit fragments, then `build_index`; returns what was built."""
     table = connect(path).open_table(IMAGES)
     table.optimize()
     return build_index(table, min_rows)
@@ -136,8 +139,12 @@ class StoredDataset:
         return f"{self.model}@{self.weights}"
 
     @property
-    def indexed(self) -> bool:
-        return bool(self.table.list_indices())
+    def index_name(self) -> str:
+        """What answers a search: "IVF-Flat" (the k-NN index), "exact scan", or "IVF_PQ" (Lance, an older dataset)."""
+        loaded = _loaded_index(self.table)
+        if loaded is not None:
+            return "exact scan" if loaded.knn.info.exact else "IVF-Flat"
+        return "IVF_PQ" if self.table.list_indices() else "exact scan"
 
 
 def connect(path: str | Path) -> lancedb.DBConnection:
@@ -163,6 +170,7 @@ def open_store(path: str | Path) -> StoredDataset:
         raise ValueError(f"{path} has an empty '{IMAGES}' table")
     first = table.search().select(["model", "weights"]).limit(1).to_arrow()
     dim = table.schema.field("vector").type.list_size
+    _loaded_index(table)  # the k-NN index is read now, not on the first search
     return StoredDataset(path, table, skipped, rows, first["model"][0].as_py(), first["weights"][0].as_py(), dim)
 
 
@@ -288,22 +296,60 @@ def align_stores(stores: Sequence[StoredDataset], per_class: int, seed: int = 0)
 
 
 # ---- index and search -------------------------------------------------------------------------
-def ivf_pq_config(rows: int, dim: int) -> IvfPq:
-    """IVF_PQ (cosine) sized for `rows` vectors of `dim`: partitions ≈ √rows (a few thousand rows each),
-    sub-vectors of 8 dimensions (D/8 bytes a vector, 16× smaller than float32), or the largest divisor of D below."""
-    partitions = max(1, min(4096, round(math.sqrt(rows))))
-    sub = next(s for s in range(max(1, dim // 8), 0, -1) if dim % s == 0)
-    return IvfPq(distance_type="cosine", num_partitions=partitions, num_sub_vectors=sub)
+@dataclass(frozen=True)
+class _Loaded:
+    knn: vector_index.KnnIndex
+    meta: pa.Table  # META_COLUMNS of every row, in storage order (the index's ids are row offsets)
+
+
+_KNN: dict[str, _Loaded] = {}  # by table uri, the most recently loaded last
+_KNN_LOCK = threading.Lock()
+# table handle → its index, once checked against the handle's version. A handle's version changes only through
+# writes on that handle, and every write here opens its own (`append`, `compact_and_index`); asking a handle for its
+# version or uri hops to lancedb's event-loop thread (0.1–1 ms under load), too dear for every query.
+_HANDLES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def build_index(table: lancedb.table.Table, min_rows: int = INDEX_MIN_ROWS) -> str:
-    """An IVF_PQ index when the table has at least `min_rows` rows, else none (exact scan); returns what was done."""
-    rows, dim = table.count_rows(), table.schema.field("vector").type.list_size
-    if rows < min_rows:
-        return f"no index: {rows:,} rows are searched exactly (brute force)"
-    config = ivf_pq_config(rows, dim)
-    table.create_index("vector", config=config, replace=True)
-    return f"IVF_PQ index on {rows:,} rows ({config.num_partitions} partitions, {config.num_sub_vectors} sub-vectors)"
+    """Build the k-NN index of `table` (exact below `min_rows` rows, IVF-Flat from there), save it beside the table
+    for its current version and keep it loaded; returns what was built."""
+    knn = vector_index.build(iter_vectors(table), table.schema.field("vector").type.list_size, table.version, min_rows)
+    vector_index.save(knn, _folder(table))
+    with _KNN_LOCK:
+        _HANDLES[table] = _keep(table.uri, _Loaded(knn, _meta(table)))
+    return knn.info.describe()
+
+
+def _folder(table: lancedb.table.Table) -> Path:
+    return Path(table.uri).parent
+
+
+def _meta(table: lancedb.table.Table) -> pa.Table:
+    return table.search().select(META_COLUMNS).limit(None).to_arrow().combine_chunks()
+
+
+def _keep(key: str, loaded: _Loaded) -> _Loaded:
+    _KNN.pop(key, None)
+    _KNN[key] = loaded
+    while len(_KNN) > KNN_KEEP:
+        _KNN.pop(next(iter(_KNN)))
+    return loaded
+
+
+def _loaded_index(table: lancedb.table.Table) -> _Loaded | None:
+    """The k-NN index built for the table's current version (from memory, else from its files), or None."""
+    loaded = _HANDLES.get(table)
+    if loaded is not None:
+        return loaded
+    key, version = table.uri, table.version
+    with _KNN_LOCK:
+        loaded = _KNN.get(key)
+        if loaded is None or loaded.knn.info.version != version:
+            knn = vector_index.load(_folder(table), version)
+            loaded = None if knn is None else _keep(key, _Loaded(knn, _meta(table)))
+        if loaded is not None:
+            _HANDLES[table] = loaded
+        return loaded
 
 
 def search(
@@ -311,7 +357,20 @@ def search(
 ) -> pd.DataFrame:
     """The `k` rows most cosine-similar to `query` (D,), best first: `columns` plus `similarity`.
 
-    Through the IVF_PQ index when the table has one (candidates re-ranked exactly), else an exact scan."""
+    Through the k-NN index when one was built for the table's version, else through Lance (its IVF_PQ index with
+    exact re-ranking when an older dataset has one, else an exact scan)."""
+    loaded = _loaded_index(table)
+    if loaded is None:
+        return _search_lance(table, query, k, columns)
+    similarity, offsets = loaded.knn.search(np.asarray(query, dtype=np.float32).reshape(1, -1), k)
+    hit = offsets[0] >= 0
+    offsets = offsets[0][hit]
+    rows = loaded.meta if set(columns) <= set(META_COLUMNS) else None
+    rows = rows.take(offsets) if rows is not None else read_rows(table, offsets, columns)
+    return pd.DataFrame({**rows.select(list(columns)).to_pydict(), "similarity": similarity[0][hit]})
+
+
+def _search_lance(table: lancedb.table.Table, query: np.ndarray, k: int, columns: Sequence[str]) -> pd.DataFrame:
     q = table.search(np.asarray(query, dtype=np.float32).reshape(-1), vector_column_name="vector")
     q = q.distance_type("cosine").limit(k).select([*columns, "_distance"])
     if table.list_indices():

@@ -162,3 +162,23 @@ def test_two_sessions_storing_the_same_images_at_once_store_each_image_once(tmp_
     assert sorted(r.embedded for r in runs) == [0, 6]
     ids = store.read_column(store.open_store(folder / "db.lance").table, "id")
     assert len(ids) == len(set(ids)) == 6
+
+
+def test_ray_workers_run_at_the_drivers_priority_not_niced(local_ray):
+    import ray
+
+    @ray.remote(num_cpus=0.25)
+    def niceness() -> int:
+        return os.nice(0)
+
+    assert ray.get(niceness.remote()) == os.nice(0)  # Ray's default, 15, starves them next to any other work
+
+
+def test_the_ray_stages_import_neither_torch_nor_lance_nor_scikit_learn():
+    """A Ray worker imports the module of its stage: a decode worker must not pay for torch, Lance and scikit-learn
+    (~30 s on a busy 2-core machine); the model's actor imports torch when it builds its engine, not before."""
+    assert batch.decode_batch.__module__ == batch.Embedder.__module__
+    heavy = ("torch", "lancedb", "sklearn", "faiss", "transformers")
+    code = f"import sys, {batch.decode_batch.__module__}; print([m for m in {heavy!r} if m in sys.modules])"
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

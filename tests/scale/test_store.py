@@ -21,22 +21,23 @@ def make_store(path, vectors: np.ndarray, labels=None, model: str = "clip_tiny")
 def test_open_store_reads_model_rows_and_dimension(tmp_path):
     vectors = np.random.default_rng(0).standard_normal((50, 16)).astype(np.float32)
     stored = make_store(tmp_path / "db", vectors, labels=["a", "b"] * 25)
-    assert (stored.rows, stored.dim, stored.ref, stored.indexed) == (50, 16, "clip_tiny@random", False)
+    assert (stored.rows, stored.dim, stored.ref, stored.index_name) == (50, 16, "clip_tiny@random", "exact scan")
     assert list(store.read_column(stored.table, "label")[:2]) == ["a", "b"]
     with pytest.raises(ValueError, match="no stored embeddings"):
         store.open_store(tmp_path / "nothing")
 
 
-@pytest.mark.parametrize("indexed", [False, True], ids=["exact", "ivf_pq"])
-def test_a_planted_nearest_neighbour_is_found(tmp_path, indexed):
+@pytest.mark.parametrize("index", ["lance", "exact", "ivf_flat"])
+def test_a_planted_nearest_neighbour_is_found(tmp_path, index):
     rng = np.random.default_rng(1)
     vectors = rng.standard_normal((5000, 32)).astype(np.float32)
     stored = make_store(tmp_path / "db", vectors)
-    if indexed:
-        assert store.build_index(stored.table, min_rows=1000).startswith("IVF_PQ index on 5,000 rows")
-        assert stored.indexed
-    else:
-        assert store.build_index(stored.table).startswith("no index")
+    if index == "ivf_flat":
+        assert store.build_index(stored.table, min_rows=1000).startswith("IVF-Flat index on 5,000 rows")
+        assert stored.index_name == "IVF-Flat"
+    elif index == "exact":
+        assert store.build_index(stored.table).startswith("exact in-memory index on 5,000 rows")
+    assert stored.index_name == {"lance": "exact scan", "exact": "exact scan", "ivf_flat": "IVF-Flat"}[index]
     query = vectors[1234] * 3.0 + 0.01 * rng.standard_normal(32).astype(np.float32)  # cosine ignores the scale
     found = store.search(stored.table, query, k=5)
     assert found["id"][0] == "id01234" and found["similarity"][0] > 0.99
