@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from core import config, registry, store
+from core import config, registry, store, store_reports
 from core.analysis.imaging import fit
 from core.analysis.scale import fit_on_sample, project_batches
 from core.data import ImageError, within
@@ -91,7 +91,7 @@ def projection(path: str, method: str, sample: int) -> tuple[np.ndarray, list[st
 def near_duplicates(path: str, threshold: float, max_rows: int):
     """(groups, the pairs table, rows examined, the search method) at cosine ≥ `threshold`."""
     bar = st.progress(0.0, text="Finding near-duplicates")
-    report, table, examined = store.find_near_duplicates(
+    report, table, examined = store_reports.find_near_duplicates(
         opened(path), threshold, max_rows, progress=lambda fraction, message: bar.progress(fraction, message)
     )
     bar.empty()
@@ -99,9 +99,9 @@ def near_duplicates(path: str, threshold: float, max_rows: int):
 
 
 @st.cache_data(show_spinner="Matching the images across datasets…", max_entries=8)
-def aligned(paths: tuple[str, ...], per_class: int) -> store.AlignedRows:
+def aligned(paths: tuple[str, ...], per_class: int) -> store_reports.AlignedRows:
     """A per-class sample of the labeled images every dataset of `paths` holds, matched by path."""
-    return store.align_stores([opened(p) for p in paths], per_class)
+    return store_reports.align_stores([opened(p) for p in paths], per_class)
 
 
 # ---- images -----------------------------------------------------------------------------------

@@ -42,7 +42,7 @@ from components.stored_data import (
     stored_thumbnail,
     titles,
 )
-from core import batch, config, registry, store
+from core import batch, config, registry, store, store_reports
 from core.analysis.scale import SCALABLE_METHODS, View
 from core.data import ImageSet, confine
 from core.text import count
@@ -275,7 +275,7 @@ def show_image_search(stored: store.StoredDataset, image: np.ndarray, k: int, ke
 
 
 # ---- several datasets -------------------------------------------------------------------------
-def pick_aligned(key: str) -> tuple[dict[str, np.ndarray], store.AlignedRows] | None:
+def pick_aligned(key: str) -> tuple[dict[str, np.ndarray], store_reports.AlignedRows] | None:
     """Stored datasets to compare (one model each) and a per-class sample of the labeled images they all hold.
 
     Returns ({model title: (N, D) vectors}, the aligned rows), or None until one is chosen; errors raise for

@@ -20,7 +20,7 @@ Ids: the BLAKE2b-128 hex of the absolute, resolved path (`path_id`). A rerun ski
 `images` or `skipped` table before reading a byte, so after a kill it embeds only what is missing; a Lance
 commit is atomic, so a kill loses at most the blocks in flight and never writes half a block. Moving the
 dataset changes its ids (it is embedded again); identical files under two paths are two rows, which the
-near-duplicate report (`core.store.find_near_duplicates`) finds.
+near-duplicate report (`core.store_reports.find_near_duplicates`) finds.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """Stored embedding datasets: a LanceDB folder written by `core.batch`, read back in batches, searched
-through its k-NN index, and curated (near-duplicate report). Pure: no streamlit.
+through its k-NN index. The one module that opens Lance (reports over stored datasets, core.store_reports, read
+through it). Pure: no streamlit.
 
 Layout of a stored dataset (one LanceDB database folder):
   images   id (str), path (str), label (str | null), model (str), weights (str),
@@ -24,9 +25,7 @@ import pandas as pd
 import pyarrow as pa
 
 from core import vector_index
-from core.analysis.duplicates import PROBES, bucketed_pairs, default_buckets, exact_pairs, group_pairs
 from core.data import confine, load_image
-from core.datasets import pick_per_class
 
 IMAGES, SKIPPED = "images", "skipped"
 LANCE_TABLE_MARK = "_versions"  # every Lance table folder holds its manifests here
@@ -241,60 +240,6 @@ def sample_offsets(rows: int, size: int, seed: int = 0) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(rows, size=size, replace=False)).astype(np.int64)
 
 
-# ---- several datasets ---------------------------------------------------------------------------
-@dataclass(frozen=True)
-class AlignedRows:
-    """Labeled images that several stored datasets all hold (matched by path), sampled per class.
-
-    Row n of `labels` and of every `vectors[i]` ((N, D_i) float32, from the i-th store) is the image `paths[n]`."""
-
-    paths: np.ndarray  # (N,) str
-    labels: np.ndarray  # (N,) str, the first store's labels
-    vectors: list[np.ndarray]
-    shared: int  # labeled images every store holds, before sampling
-    classes: int
-    per_class: int
-    seed: int
-    sources: tuple[str, ...]  # the stores' folders, in the order of `vectors`
-
-    def describe(self) -> str:
-        """One sentence: how many images of how many classes are used, and whether that is a sample."""
-        n = len(self.paths)
-        if n == self.shared:
-            return f"Using all {n:,} labeled images the datasets share ({self.classes} classes); no subsampling."
-        return (
-            f"Using {n:,} of the {self.shared:,} labeled images the datasets share: at most {self.per_class} per "
-            f"class, {self.classes} classes (random sample, seed {self.seed})."
-        )
-
-
-def align_stores(stores: Sequence[StoredDataset], per_class: int, seed: int = 0) -> AlignedRows:
-    """The rows of every store for the labeled images they all hold (inner join on `path`, labels from the first
-    store), at most `per_class` per class at random. ValueError when they share no labeled image or < 2 classes."""
-    frame = None
-    for i, stored in enumerate(stores):
-        part = pd.DataFrame({c: read_column(stored.table, c) for c in (["path", "label"] if i == 0 else ["path"])})
-        part = part.assign(**{f"row{i}": np.arange(len(part))}).drop_duplicates("path")
-        frame = part if frame is None else frame.merge(part, on="path")
-    if frame is None:
-        raise ValueError("choose at least one stored dataset")
-    frame = frame[frame["label"].notna()].sort_values("path", kind="stable")
-    if frame.empty:
-        raise ValueError("the chosen stored datasets share no labeled image (images are matched by path)")
-    classes = int(frame["label"].nunique())
-    if classes < 2:
-        only = frame["label"].iloc[0]
-        raise ValueError(
-            f"the labeled images the chosen datasets share are all of one class ({only}); need two or more"
-        )
-    keep = frame.iloc[pick_per_class(frame["label"].to_numpy(), per_class, seed)]
-    vectors = [vectors_of(read_rows(s.table, keep[f"row{i}"], ("vector",))) for i, s in enumerate(stores)]
-    labels = keep["label"].to_numpy().astype(str)
-    paths = keep["path"].to_numpy().astype(str)
-    sources = tuple(str(s.path) for s in stores)
-    return AlignedRows(paths, labels, vectors, len(frame), classes, per_class, seed, sources)
-
-
 # ---- index and search -------------------------------------------------------------------------
 @dataclass(frozen=True)
 class _Loaded:
@@ -378,70 +323,6 @@ def _search_lance(table: lancedb.table.Table, query: np.ndarray, k: int, columns
     found = q.to_pandas()
     found["similarity"] = 1.0 - found.pop("_distance").astype(np.float32)
     return found.reset_index(drop=True)
-
-
-# ---- near duplicates --------------------------------------------------------------------------
-@dataclass(frozen=True)
-class DuplicateReport:
-    """Pairs (i, j, similarity) with i < j rows of the input, best first, and groups: connected rows of size ≥ 2."""
-
-    pairs: np.ndarray  # (P, 2) int64
-    similarity: np.ndarray  # (P,) float32
-    groups: list[np.ndarray]  # each a sorted (G,) int64, largest group first
-    threshold: float
-    method: str = "exact: every pair compared"  # how the pairs were searched, for the report
-
-
-EXACT_DUPLICATE_ROWS = 50_000  # up to this many rows, every pair is compared; beyond, bucketed (all rows still)
-
-
-def compute_near_duplicates(
-    vectors: np.ndarray,
-    threshold: float = 0.95,
-    block: int = 2048,
-    exact_rows: int = EXACT_DUPLICATE_ROWS,
-    progress=None,
-) -> DuplicateReport:
-    """Every pair of rows of `vectors` (N, D) with cosine ≥ `threshold`: exactly (all pairs, `block` rows at a time)
-    up to `exact_rows` rows, else within k-means buckets (`core.analysis.duplicates.bucketed_pairs`)."""
-    if len(vectors) <= exact_rows:
-        pairs, sims = exact_pairs(vectors, threshold, block)
-        method = "exact: every pair compared"
-    else:
-        pairs, sims = bucketed_pairs(vectors, threshold, progress=progress)
-        method = f"each row compared with the rows of its {PROBES} nearest of {default_buckets(len(vectors)):,} k-means buckets"
-    return DuplicateReport(pairs, sims, group_pairs(pairs, len(vectors)), float(threshold), method)
-
-
-def near_duplicate_table(report: DuplicateReport, ids: np.ndarray, paths: np.ndarray) -> pd.DataFrame:
-    """One row per pair, exportable as CSV: group, similarity, and both images' id and path."""
-    group_of = {int(r): g for g, rows in enumerate(report.groups) for r in rows}
-    a, b = report.pairs[:, 0], report.pairs[:, 1]
-    return pd.DataFrame(
-        {
-            "group": [group_of[int(i)] for i in a],
-            "similarity": np.round(report.similarity, 4),
-            "id_a": ids[a],
-            "path_a": paths[a],
-            "id_b": ids[b],
-            "path_b": paths[b],
-        }
-    )
-
-
-def find_near_duplicates(
-    store: StoredDataset, threshold: float = 0.95, max_rows: int = 2_000_000, seed: int = 0, progress=None
-) -> tuple[DuplicateReport, pd.DataFrame, int]:
-    """Near-duplicates among all rows, or a stated random sample of `max_rows` of them (see
-    `compute_near_duplicates` for how pairs are searched). Returns (report, table of pairs, rows examined)."""
-    offsets = sample_offsets(store.rows, max_rows, seed)
-    if len(offsets) == store.rows:
-        data = pa.Table.from_batches(list(iter_batches(store.table, ("id", "path", "vector"))))
-    else:
-        data = read_rows(store.table, offsets, ("id", "path", "vector"))
-    report = compute_near_duplicates(vectors_of(data), threshold, progress=progress)
-    ids, paths = (data[c].to_numpy(zero_copy_only=False) for c in ("id", "path"))
-    return report, near_duplicate_table(report, ids, paths), len(offsets)
 
 
 # ---- images -----------------------------------------------------------------------------------

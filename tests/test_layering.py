@@ -37,6 +37,14 @@ def test_pages_and_components_reach_torch_only_through_core():
             assert not _imports(path) & {"torch", "transformers", "open_clip", "segment_anything"}, path
 
 
+def test_only_core_store_opens_lance():
+    """One door per external system: the app reaches Lance through core.store (benchmarks may compare against it)."""
+    for folder in ("core", "components", "pages"):
+        for path in (ROOT / folder).rglob("*.py"):
+            if path != ROOT / "core" / "store.py":
+                assert not _imports(path) & {"lancedb", "lance"}, path
+
+
 def test_components_never_import_pages():
     for path in (ROOT / "components").glob("*.py"):
         assert "pages" not in _imports(path), path

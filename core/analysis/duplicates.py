@@ -14,7 +14,10 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
+import pandas as pd
 
 from core.analysis.retrieval import normalize
 
@@ -116,3 +119,52 @@ def group_pairs(pairs: np.ndarray, n: int) -> list[np.ndarray]:
     rows = np.argsort(component, kind="stable")  # rows of each component together, in increasing order
     starts = np.concatenate([[0], np.cumsum(sizes)])
     return [rows[starts[c] : starts[c + 1]] for c in np.argsort(-sizes, kind="stable") if sizes[c] >= 2]
+
+
+# ---- reports --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class DuplicateReport:
+    """Pairs (i, j, similarity) with i < j rows of the input, best first, and groups: connected rows of size ≥ 2."""
+
+    pairs: np.ndarray  # (P, 2) int64
+    similarity: np.ndarray  # (P,) float32
+    groups: list[np.ndarray]  # each a sorted (G,) int64, largest group first
+    threshold: float
+    method: str = "exact: every pair compared"  # how the pairs were searched, for the report
+
+
+EXACT_DUPLICATE_ROWS = 50_000  # up to this many rows, every pair is compared; beyond, bucketed (all rows still)
+
+
+def compute_near_duplicates(
+    vectors: np.ndarray,
+    threshold: float = 0.95,
+    block: int = 2048,
+    exact_rows: int = EXACT_DUPLICATE_ROWS,
+    progress=None,
+) -> DuplicateReport:
+    """Every pair of rows of `vectors` (N, D) with cosine ≥ `threshold`: exactly (all pairs, `block` rows at a time)
+    up to `exact_rows` rows, else within k-means buckets (`core.analysis.duplicates.bucketed_pairs`)."""
+    if len(vectors) <= exact_rows:
+        pairs, sims = exact_pairs(vectors, threshold, block)
+        method = "exact: every pair compared"
+    else:
+        pairs, sims = bucketed_pairs(vectors, threshold, progress=progress)
+        method = f"each row compared with the rows of its {PROBES} nearest of {default_buckets(len(vectors)):,} k-means buckets"
+    return DuplicateReport(pairs, sims, group_pairs(pairs, len(vectors)), float(threshold), method)
+
+
+def near_duplicate_table(report: DuplicateReport, ids: np.ndarray, paths: np.ndarray) -> pd.DataFrame:
+    """One row per pair, exportable as CSV: group, similarity, and both images' id and path."""
+    group_of = {int(r): g for g, rows in enumerate(report.groups) for r in rows}
+    a, b = report.pairs[:, 0], report.pairs[:, 1]
+    return pd.DataFrame(
+        {
+            "group": [group_of[int(i)] for i in a],
+            "similarity": np.round(report.similarity, 4),
+            "id_a": ids[a],
+            "path_a": paths[a],
+            "id_b": ids[b],
+            "path_b": paths[b],
+        }
+    )

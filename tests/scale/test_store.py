@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core import store
+from core import store, store_reports
+from core.analysis.duplicates import compute_near_duplicates
 
 
 def make_store(path, vectors: np.ndarray, labels=None, model: str = "clip_tiny") -> store.StoredDataset:
@@ -55,7 +56,7 @@ def _planted(n_distinct: int = 300, dim: int = 64, seed: int = 2):
 
 def test_planted_near_duplicates_are_reported_and_distinct_rows_are_not():
     vectors, n = _planted()
-    report = store.compute_near_duplicates(vectors, threshold=0.95, block=64)  # small blocks: crossing block edges
+    report = compute_near_duplicates(vectors, threshold=0.95, block=64)  # small blocks: crossing block edges
     pairs = {tuple(p) for p in report.pairs.tolist()}
     assert pairs == {(0, n), (0, n + 1), (n, n + 1), (5, n + 2)}
     assert [g.tolist() for g in report.groups] == [[0, n, n + 1], [5, n + 2]]
@@ -64,8 +65,8 @@ def test_planted_near_duplicates_are_reported_and_distinct_rows_are_not():
 
 def test_beyond_the_exact_limit_the_report_is_bucketed_and_finds_the_same_pairs():
     vectors, n = _planted()
-    exact = store.compute_near_duplicates(vectors, threshold=0.95)
-    bucketed = store.compute_near_duplicates(vectors, threshold=0.95, exact_rows=100)
+    exact = compute_near_duplicates(vectors, threshold=0.95)
+    bucketed = compute_near_duplicates(vectors, threshold=0.95, exact_rows=100)
     assert exact.method.startswith("exact") and "k-means buckets" in bucketed.method
     assert {tuple(p) for p in bucketed.pairs.tolist()} == {tuple(p) for p in exact.pairs.tolist()}
     assert [g.tolist() for g in bucketed.groups] == [g.tolist() for g in exact.groups]
@@ -74,12 +75,12 @@ def test_beyond_the_exact_limit_the_report_is_bucketed_and_finds_the_same_pairs(
 def test_the_near_duplicate_report_of_a_store_exports_as_csv(tmp_path):
     vectors, n = _planted()
     stored = make_store(tmp_path / "db", vectors)
-    report, table, examined = store.find_near_duplicates(stored, threshold=0.95)
+    report, table, examined = store_reports.find_near_duplicates(stored, threshold=0.95)
     assert examined == len(vectors) and len(table) == 4
     again = pd.read_csv(__import__("io").StringIO(table.to_csv(index=False)))
     assert list(again.columns) == ["group", "similarity", "id_a", "path_a", "id_b", "path_b"]
     assert set(again.loc[again["group"] == 1, "id_b"]) == {f"id{n + 2:05d}"}
-    _, sampled, examined = store.find_near_duplicates(stored, threshold=0.95, max_rows=100)
+    _, sampled, examined = store_reports.find_near_duplicates(stored, threshold=0.95, max_rows=100)
     assert examined == 100
 
 
@@ -129,7 +130,7 @@ def test_aligned_stores_join_on_path_keep_labeled_rows_and_sample_per_class(tmp_
     store.append(tmp_path / "b", store.IMAGES, b_rows)
     a, b = store.open_store(tmp_path / "a"), store.open_store(tmp_path / "b")
 
-    rows = store.align_stores([a, b], per_class=1000)
+    rows = store_reports.align_stores([a, b], per_class=1000)
     shared = sorted(paths[i] for i in order if labels[i] is not None)
     assert list(rows.paths) == shared and rows.shared == len(shared) and rows.classes == 2
     index = {p: i for i, p in enumerate(paths)}
@@ -139,16 +140,16 @@ def test_aligned_stores_join_on_path_keep_labeled_rows_and_sample_per_class(tmp_
     assert list(rows.labels) == [labels[i] for i in picked]  # the first store's labels
     assert "no subsampling" in rows.describe()
 
-    sample = store.align_stores([a, b], per_class=3)
+    sample = store_reports.align_stores([a, b], per_class=3)
     assert len(sample.paths) == 6 and sorted(np.unique(sample.labels, return_counts=True)[1]) == [3, 3]
     assert set(sample.paths) <= set(shared) and f"Using 6 of the {len(shared)}" in sample.describe()
-    assert list(store.align_stores([a, b], per_class=3).paths) == list(sample.paths)  # seeded
+    assert list(store_reports.align_stores([a, b], per_class=3).paths) == list(sample.paths)  # seeded
 
     with pytest.raises(ValueError, match="share no labeled image"):
-        store.align_stores([b, a], per_class=10)  # the first store's labels count: b has none
+        store_reports.align_stores([b, a], per_class=10)  # the first store's labels count: b has none
     one_class = [v if v == "dog" else None for v in labels]  # only dogs labeled
     store.append(
         tmp_path / "c", store.IMAGES, store.images_rows(paths, paths, one_class, "timm_tiny", "random", a_vectors)
     )
     with pytest.raises(ValueError, match="all of one class"):
-        store.align_stores([store.open_store(tmp_path / "c"), a], per_class=10)
+        store_reports.align_stores([store.open_store(tmp_path / "c"), a], per_class=10)

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from core import registry, store
+from core import registry, store, store_reports
 from core.analysis import retrieval as R
 from core.data import load_samples
 from core.engine import Engine
@@ -175,7 +175,7 @@ def test_compare_on_two_stores_scores_each_model_on_the_images_they_share(compar
     scores = next(d.value for d in at.dataframe if "mAP" in d.value.columns).set_index("model")
     assert list(scores.index) == ["CLIP tiny (test)", "DINOv2 tiny (test)"]
 
-    rows = store.align_stores([store.open_store(stores["a"]), store.open_store(stores["b"])], PER_CLASS)
+    rows = store_reports.align_stores([store.open_store(stores["a"]), store.open_store(stores["b"])], PER_CLASS)
     assert len(rows.paths) < 50 and rows.describe() in _texts(at)  # subsampled, and said so
     index = {p: i for i, p in enumerate(paths)}
     picked = [index[p] for p in rows.paths]
