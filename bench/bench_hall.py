@@ -35,6 +35,7 @@ import time
 import urllib.request
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import websockets
@@ -334,7 +335,7 @@ def leaks(students: list[Student]) -> list[str]:
 
 
 async def hall(url: str, n: int, args: argparse.Namespace) -> dict:
-    clicks = max(1, round(args.duration / args.period))
+    clicks = args.clicks or max(1, round(args.duration / args.period))
     students = make_students(n, clicks, args.shared_image, args.side)
     if args.shared_image:  # the one image is embedded before the hall starts, as a lecturer's "Whole working set"
         (warm,) = make_students(1, 1, True, args.side)
@@ -342,12 +343,33 @@ async def hall(url: str, n: int, args: argparse.Namespace) -> dict:
         if warm.errors:
             raise ProtocolError(f"warm-up session failed: {warm.errors}")
     barrier = Barrier(n)
+    cpu_at_start = asyncio.create_task(_cpu_when(barrier.event))
     sessions = (student_session(url, s, barrier, args.period * s.n / n, args) for s in students)
     await asyncio.wait_for(asyncio.gather(*sessions), args.deadline)
-    return summary(students)
+    start, end = await cpu_at_start, server_cpu_s()
+    return summary(students, end - start if start is not None and end is not None else None)
 
 
-def summary(students: list[Student]) -> dict:
+def server_cpu_s() -> float | None:
+    """CPU seconds (user + system, all threads) of the server this process started; None without one (--url) or
+    without /proc. Load from other jobs stretches wall times, not this."""
+    total = None
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == os.getpid():  # a child of this process: the server
+            total = (total or 0.0) + (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+async def _cpu_when(event: asyncio.Event) -> float | None:
+    await event.wait()
+    return server_cpu_s()
+
+
+def summary(students: list[Student], server_cpu: float | None = None) -> dict:
     latencies = np.array([ms for s in students for ms in s.latencies_ms])
     decoder = np.array([ms for s in students for ms in s.decoder_ms])
     clicking = [s for s in students if s.first_sent]
@@ -364,10 +386,14 @@ def summary(students: list[Student]) -> dict:
         "p95_ms": pct(latencies, 95),
         "max_ms": pct(latencies, 100),
         "decoder_p50_ms": pct(decoder, 50),
+        "server_cpu_ms_per_click": round(1e3 * server_cpu / len(latencies), 1)
+        if server_cpu and len(latencies)
+        else None,
         "errors": [f"session {s.n}: {e}" for s in students for e in s.errors],
         "lost_masks": [s.n for s in students if not s.sent or len(s.last_echo) != s.sent],
         "leaks": leaks(students),
         "distinct_widgets": len(set(keys)),
+        "load_average": [round(v, 1) for v in os.getloadavg()],  # other jobs on the machine, when it ended
     }
 
 
@@ -376,6 +402,7 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, nargs="+", default=[50])
     parser.add_argument("--period", type=float, default=2.0, help="seconds between a session's clicks")
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of clicking per session")
+    parser.add_argument("--clicks", type=int, help="most clicks per session (default: duration / period)")
     parser.add_argument("--profile", default="tiny", help="VFM_LENS_PROFILE of the server: tiny or default")
     parser.add_argument("--shared-image", action="store_true", help="one image for all (full-size SAM: embed once)")
     parser.add_argument("--side", type=int, default=64, help="uploaded image width in pixels")
