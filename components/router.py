@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
+from streamlit.runtime.scriptrunner import get_script_run_ctx
+from streamlit.runtime.scriptrunner_utils.script_requests import RerunData
 
 
 def ensure_router() -> None:
@@ -20,7 +22,22 @@ def ensure_router() -> None:
     if PagesManager.uses_pages_directory:
         PagesManager.uses_pages_directory = False
         st.set_option("client.showSidebarNavigation", True)
-        st.rerun()
+        _request_rerun()
+
+
+def _request_rerun() -> None:
+    """Start the run again from the script's next Streamlit call, which is outside any import.
+
+    `st.rerun()` raises at once, and `ensure_router` runs inside the import of the `components` package: a package
+    whose import raises is dropped from `sys.modules` while other sessions' threads may be importing its modules
+    (`KeyError: 'components'`, "cannot import name" — seen when three sessions opened a fresh server together).
+    """
+    ctx = get_script_run_ctx()
+    if ctx is not None and ctx.script_requests is not None:
+        page, query = ctx.page_script_hash, ctx.query_string
+        ctx.script_requests.request_rerun(
+            RerunData(query_string=query, page_script_hash=page, context_info=ctx.context_info)
+        )
 
 
 # Streamlit's own running indicator is hidden with toolbarMode "minimal". Its app root carries the run state, and
