@@ -1,10 +1,17 @@
 """VFM Lens: router only. Shared sidebar and banner, then the chosen page."""
 
+from pathlib import Path
+
 import streamlit as st
 
-from components.sidebar import show_random_banner, show_sidebar
+from components.router import ensure_router, show_signs_of_work
 
-st.set_page_config(page_title="VFM Lens", page_icon=":material/center_focus_strong:", layout="wide")
+ensure_router()  # first, so that no URL runs a page without this router and no legacy page list is painted
+ICON = (
+    Path(__file__).parent / "components" / "assets" / "icon.svg"
+)  # shipped: an offline first paint fetches no icon font
+st.set_page_config(page_title="VFM Lens", page_icon=str(ICON), layout="wide")
+show_signs_of_work()
 
 page = st.navigation(
     [
@@ -21,5 +28,8 @@ page = st.navigation(
         st.Page("pages/models.py", title="Models", icon=":material/model_training:"),
     ]
 )
+# The navigation and the signs of work are in place before the first (slow) import of the models' code.
+from components.sidebar import show_random_banner, show_sidebar  # noqa: E402
+
 show_random_banner(show_sidebar())
 page.run()

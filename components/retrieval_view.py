@@ -17,7 +17,7 @@ from skimage.draw import disk
 from components.charts import confusion_figure
 from components.images import thumbnail
 from components.progress import progress_bar
-from components.sidebar import FAMILIES, default_model, selected_model
+from components.sidebar import FAMILIES, default_model, model_label, offered_models, selected_model
 from components.state import get_engine
 from core import registry
 from core.analysis.imaging import blend, palette, to_png
@@ -25,6 +25,7 @@ from core.analysis.matching import overlay_similarity
 from core.analysis.retrieval import DEFAULT_TEMPLATES, SHOTS, Classification, Ranking, compute_scores, scores_table
 from core.config import scale_extras_installed
 from core.data import ImageSet
+from core.text import count
 
 THUMB = 128  # thumbnail side, pixels
 MAX_GRID = 24  # thumbnails shown under a table
@@ -44,12 +45,12 @@ def pick_source(label: str, stored_label: str, key: str) -> bool:
 
 
 # ---- models -----------------------------------------------------------------------------------
-model_title = registry.display_name
+model_title = model_label  # missing weights say "not found: random weights"
 
 
 def candidate_models() -> list[str]:
     """``name@weights``: the sidebar's CLIP, DINOv2 and SAM choices, then every timm ImageNet baseline."""
-    timm = [str(registry.parse(spec.name)) for spec in registry.list_models("timm")]
+    timm = [str(registry.parse(spec.name)) for spec in offered_models("timm")]
     return list(dict.fromkeys([selected_model(family) for family in FAMILIES] + timm))
 
 
@@ -77,6 +78,12 @@ def embed_images(images: Sequence[np.ndarray], model: str) -> np.ndarray:
     features = get_engine().embed(list(images), model, update)
     close()
     return features
+
+
+def embed_text(texts: Sequence[str], model: str) -> np.ndarray:
+    """(T, D) CLIP text embeddings, under a spinner that names the work (a first use loads the model)."""
+    with st.spinner(f"Embedding {count(len(texts), 'text prompt')} with {model_title(model)}…"):
+        return get_engine().embed_text(list(texts), model)
 
 
 # ---- prompts ----------------------------------------------------------------------------------
@@ -166,7 +173,10 @@ def run_comparison(
     (N,). Returns the score rows of the last click made with these `settings`, k and episodes, else None."""
     signature = hashlib.blake2b(repr((settings, k, episodes)).encode()).hexdigest()
     if st.button("Compare", type="primary", disabled=disabled, key=f"{key}_run"):
-        scores = {title: compute_scores(f, labels, k, SHOTS, episodes) for title, f in features().items()}
+        scores = {}
+        for title, f in features().items():
+            with st.spinner(f"Scoring {title}: 1-NN, {k}-NN, {episodes} few-shot episodes, retrieval mAP…"):
+                scores[title] = compute_scores(f, labels, k, SHOTS, episodes)
         st.session_state[f"{key}_result"] = (signature, scores_table(scores))
     result = st.session_state.get(f"{key}_result")
     return result[1] if result is not None and result[0] == signature else None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import streamlit as st
 
 from components.state import get_engine
@@ -17,6 +19,11 @@ def default_model(family: str) -> str:
     return (_TINY if config.profile() == "tiny" else _DEFAULTS)[family]
 
 
+def offered_models(family: str) -> list[registry.ModelSpec]:
+    """The models of `family` to choose from: the tiny test models only in the tiny profile (tests, demos)."""
+    return registry.list_models(family, include_tiny=config.profile() == "tiny")
+
+
 def selected_model(family: str) -> str:
     """The ``name@weights`` the user chose for `family` (the default before the sidebar ran)."""
     name = st.session_state.get(f"sidebar_{family}_model", default_model(family))
@@ -25,8 +32,27 @@ def selected_model(family: str) -> str:
     return f"{name}@{weights if weights in spec.weight_options else spec.default_weights}"
 
 
+def _missing(model: str) -> bool:
+    """True when `model` (``name@weights``) asks for pretrained weights that are not here: random ones run."""
+    ref = registry.parse(model)
+    return ref.weights != registry.RANDOM and get_engine().weights_status(ref).is_random
+
+
+def _weights_title(name: str, weights: str) -> str:
+    """A weights option as the picker shows it: a tag whose weights are missing says that it runs random."""
+    return f"{weights} (not found: random weights)" if _missing(f"{name}@{weights}") else weights
+
+
+def model_label(model: str) -> str:
+    """The model's display name for pickers, tables and messages; missing weights say that random ones run."""
+    ref = registry.parse(model)
+    if _missing(model):
+        return f"{ref.spec.title} ({ref.weights} not found: random weights)"
+    return registry.display_name(ref)
+
+
 def _model_picker(family: str) -> WeightsStatus:
-    names = [s.name for s in registry.list_models(family)]
+    names = [s.name for s in offered_models(family)]
     name = st.selectbox(
         FAMILIES[family],
         names,
@@ -39,6 +65,7 @@ def _model_picker(family: str) -> WeightsStatus:
         st.selectbox(
             f"{FAMILIES[family]} weights",
             spec.weight_options,
+            format_func=lambda weights: _weights_title(name, weights),
             key=f"sidebar_{family}_weights",
             label_visibility="collapsed",
         )
@@ -59,6 +86,26 @@ def show_sidebar() -> list[WeightsStatus]:
         if engine.notices:
             st.caption(f":material/memory: {engine.notices[-1]}")
     return statuses
+
+
+def random_models(models: Iterable[str]) -> list[str]:
+    """Display names of `models` (``name@weights``) that run with random weights (asked for, or not found)."""
+    engine = get_engine()
+    return [model_label(m) for m in dict.fromkeys(models) if engine.weights_status(m).is_random]
+
+
+def random_note(models: Iterable[str], meaning: str = "") -> None:
+    """A warning naming the models a page or view runs (beyond the banner's sidebar choice) with random weights.
+
+    `meaning` says what random weights do to this particular result; the default is the banner's sentence.
+    """
+    random = random_models(models)
+    if random:
+        st.warning(
+            f"**Random weights here:** {', '.join(random)}. "
+            + (meaning or "Their outputs show the architecture at work, not what the model learned."),
+            icon=":material/casino:",
+        )
 
 
 def show_random_banner(statuses: list[WeightsStatus]) -> None:

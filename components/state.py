@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from core.analysis.projection import start_umap_warmup
 from core.data import ImageSet, load_samples
 from core.engine import Engine
 
@@ -12,7 +13,9 @@ _WORKING_SET = "working_set"
 
 @st.cache_resource(show_spinner=False)
 def get_engine() -> Engine:
-    """One engine per server process, shared by all sessions (it is thread-safe)."""
+    """One engine per server process, shared by all sessions (it is thread-safe). Starting it also starts UMAP's
+    background compile, so the first UMAP a user asks for does not wait for numba."""
+    start_umap_warmup()
     return Engine.from_config()
 
 

@@ -6,15 +6,19 @@ samples that ship inside installed packages (scikit-image photos; scikit-learn d
 
 from __future__ import annotations
 
+import hashlib
 import io
 import zipfile
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+from core.text import count
 
 MAX_PIXELS = 64_000_000  # larger images are refused (decompression bombs, 20,000² scans)
 MAX_SIDE = 2048  # larger accepted images are downscaled for the working set (and it is said)
@@ -30,6 +34,26 @@ class ImageError(ValueError):
     """An input that cannot become an image; the message is written for the user."""
 
 
+# Leading bytes of the formats Pillow reads here: a file that starts like one but cannot be opened is damaged.
+_MAGIC = {
+    b"\xff\xd8\xff": "JPEG",
+    b"\x89PNG\r\n\x1a\n": "PNG",
+    b"GIF8": "GIF",
+    b"BM": "BMP",
+    b"II*\x00": "TIFF",
+    b"MM\x00*": "TIFF",
+    b"RIFF": "WebP",
+}
+
+
+def image_hash(image: np.ndarray) -> str:
+    """Content hash of an image array (shape and dtype included)."""
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(f"{image.shape}{image.dtype}".encode())
+    digest.update(np.ascontiguousarray(image).data)
+    return digest.hexdigest()
+
+
 @dataclass(frozen=True)
 class Skipped:
     name: str
@@ -42,6 +66,21 @@ class ImageItem:
     image: np.ndarray  # HWC uint8 RGB
     label: str | None = None
     note: str | None = None  # what was done to it (resized, first frame of an animation, ...)
+
+    @cached_property
+    def digest(self) -> str:
+        """`image_hash` of the pixels, computed once: what makes two items the same image."""
+        return image_hash(self.image)
+
+
+@dataclass(frozen=True)
+class Merged:
+    """The working set after adding a load to it, and what happened to the load's images."""
+
+    images: ImageSet
+    added: int  # new images
+    present: int  # already in the set (same pixels), not added again
+    labeled: int  # of those, how many gave their class to an unlabeled copy
 
 
 @dataclass
@@ -68,8 +107,27 @@ class ImageSet:
     def class_counts(self) -> dict[str, int]:
         return dict(sorted(Counter(it.label for it in self.items if it.label is not None).items()))
 
+    @property
+    def unlabeled(self) -> int:
+        return sum(it.label is None for it in self.items)
+
     def extend(self, other: ImageSet) -> ImageSet:
         return ImageSet(self.items + other.items, self.skipped + other.skipped)
+
+    def merge(self, new: ImageSet) -> Merged:
+        """`new` added, except images whose pixels are already here; a label it brings fills an unlabeled copy.
+
+        Duplicates inside `new` itself are kept (a dataset may hold the same picture twice)."""
+        index = {it.digest: i for i, it in enumerate(self.items)}
+        items, added, labeled = list(self.items), [], 0
+        for item in new.items:
+            i = index.get(item.digest)
+            if i is None:
+                added.append(item)
+            elif items[i].label is None and item.label is not None:
+                items[i], labeled = replace(items[i], label=item.label), labeled + 1
+        merged = ImageSet(items + added, self.skipped + new.skipped)
+        return Merged(merged, len(added), len(new.items) - len(added), labeled)
 
 
 # ---- one image --------------------------------------------------------------------------------
@@ -113,14 +171,22 @@ def load_image(source: bytes | str | Path, name: str | None = None) -> tuple[np.
     except Image.DecompressionBombError:
         raise ImageError(f"refused as a possible decompression bomb (over {MAX_PIXELS / 1e6:.0f} megapixels)") from None
     except UnidentifiedImageError:
-        raise ImageError("not an image Pillow can read (wrong extension, or not an image at all)") from None
-    except (OSError, SyntaxError, ValueError) as exc:  # truncated or corrupt data
-        raise ImageError(f"the image data is damaged ({exc})") from None
+        raise ImageError(_unidentified(data)) from None
+    except (OSError, SyntaxError, ValueError) as exc:  # identified, but its data ends early or is broken
+        raise ImageError(f"truncated or corrupt: the image data is damaged ({exc})") from None
     notes = [f"first of {frames} frames"] if frames > 1 else []
     if max(rgb.size) > MAX_SIDE:
         notes.append(f"downscaled from {rgb.size[0]}×{rgb.size[1]}")
         rgb.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.LANCZOS)
     return np.asarray(rgb, dtype=np.uint8).copy(), "; ".join(notes) or None
+
+
+def _unidentified(data: bytes) -> str:
+    """Why Pillow could not identify `data`: a damaged file of a known format, or not an image at all."""
+    kind = next((k for magic, k in _MAGIC.items() if data.startswith(magic)), None)
+    if kind is not None:
+        return f"truncated or corrupt: it starts like a {kind} file, but the rest cannot be read"
+    return "not an image Pillow can read (wrong extension, or not an image at all)"
 
 
 def _add(result: ImageSet, name: str, data: bytes, label: str | None) -> None:
@@ -138,15 +204,16 @@ def _label_of(parts: tuple[str, ...]) -> str | None:
 
 
 def _strip_common_root(paths: list[PurePosixPath]) -> list[tuple[str, ...]]:
+    """Paths without the top folders all of them share, as long as a folder (a class) stays below them.
+
+    `set/cats/a.png` + `set/dogs/b.png` → `cats/…`, `dogs/…`; `cats/a.png` + `cats/b.png` keep `cats`: one class
+    folder is a class too (another upload may bring the next one)."""
     parts = [p.parts for p in paths]
-    while parts and all(len(p) > 1 for p in parts) and len({p[0] for p in parts}) == 1 and not _is_class_layout(parts):
+    while (
+        parts and all(len(p) > 1 for p in parts) and len({p[0] for p in parts}) == 1 and any(len(p) > 2 for p in parts)
+    ):
         parts = [p[1:] for p in parts]
     return parts
-
-
-def _is_class_layout(parts: list[tuple[str, ...]]) -> bool:
-    """True when every file sits exactly one folder deep and there are at least two such folders."""
-    return all(len(p) == 2 for p in parts) and len({p[0] for p in parts}) >= 2
 
 
 def _ignored(path: str) -> bool:
@@ -173,7 +240,7 @@ def load_zip(data: bytes, name: str = "archive.zip") -> ImageSet:
             skipped=[
                 Skipped(
                     name,
-                    f"refused: it would unpack to {total / 2**20:.0f} MB in {len(infos)} files "
+                    f"refused: it would unpack to {total / 2**20:.0f} MB in {count(len(infos), 'file')} "
                     f"(limits {MAX_ZIP_BYTES / 2**30:.0f} GB, {MAX_ZIP_FILES} files, ratio {MAX_ZIP_RATIO}:1)",
                 )
             ]
@@ -233,6 +300,17 @@ def confine(path: str | Path, roots: Iterable[Path]) -> Path:
     if not resolved.is_dir():
         raise ImageError(f"{path} is not a folder")
     return resolved
+
+
+def prepare_roots(roots: Iterable[Path]) -> list[Path]:
+    """The allowed dataset folders, absolute, each created when missing (a fresh clone has no ./data yet)."""
+    ready = [Path(r).expanduser().resolve() for r in roots]
+    for root in ready:
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+        except OSError:  # read-only disk, no permission: the page says the folder is missing
+            pass
+    return ready
 
 
 def load_folder(path: str | Path, roots: Iterable[Path], limit: int = MAX_ZIP_FILES) -> ImageSet:

@@ -7,7 +7,6 @@ a small in-memory LRU and in the persistent on-disk cache. There is never a shar
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 from collections import Counter, OrderedDict, deque
@@ -21,6 +20,7 @@ import torch
 from core import config
 from core.analysis.masks import AutoMaskParams, AutoMasks, compute_auto_masks
 from core.cache import CacheKey, EmbeddingCache
+from core.data import image_hash
 from core.models import Adapter, build_adapter
 from core.models.fast import apply_fast_paths
 from core.models.sam import SamEmbedding, SamPrediction
@@ -29,14 +29,6 @@ from core.weights import WeightsStatus, fetch, locate
 
 log = logging.getLogger(__name__)
 Progress = Callable[[int, int], None]  # (done, total)
-
-
-def image_hash(image: np.ndarray) -> str:
-    """Content hash of an image array (shape and dtype included)."""
-    digest = hashlib.blake2b(digest_size=16)
-    digest.update(f"{image.shape}{image.dtype}".encode())
-    digest.update(np.ascontiguousarray(image).data)
-    return digest.hexdigest()
 
 
 def pick_device(preferred: str | None = None) -> torch.device:

@@ -7,7 +7,9 @@ import streamlit as st
 
 from components import retrieval_view as view
 from components.errors import user_errors
+from components.sidebar import random_note
 from components.state import get_working_set
+from core.text import count
 
 st.title("Compare models")
 st.caption(
@@ -35,14 +37,17 @@ else:
     labeled = [item for item in images.items if item.label is not None]
     counts = images.class_counts()
     if len(counts) < 2 or len(labeled) < 3:
+        have = f"{count(len(labeled), 'labeled image')} in {count(len(counts), 'class', 'classes')}"
         st.info(
-            "Compare needs a labeled set with at least two classes. On Upload, load the labeled digits or a zip with "
-            "one folder per class."
+            f"Compare needs a labeled set with at least two classes and three images; you have {have}"
+            + (f" ({next(iter(counts))})" if len(counts) == 1 else "")
+            + ". On Upload, load the labeled digits or a zip with one folder per class."
         )
         st.stop()
     if len(labeled) < len(images.items):
         st.caption(f"{len(images.items) - len(labeled)} unlabeled images are left out.")
     models = view.pick_models(key="compare")
+    random_note(models, "Their scores are those of random features: they rank architectures, not what models learned.")
     key, labels, settings = "compare", [item.label for item in labeled], (images.names, images.labels, models)
     about, ready = f"{len(labeled):,} images, {len(counts)} classes.", bool(models)
     features = lambda: {view.model_title(m): view.embed_images([it.image for it in labeled], m) for m in models}  # noqa: E731

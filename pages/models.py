@@ -3,6 +3,7 @@
 import streamlit as st
 
 from components.state import get_engine
+from core import config
 from core.model_cards import model_cards
 
 st.title("Models")
@@ -12,7 +13,7 @@ st.caption(
 )
 
 with st.spinner("Counting parameters…"):
-    rows = model_cards()
+    rows = model_cards(include_tiny=config.profile() == "tiny")  # the test models only where they are the default
 st.dataframe(rows, hide_index=True, width="stretch")
 st.markdown("""
 **Getting real weights**

@@ -6,7 +6,7 @@ from components import pca_view as view
 from components.errors import user_errors
 from components.images import pick_image, quick_add
 from components.progress import patch_tokens, progress_bar
-from components.sidebar import selected_model
+from components.sidebar import random_note, selected_model
 from components.state import get_engine, get_working_set
 from core.analysis.pca import compute_token_norms
 from core.registry import register_pair
@@ -46,6 +46,11 @@ with user_errors("The PCA foreground analysis"):
         view.show_foreground_pca(pixels, [item.name for item in chosen], tokens, source, key="pca_recipe")
     elif mode == view.REGISTERS:
         pair = register_pair(model)
+        random_note(
+            pair,
+            "With random weights this comparison means nothing: the high-norm artefact tokens, and their removal by "
+            "registers, are learned in training, so neither panel can show them.",
+        )
         runs = patch_tokens(pixels, size, [(m, k) for m in pair for k in (layer, depth)])
         view.show_register_comparison(pixels[0], pair, runs[0::2], runs[1::2], key="pca_registers")
     else:

@@ -6,8 +6,8 @@ import streamlit as st
 from components import retrieval_view as view
 from components.errors import user_errors
 from components.images import pick_image, quick_add
-from components.sidebar import selected_model
-from components.state import get_engine, get_working_set
+from components.sidebar import random_note, selected_model
+from components.state import get_working_set
 from core.analysis.retrieval import rank
 
 st.title("Search")
@@ -57,7 +57,7 @@ with text_tab:
     else:
         with user_errors("Text search"):
             model = selected_model("clip")
-            text = get_engine().embed_text([query], model)[0]
+            text = view.embed_text([query], model)[0]
             view.show_ranking(images, rank(text, view.embed_images(images.images, model), k), key="search_text")
 
 with image_tab:
@@ -66,6 +66,7 @@ with image_tab:
         model = view.pick_model("Model", key="search_image")
     with right:
         index = pick_image(images, "Query image", key="search_query")
+    random_note([model])
     with user_errors("Image search"):
         features = view.embed_images(images.images, model)
         st.image(images.items[index].image, caption=f"Query: {images.names[index]}", width=view.THUMB * 2)

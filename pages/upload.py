@@ -1,61 +1,82 @@
 """Upload: build the working set every other page uses."""
 
+from collections.abc import Callable
+
 import streamlit as st
 
 from components.errors import user_errors
-from components.images import show_skipped, show_summary, show_thumbnails
+from components.images import (
+    add_to_working_set,
+    clear_uploader,
+    show_added,
+    show_summary,
+    show_thumbnails,
+    uploader,
+)
 from components.state import get_working_set, set_working_set
 from core import config
-from core.data import ImageSet, load_digits_set, load_files, load_folder, load_samples
+from core.data import ImageSet, load_digits_set, load_files, load_folder, load_samples, prepare_roots
+from core.text import count
+
+LAST = "upload_last"  # (what the latest action read, how it merged) — only the latest action is reported
 
 st.title("Upload")
 st.caption(
-    "Images, a zip (class subfolders become labels) or a server folder. The working set stays while you move between pages."
+    "Images, a zip (class subfolders become labels) or a server folder. The working set stays while you move between "
+    "pages; an image already in it is not added twice."
 )
-
-current = get_working_set()
 replace = st.toggle("Replace the working set (otherwise add to it)", value=False, key="upload_replace")
 
 
-def _take(new: ImageSet) -> None:
-    merged = new if replace else current.extend(new)
-    set_working_set(merged)
-    st.session_state["upload_last"] = new
+def _take(what: str, load: Callable[[], ImageSet]) -> bool:
+    """Run one load and keep its result for the report below; False when it failed (the error is shown)."""
+    st.session_state.pop(LAST, None)  # an earlier action's report must not stand under this one's error
+    with user_errors(what), st.spinner(f"{what}…"):
+        new = load()
+        if replace:
+            set_working_set(new)
+        st.session_state[LAST] = (new, None if replace else add_to_working_set(new))
+        return True
+    return False
 
 
 files_tab, folder_tab, builtin_tab = st.tabs(["Files or zip", "Server folder", "Built-in samples"])
 with files_tab:
-    uploads = st.file_uploader("Images or a zip", accept_multiple_files=True, key="upload_files")
+    uploads = uploader("Images or a zip", key="upload_files")
     if st.button("Add uploaded files", disabled=not uploads, key="upload_add"):
-        with user_errors("Reading the upload"), st.spinner("Reading files…"):
-            _take(load_files((f.name, f.getvalue()) for f in uploads))
+        if _take(f"Reading {count(len(uploads), 'file')}", lambda: load_files((f.name, f.getvalue()) for f in uploads)):
+            clear_uploader("upload_files")
+            st.rerun()
 with folder_tab:
-    roots = config.data_roots()
+    roots = prepare_roots(config.data_roots())
+    st.markdown(
+        "Datasets on the server (the machine running this app) go under "
+        + " or ".join(f"`{root}`" + ("" if root.is_dir() else " (missing)") for root in roots)
+        + ": one subfolder per class with its images inside (`pets/cats/1.jpg`, `pets/dogs/2.jpg` → two "
+        "classes), or a folder of loose images (no labels). Set `VFM_LENS_DATA_ROOTS` to allow other folders."
+    )
     folder = st.text_input(
-        "Folder on the server (class-subfolder layout)",
+        "Folder on the server",
         key="upload_folder",
+        placeholder=str(roots[0] / "pets"),
         help=f"Allowed under: {', '.join(map(str, roots))} (VFM_LENS_DATA_ROOTS)",
     )
     if st.button("Load folder", disabled=not folder, key="upload_load_folder"):
-        with user_errors("Loading the folder"), st.spinner("Reading folder…"):
-            _take(load_folder(folder, roots))
+        _take("Reading the folder", lambda: load_folder(folder, roots))
 with builtin_tab:
     left, right = st.columns(2)
     if left.button("Sample photos (7)", key="upload_samples"):
-        _take(load_samples())
+        _take("Loading the sample photos", load_samples)
     per_class = right.slider("Digits per class", 5, 100, 30, key="upload_digits_n")
     if right.button(f"Digits, labeled ({10 * per_class})", key="upload_digits"):
-        _take(load_digits_set(per_class))
+        _take("Loading the digits", lambda: load_digits_set(per_class))
 
 if st.button("Clear the working set", key="upload_clear"):
     set_working_set(ImageSet())
+    st.session_state.pop(LAST, None)
 
+if LAST in st.session_state:
+    show_added(*st.session_state[LAST])
 images = get_working_set()
-last = st.session_state.get("upload_last")
-if last is not None:
-    st.success(
-        f"Read {len(last.items)} images" + (f", skipped {len(last.skipped)} files" if last.skipped else "") + "."
-    )
-    show_skipped(last)
 show_summary(images)
 show_thumbnails(images, key="upload_grid")

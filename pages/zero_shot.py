@@ -5,7 +5,7 @@ import streamlit as st
 from components import retrieval_view as view
 from components.errors import user_errors
 from components.sidebar import selected_model
-from components.state import get_engine, get_working_set
+from components.state import get_working_set
 from core.analysis.retrieval import (
     class_embeddings,
     compute_classification,
@@ -29,14 +29,16 @@ if not images.items:
     st.stop()
 
 labels = list(images.class_counts())
-classes, templates = view.edit_prompts(labels or SAMPLE_CLASSES, key="zs_classes")
+# one class is no choice to make: offer the sample classes beside it
+defaults = labels if len(labels) >= 2 else labels + [c for c in SAMPLE_CLASSES if c not in labels]
+classes, templates = view.edit_prompts(defaults, key="zs_classes")
 if len(classes) < 2:
     st.info("Give at least two classes, one per line: zero-shot picks the best of them for every image.")
     st.stop()
 
 with user_errors("Zero-shot classification"):
     prompts = expand_prompts(classes, templates)
-    text = class_embeddings(get_engine().embed_text(prompts, model), len(classes))
+    text = class_embeddings(view.embed_text(prompts, model), len(classes))
     probs = zero_shot_probabilities(view.embed_images(images.images, model), text)
     st.subheader("Per-image probabilities")
     view.show_probabilities(images, classes, probs, key="zs")

@@ -6,6 +6,8 @@ import tempfile
 os.environ.setdefault("VFM_LENS_OFFLINE", "1")
 os.environ["VFM_LENS_PROFILE"] = "tiny"
 os.environ["VFM_LENS_CACHE"] = tempfile.mkdtemp(prefix="vfm-lens-test-cache-")
+# numba's compiled UMAP code is the same for every run: keep it between test sessions (it holds no results)
+os.environ.setdefault("NUMBA_CACHE_DIR", os.path.join(os.path.dirname(__file__), "..", ".pytest_cache", "numba"))
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402

@@ -85,6 +85,7 @@ BAD = {
     "text_as.jpg": lambda: b"<html>not a jpeg</html>",
     "truncated.png": lambda: encode(rgb(200, 200))[:300],
     "truncated.jpg": lambda: encode(rgb(200, 200), "JPEG")[:400],
+    "truncated_header.jpg": lambda: encode(rgb(200, 200), "JPEG")[:20],  # cut before Pillow can identify it
     "corrupt_middle.png": lambda: (lambda b: b[:60] + bytes(200) + b[260:])(encode(rgb(200, 200))),
     "bomb.png": lambda: png_claiming(50_000, 50_000),
     "huge_20000.png": lambda: png_claiming(20_000, 20_000),

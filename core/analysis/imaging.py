@@ -81,9 +81,22 @@ def sprite_sheet(images: list[np.ndarray], side: int, background: int = 240) -> 
     rows = max(1, -(-len(images) // columns))
     sheet = np.full((rows * side, columns * side, 3), background, np.uint8)
     for i, image in enumerate(images):
-        tile = Image.fromarray(image)
-        tile.thumbnail((side, side))
-        h, w = tile.height, tile.width
-        top, left = (i // columns) * side + (side - h) // 2, (i % columns) * side + (side - w) // 2
-        sheet[top : top + h, left : left + w] = np.asarray(tile.convert("RGB"))
+        top, left = (i // columns) * side, (i % columns) * side
+        sheet[top : top + side, left : left + side] = letterbox(image, side, background, enlarge=False)
     return sheet, columns
+
+
+def letterbox(image: np.ndarray, side: int, background: int = 240, enlarge: bool = True) -> np.ndarray:
+    """HWC uint8 (RGB, or gray HW) → a `side`×`side` RGB tile: the image fitted inside, aspect kept, centred on grey.
+
+    Larger images are scaled down; smaller ones (with `enlarge`) are scaled up by a whole factor, nearest
+    neighbour, so a 1×1 image becomes one flat square and never a blur. A 1×4000 strip stays a 1-px line."""
+    tile = Image.fromarray(image).convert("RGB")
+    factor = side // max(tile.size)
+    if enlarge and factor > 1:
+        tile = tile.resize((tile.width * factor, tile.height * factor), Image.Resampling.NEAREST)
+    tile.thumbnail((side, side))
+    box = np.full((side, side, 3), background, np.uint8)
+    top, left = (side - tile.height) // 2, (side - tile.width) // 2
+    box[top : top + tile.height, left : left + tile.width] = np.asarray(tile)
+    return box

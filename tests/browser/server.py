@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -24,8 +26,11 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve(startup_s: float = 90, **env: str) -> Iterator[str]:
-    """Yield the URL of a fresh server; `env` adds environment variables. Stops it on exit."""
+def serve(startup_s: float = 90, log: list[str] | None = None, **env: str) -> Iterator[str]:
+    """Yield the URL of a fresh server; `env` adds environment variables. Stops it on exit.
+
+    The server's output (stdout and stderr) is read line by line as it comes into `log` when given.
+    """
     port = free_port()
     cache = tempfile.mkdtemp(prefix="vfm-lens-server-cache-")
     environ = {
@@ -39,8 +44,11 @@ def serve(startup_s: float = 90, **env: str) -> Iterator[str]:
     command += ["--server.address", "127.0.0.1", "--server.headless", "true"]
     proc = subprocess.Popen(command, cwd=ROOT, env=environ, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
+    lines = log if log is not None else []
+    reader = threading.Thread(target=_read_lines, args=(proc, lines), daemon=True)
+    reader.start()  # also keeps the pipe drained, so a chatty server never blocks on a full pipe
     try:
-        _wait_healthy(url, proc, startup_s)
+        _wait_healthy(url, proc, startup_s, lines)
         yield url
     finally:
         proc.terminate()
@@ -49,10 +57,24 @@ def serve(startup_s: float = 90, **env: str) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        reader.join(timeout=5)
         shutil.rmtree(cache, ignore_errors=True)
 
 
-def _wait_healthy(url: str, proc: subprocess.Popen, startup_s: float) -> None:
+def _read_lines(proc: subprocess.Popen, lines: list[str]) -> None:
+    for raw in proc.stdout:
+        lines.append(raw.decode(errors="replace").rstrip("\n"))
+
+
+_PROBLEM = re.compile(r"\b(WARNING|ERROR|CRITICAL|Traceback)\b|\w+(Warning|Error|Exception):")
+
+
+def log_problems(lines: list[str]) -> list[str]:
+    """The lines of a server log that report a warning (logged or Python's), an error or a traceback."""
+    return [line for line in lines if _PROBLEM.search(line)]
+
+
+def _wait_healthy(url: str, proc: subprocess.Popen, startup_s: float, lines: list[str]) -> None:
     deadline = time.monotonic() + startup_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -63,7 +85,9 @@ def _wait_healthy(url: str, proc: subprocess.Popen, startup_s: float) -> None:
         except OSError:
             time.sleep(0.5)
     proc.kill()
-    output = proc.stdout.read().decode(errors="replace")[-3000:] if proc.stdout else ""
+    proc.wait()
+    time.sleep(0.5)  # the reader takes the last lines
+    output = "\n".join(lines)[-3000:]
     raise RuntimeError(f"streamlit did not start:\n{output}")
 
 

@@ -52,7 +52,7 @@ def test_upload_image_and_class_zip_shows_thumbnails_and_counts(page):
     with rerun(page):
         page.get_by_role("button", name="Add uploaded files").click()
 
-    page.get_by_text("Read 4 images.").wait_for()
+    page.get_by_text("Added 4 images.").wait_for()
     metrics = [" ".join(t.split()) for t in page.locator("[data-testid=stMetric]").all_inner_texts()]
     assert metrics[:2] == ["Images 4", "Classes 2"]
     assert _table_cells(page) == ["cats", "2", "dogs", "1"]
@@ -70,18 +70,49 @@ def test_corrupt_upload_is_reported_and_the_app_keeps_working(page):
     upload(page, {"broken.png": corpus.BAD["truncated.png"]()})
     with rerun(page):
         page.get_by_role("button", name="Add uploaded files").click()
-    page.get_by_text("Read 0 images, skipped 1 files.").wait_for()
-    page.get_by_text("1 files were skipped.").wait_for()
+    page.get_by_text("No image could be read: 1 file skipped.").wait_for()  # red, not a green success
+    assert page.locator("[data-testid=stAlertContentError]").get_by_text("No image could be read").count() == 1
+    page.get_by_text("1 file skipped:").wait_for()
     cells = _table_cells(page)
-    assert cells[0] == "broken.png" and "damaged" in cells[1], cells  # the file and why
+    assert cells[0] == "broken.png" and "truncated or corrupt" in cells[1], cells  # the file and why
     _no_exception(page)
-    screenshot(page, "bad_input", focus=page.get_by_text("1 files were skipped.").first)
+    screenshot(page, "bad_input", focus=page.get_by_text("1 file skipped:").first)
 
     upload(page, {"fine.png": _png(4)})
     with rerun(page):
         page.get_by_role("button", name="Add uploaded files").click()
-    page.get_by_text("Read 1 images").wait_for()  # the uploader still lists broken.png
+    page.get_by_text("Added 1 image.").wait_for()
     page.locator("[data-testid=stImage]").get_by_text("fine.png", exact=True).wait_for()
+    _no_exception(page)
+
+
+def _chips(page) -> list[str]:
+    """Names of the files the uploader lists."""
+    return page.locator("[data-testid=stFileChipName]").all_inner_texts()
+
+
+def test_adding_empties_the_uploader_so_a_later_zip_adds_only_new_images_and_tiles_keep_one_size(page):
+    open_page(page, "Upload")
+    tall = corpus.encode(corpus.rgb(1, 2000, seed=5))  # under MAX_SIDE: kept at its size
+    upload(page, {"plain.png": corpus.GOOD["plain.png"](), "tall.png": tall})
+    with rerun(page):
+        page.get_by_role("button", name="Add uploaded files").click()
+    page.get_by_text("Added 2 images.").wait_for()
+    assert _chips(page) == []  # the uploader is empty again: nothing of this upload can be added twice
+
+    pets = corpus.zip_of({"cats/plain.png": corpus.GOOD["plain.png"](), "dogs/d.png": _png(6)})
+    upload(page, {"pets.zip": pets})
+    with rerun(page):
+        page.get_by_role("button", name="Add uploaded files").click()
+    page.get_by_text("Added 1 image, 1 already present, 1 of them took their class from this upload.").wait_for()
+    metrics = [" ".join(t.split()) for t in page.locator("[data-testid=stMetric]").all_inner_texts()]
+    assert metrics[:2] == ["Images 10", "Classes 2"]  # 7 samples + plain, tall + d: plain is not there twice
+    assert _chips(page) == []
+
+    tile = page.locator("[data-testid=stImageContainer]").filter(has_text="tall.png · 1×2000 px").locator("img")
+    tile.wait_for()
+    box = tile.bounding_box()
+    assert box["width"] <= 120 and box["height"] <= 120, box  # a fixed box, not a 1×112 strip drawn 12,544 px tall
     _no_exception(page)
 
 

@@ -1,4 +1,5 @@
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -142,3 +143,49 @@ def test_empty_class_folders_are_reported_in_zips_and_folders(tmp_path):
     result = data.load_folder(tmp_path, [tmp_path])
     assert result.class_counts() == {"cats": 1, "dogs": 1}
     assert [s.name for s in result.skipped] == ["birds/"]
+
+
+@pytest.mark.parametrize("name", ["truncated.png", "truncated.jpg", "truncated_header.jpg", "corrupt_middle.png"])
+def test_a_damaged_image_is_called_truncated_or_corrupt_not_a_wrong_extension(name):
+    with pytest.raises(data.ImageError, match="truncated or corrupt") as info:
+        data.load_image(corpus.BAD[name](), name)
+    assert "wrong extension" not in str(info.value)
+
+
+def test_a_file_that_is_no_image_at_all_is_still_called_that():
+    with pytest.raises(data.ImageError, match="not an image at all"):
+        data.load_image(corpus.BAD["text_as.jpg"](), "text_as.jpg")
+
+
+def _item(name: str, seed: int, label: str | None = None) -> data.ImageItem:
+    return data.ImageItem(name, np.asarray(corpus.rgb(8, 6, seed=seed)), label)
+
+
+def test_merge_adds_only_new_pixels_and_a_duplicate_brings_its_label_to_an_unlabeled_copy():
+    current = data.ImageSet([_item("a.png", 1), _item("b.png", 2, "dogs")])
+    new = data.ImageSet([_item("cats/a.png", 1, "cats"), _item("b copy.png", 2), _item("c.png", 3), _item("c2.png", 3)])
+    merged = current.merge(new)
+    assert (merged.added, merged.present, merged.labeled) == (2, 2, 1)  # c.png twice: duplicates within a load stay
+    assert merged.images.names == ["a.png", "b.png", "c.png", "c2.png"]
+    assert merged.images.labels == ["cats", "dogs", None, None]  # b.png keeps its own label
+    assert current.labels == [None, "dogs"]  # the set merged into is not changed (its items may be shared)
+    assert merged.images.unlabeled == 2
+
+
+def test_one_class_folder_is_a_class_in_zips_and_folders_and_a_common_top_folder_is_not(tmp_path):
+    png = corpus.GOOD["plain.png"]()
+    assert data.load_zip(corpus.zip_of({"cats/a.png": png, "cats/b.png": png})).class_counts() == {"cats": 2}
+    nested = data.load_zip(corpus.zip_of({"set/cats/a.png": png, "set/loose.png": png}))
+    assert nested.labels == ["cats", None]
+    assert data.load_zip(corpus.zip_of({"a.png": png})).labels == [None]
+    (tmp_path / "cats").mkdir()
+    (tmp_path / "cats" / "a.png").write_bytes(png)
+    (tmp_path / "fish").mkdir()
+    result = data.load_folder(tmp_path, [tmp_path])
+    assert result.class_counts() == {"cats": 1} and [s.name for s in result.skipped] == ["fish/"]
+
+
+def test_prepare_roots_creates_missing_roots_and_returns_them_absolute(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    roots = data.prepare_roots([Path("data")])
+    assert roots == [tmp_path.resolve() / "data"] and roots[0].is_dir()

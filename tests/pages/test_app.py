@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from core import registry
 from tests import corpus
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
@@ -90,19 +91,19 @@ def test_every_kind_of_bad_input_is_named_with_a_reason_and_the_good_ones_load()
     assert len(corpus.GOOD) + len(corpus.BAD) + len(corpus.BAD_ZIPS) + len(corpus.ODD_ZIPS) >= 30
 
 
-@pytest.mark.parametrize(("name", "note"), [("single_class.zip", "No labels"), ("scripts.zip", None)])
-def test_odd_archives_load_and_the_page_says_what_they_lack(name, note):
+@pytest.mark.parametrize(
+    ("name", "classes", "note"),
+    [("single_class.zip", ["cats"], "One class so far"), ("scripts.zip", ["кошки", "猫", "قطط"], None)],
+)
+def test_odd_archives_load_and_the_page_says_what_they_lack(name, classes, note):
     at = run_app()
     at.toggle(key="upload_replace").set_value(True)
     at.file_uploader(key="upload_files").set_value([(name, corpus.ODD_ZIPS[name](), "application/zip")]).run()
     at.button(key="upload_add").click().run()
     assert not at.exception
-    captions = " ".join(c.value for c in at.caption)
-    if note:
-        assert note in captions
-    else:
-        classes = next(d.value for d in at.dataframe if "class" in d.value.columns)
-        assert sorted(classes["class"]) == sorted(["кошки", "猫", "قطط"])
+    table = next(d.value for d in at.dataframe if "class" in d.value.columns)
+    assert sorted(table["class"]) == sorted(classes)
+    assert note is None or any(note in w.value for w in at.warning)
 
 
 def test_images_added_on_the_patch_matching_page_join_the_working_set():
@@ -112,5 +113,80 @@ def test_images_added_on_the_patch_matching_page_join_the_working_set():
     at.file_uploader(key="match_quick_files").set_value([("mine.png", png, "image/png")]).run()
     at.button(key="match_quick_add").click().run()
     assert not at.exception
-    assert any("Added 1 images" in s.value for s in at.success)
+    assert any("Added 1 image." in s.value for s in at.success)
     assert "mine.png" in at.selectbox(key="match_b").options
+
+
+def test_compare_names_the_models_it_runs_with_random_weights_timm_baselines_included():
+    at = run_app()
+    at.button(key="upload_digits").click().run()
+    at.switch_page("pages/compare.py").run()
+    assert not at.exception
+    note = next(w.value for w in at.warning if "Random weights here" in w.value)
+    assert "timm ViT tiny (test)" in note and "CLIP tiny (test)" in note
+
+
+def test_weight_pickers_say_when_the_chosen_weights_are_missing_and_random_ones_run():
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.session_state["sidebar_clip_model"] = "clip_vit_b32"  # AppTest draws the sidebar on its first run only
+    at.run()
+    assert not at.exception
+    assert at.sidebar.selectbox(key="sidebar_clip_weights").options == [
+        "openai (not found: random weights)",
+        "laion2b_s34b_b79k (not found: random weights)",
+        "random",
+    ]
+
+
+def _search_candidates():
+    import streamlit as st
+
+    from components.retrieval_view import candidate_models
+
+    st.write(", ".join(candidate_models()))
+
+
+@pytest.mark.parametrize("profile", ["default", "tiny"])
+def test_test_models_are_offered_only_in_the_tiny_profile(monkeypatch, profile):
+    monkeypatch.setenv("VFM_LENS_PROFILE", profile)
+    at = run_app()
+    offered = [
+        o for family in ("clip", "dinov2", "sam") for o in at.sidebar.selectbox(key=f"sidebar_{family}_model").options
+    ]
+    search = AppTest.from_function(_search_candidates).run().markdown[0].value.split(", ")
+    tests_in_search = [m for m in search if registry.parse(m).spec.tiny]
+    if profile == "tiny":
+        assert "CLIP tiny (test)" in offered and "timm_tiny@random" in tests_in_search
+    else:
+        assert not [o for o in offered if "(test)" in o] and not tests_in_search
+        assert "CLIP ViT-B/32" in offered and "timm_vit_b16@in1k" in search
+
+
+@pytest.mark.parametrize(
+    ("page", "work"), [("pages/zero_shot.py", "text prompts"), ("pages/search.py", "1 text prompt")]
+)
+def test_text_embedding_runs_under_a_spinner_that_names_the_work(monkeypatch, page, work):
+    import streamlit as st
+
+    spinners, spinner = [], st.spinner
+
+    def recording_spinner(text="", *args, **kwargs):
+        spinners.append(text)
+        return spinner(text, *args, **kwargs)
+
+    monkeypatch.setattr(st, "spinner", recording_spinner)  # AppTest runs the script in this process
+    at = run_app()
+    at.switch_page(page).run()
+    assert not at.exception
+    assert any(f"{work} with CLIP tiny (test)" in text for text in spinners), spinners
+
+
+def test_model_pickers_on_pages_say_when_weights_are_missing(monkeypatch):
+    monkeypatch.setenv("VFM_LENS_PROFILE", "default")  # full-size models with pretrained tags, offline: not found
+    at = run_app()
+    at.button(key="upload_digits").click().run()
+    at.switch_page("pages/compare.py").run()
+    assert not at.exception
+    assert "ViT-B/16 ImageNet (timm) (in1k not found: random weights)" in at.multiselect(key="compare_models").options
+    note = next(w.value for w in at.warning if "Random weights here" in w.value)
+    assert "ViT-B/16 ImageNet (timm) (in1k not found: random weights)" in note

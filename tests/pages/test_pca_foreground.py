@@ -149,6 +149,8 @@ def test_joint_registers_and_norms_views(media):
     at.radio(key="pca_mode").set_value(REGISTERS).run()
     titles = [m.value for m in _clean(at).markdown if m.value.startswith("**DINOv2")]
     assert len(titles) == 2 and "registers" in titles[1] and "registers" not in titles[0]
+    note = next(w.value for w in _clean(at).warning if "Random weights here" in w.value)
+    assert "comparison means nothing" in note and "registers" in note  # both tiny models of the pair run random
     first, second = _pixels(at, media, PANELS["pc1"])
     assert first.shape == second.shape and not np.array_equal(first, second)  # two different models ran
     assert len(_pixels(at, media, PANELS["norms"])) == 2

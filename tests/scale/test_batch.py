@@ -52,7 +52,7 @@ def test_corrupt_files_are_skipped_and_listed_with_the_reason(embedded):
     reasons = {Path(r["path"]).name: r["reason"] for r in skipped}
     assert set(reasons) == {"broken.png", "empty.jpg"}
     assert reasons["empty.jpg"] == "the file is empty"
-    assert reasons["broken.png"].startswith(("the image data is damaged", "not an image Pillow can read"))
+    assert reasons["broken.png"].startswith("truncated or corrupt")
     assert "broken.png" in (out / "skipped.csv").read_text()
 
 
