@@ -214,7 +214,7 @@ def embed_models(images: ImageSet, models: tuple[str, ...]) -> dict[str, np.ndar
     embeddings = {}
     for model in models:
         update, close = progress_bar(f"Embedding {count(len(images.items), 'image')} with {model_title(model)}")
-        embeddings[model] = get_engine().embed(images.images, model, update)
+        embeddings[model] = get_engine().embed(images.images, model, update, [it.digest for it in images.items])
         close()
     return embeddings
 
