@@ -40,20 +40,25 @@ class EvalRecipe:
 
     def _resized(self, image: np.ndarray) -> torch.Tensor:
         """(1, 3, h, w) uint8, channels-last, the shortest side `resize` (torchvision's size rule)."""
-        x = torch.from_numpy(np.require(image, np.uint8, "W")).permute(2, 0, 1)[None]  # a view: no copy
         h, w = image.shape[:2]
         short, long = (h, w) if h <= w else (w, h)
         size = (self.resize, int(self.resize * long / short))
-        size = size if h <= w else size[::-1]
-        if size == (h, w):
-            return x
-        return F.interpolate(x, size=size, mode=self.mode, antialias=True, align_corners=False)
+        return resize_uint8(image, size if h <= w else size[::-1], self.mode)
 
     def _crop(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
         offset = (lambda d: d // 2) if self.floor_crop else (lambda d: int(round(d / 2.0)))
         top, left = offset(h - self.crop), offset(w - self.crop)
         return x[0, :, top : top + self.crop, left : left + self.crop]
+
+
+def resize_uint8(image: np.ndarray, size: tuple[int, int], mode: str = "bicubic") -> torch.Tensor:
+    """HWC uint8 RGB resized to `size` (H, W), antialiased, as (1, 3, H, W) uint8 in channels-last memory (a view
+    of `image` when the size is unchanged). `.permute(0, 2, 3, 1)[0].numpy()` gives HWC back without a copy."""
+    x = torch.from_numpy(np.require(image, np.uint8, "W")).permute(2, 0, 1)[None]  # a view: no copy
+    if tuple(size) == image.shape[:2]:
+        return x
+    return F.interpolate(x, size=tuple(size), mode=mode, antialias=True, align_corners=False)
 
 
 def recipe_of(transform: T.Compose) -> EvalRecipe | None:

@@ -204,6 +204,7 @@ def test_image_hash_depends_on_content_and_shape():
     a = np.zeros((4, 6, 3), np.uint8)
     assert image_hash(a) == image_hash(a.copy())
     assert image_hash(a) != image_hash(a.reshape(6, 4, 3))
+    assert image_hash(a) != image_hash(a.view(np.int8))
     b = a.copy()
     b[0, 0, 0] = 1
     assert image_hash(a) != image_hash(b)
