@@ -194,8 +194,11 @@ def main() -> None:
             times["ours"].append(ours())
             if plain is not None:
                 times["plain"].append(plain())
+            print(
+                f"  {name} round: " + ", ".join(f"{k} {v[-1] * 1000:.0f} ms" for k, v in times.items() if v), flush=True
+            )
         line = {
-            k: f"{statistics.median(v) * 1000:.0f} ms ({min(v) * 1000:.0f}–{max(v) * 1000:.0f})"
+            k: f"{statistics.median(v) * 1000:.1f} ms ({min(v) * 1000:.1f}–{max(v) * 1000:.1f})"
             for k, v in times.items()
             if v
         }
