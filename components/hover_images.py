@@ -3,8 +3,8 @@
 Plotly hover labels hold text only, and Streamlit forwards no hover events, so a small Streamlit component
 (Components v2: it runs in the page itself, no iframe) listens to `plotly_hover` on the charts whose
 `layout.meta` it is given, and shows the hovered point's tile of one JPEG sprite sheet next to the cursor. The chart
-keeps Streamlit's own click and lasso selection; side-by-side charts share one sprite. The hovered point's row is read from the last column of its
-`customdata`. The component sits outside the chart's fragment, so selection reruns do not resend the sprite.
+keeps Streamlit's own click and lasso selection; side-by-side charts share one sprite. The hovered point's row is its
+`customdata` (a number), or the last column of it. The component sits outside the chart's fragment, so selection reruns do not resend the sprite.
 """
 
 from __future__ import annotations
@@ -34,15 +34,16 @@ function attach(id) {
 
 function show(state, event) {
   const point = event?.points?.[0];
-  const custom = point?.customdata;
-  const slot = state && Array.isArray(custom) ? state.slots.get(Number(custom[custom.length - 1])) : undefined;
+  const custom = point?.customdata;  // the row itself, or a list with the row last
+  const row = typeof custom === "number" ? custom : custom?.length ? Number(custom[custom.length - 1]) : undefined;
+  const slot = state && row !== undefined ? state.slots.get(row) : undefined;
   if (slot === undefined) return hide(state);
   const { side, columns } = state.data, size = side * SHOWN, tip = state.tip;
   tip.style.backgroundPosition = `${-(slot % columns) * size}px ${-Math.floor(slot / columns) * size}px`;
   const x = event.event?.clientX ?? 0, y = event.event?.clientY ?? 0;
   tip.style.left = `${Math.max(4, x - size - 16)}px`;  // up and left of the cursor: plotly's label goes right
   tip.style.top = `${Math.max(4, y - size - 16)}px`;
-  tip.dataset.row = String(custom[custom.length - 1]);
+  tip.dataset.row = String(row);
   tip.style.display = "block";
 }
 
@@ -93,7 +94,7 @@ def _sprite_url(digest: str, _images: list[np.ndarray], side: int) -> tuple[str,
 
 def hover_thumbnails(metas: list[str], rows: np.ndarray, images: list[np.ndarray], digest: str, key: str) -> bool:
     """Thumbnails on hover for the charts whose `layout.meta` is in `metas` (one sprite for all of them):
-    `images[i]` is the picture of row `rows[i]` (the row each point carries last in its customdata). `digest`
+    `images[i]` is the picture of row `rows[i]` (each point's customdata, or its last column). `digest`
     names the images' content (for the cache). False, and nothing shown, beyond MAX_IMAGES points."""
     if len(rows) > MAX_IMAGES:
         return False

@@ -4,6 +4,7 @@ confusion matrix, clusters and exports. Every widget key starts with the `key` a
 from __future__ import annotations
 
 import hashlib
+import html
 import io
 from dataclasses import dataclass
 from pathlib import Path
@@ -213,7 +214,7 @@ def embed_models(images: ImageSet, models: tuple[str, ...]) -> dict[str, np.ndar
     embeddings = {}
     for model in models:
         update, close = progress_bar(f"Embedding {count(len(images.items), 'image')} with {model_title(model)}")
-        embeddings[model] = get_engine().embed(images.images, model, update)
+        embeddings[model] = get_engine().embed(images.images, model, update, [it.digest for it in images.items])
         close()
     return embeddings
 
@@ -345,38 +346,50 @@ def _palette(n: int) -> list[str]:
 def scatter_figure(
     coords: np.ndarray, labels: np.ndarray, names: np.ndarray, is_test: np.ndarray, shown: np.ndarray
 ) -> tuple[go.Figure, list[np.ndarray]]:
-    """A WebGL scatter (Scatter3d for K=3) of coords (N, K), one trace per class, over the rows `shown`.
+    """A WebGL scatter (Scatter3d for K=3) of coords (N, K) over the rows `shown`: one trace per class and split
+    (train, held-out), one legend entry per class.
 
     Returns (figure, trace_index): trace_index[c][p] is the row of point p in trace c (for selections).
-    Each point's customdata is (label, file, split, row).
+    Light for 100k points: each point carries only its coordinates (float32), its file name (`hovertext`) and
+    its row (`customdata`, int32, for the hover thumbnails); the class and split are the trace's.
     """
     strip = coords.shape[1] == 1  # LDA of two classes has one axis: a strip, its points spread vertically at random
     if strip:
         coords = np.column_stack([coords[:, 0], np.random.default_rng(0).uniform(-1, 1, len(coords))])
-    classes = np.unique(labels[shown])
+    coords = np.asarray(coords, np.float32)
+    classes, codes = np.unique(labels[shown], return_inverse=True)
+    groups = codes * 2 + is_test[shown].astype(np.int64)  # class-major, train before held-out
+    order = np.argsort(groups, kind="stable")
+    bounds = np.searchsorted(groups[order], np.arange(2 * len(classes) + 1))
     traces, trace_index = [], []
-    for cls, colour in zip(classes, _palette(len(classes)), strict=True):
-        rows = shown[labels[shown] == cls]
-        custom = np.column_stack([labels[rows], names[rows], np.where(is_test[rows], HELD_OUT, "train"), rows])
-        common = {
-            "name": str(cls),
-            "mode": "markers",
-            "customdata": custom,
-            "hovertemplate": "<b>%{customdata[0]}</b><br>%{customdata[1]}<br>%{customdata[2]}<extra></extra>",
-        }
-        if coords.shape[1] == 3:
-            x, y, z = coords[rows].T
-            traces.append(go.Scatter3d(x=x, y=y, z=z, marker={"size": 3, "color": colour}, **common))
-        else:
-            traces.append(
-                go.Scattergl(x=coords[rows, 0], y=coords[rows, 1], marker={"size": 6, "color": colour}, **common)
-            )
-        trace_index.append(rows)
+    for g, colour in enumerate(np.repeat(_palette(len(classes)), 2)):
+        rows = shown[order[bounds[g] : bounds[g + 1]]]
+        if rows.size:
+            cls, split = str(classes[g // 2]), HELD_OUT if g % 2 else "train"
+            first = not trace_index or traces[-1].legendgroup != cls
+            traces.append(_trace(coords[rows], names[rows], rows, cls, split, colour, first))
+            trace_index.append(rows)
     # no dragmode: Streamlit's frontend turns click-to-select off while the drag mode is box or lasso
     fig = go.Figure(traces).update_layout(height=520, margin={"t": 10, "b": 10}, legend_title_text="class")
     if strip:
         fig.update_yaxes(title_text="random spread (no meaning)", showticklabels=False, zeroline=False)
     return fig, trace_index
+
+
+def _trace(xy: np.ndarray, names: np.ndarray, rows: np.ndarray, cls: str, split: str, colour: str, legend: bool):
+    """The points of one class and split: (P, 2 or 3) float32 coordinates, their names and rows."""
+    common = {
+        "name": cls,
+        "legendgroup": cls,
+        "showlegend": legend,
+        "mode": "markers",
+        "customdata": rows.astype(np.int32),
+        "hovertext": names,
+        "hovertemplate": f"<b>{html.escape(cls)}</b><br>%{{hovertext}}<br>{split}<extra></extra>",
+    }
+    if xy.shape[1] == 3:
+        return go.Scatter3d(x=xy[:, 0], y=xy[:, 1], z=xy[:, 2], marker={"size": 3, "color": colour}, **common)
+    return go.Scattergl(x=xy[:, 0], y=xy[:, 1], marker={"size": 6, "color": colour}, **common)
 
 
 def selected_indices(event, trace_index: list[np.ndarray]) -> np.ndarray:

@@ -211,8 +211,13 @@ class Engine:
         key: Callable[[str], CacheKey | list[CacheKey]],
         compute: Callable[[list[np.ndarray]], list[np.ndarray]],
         progress: Progress | None,
+        digests: Sequence[str] | None = None,
     ) -> list[np.ndarray]:
-        keys = [key(image_hash(im)) for im in images]
+        """`compute` on the images not cached yet, in batches; `digests[i]` is `image_hash(images[i])` when the
+        caller already has it (an `ImageItem.digest`), so a cache hit reads no pixels."""
+        if digests is not None and len(digests) != len(images):
+            raise ValueError(f"{len(digests)} digests for {len(images)} images")
+        keys = [key(d) for d in digests] if digests is not None else [key(image_hash(im)) for im in images]
         found = [self._lookup(k) for k in keys]
         missing = [i for i, value in enumerate(found) if value is None]
         done = len(images) - len(missing)
@@ -253,9 +258,15 @@ class Engine:
             self.cache.set(key, array)
 
     def embed(
-        self, images: Sequence[np.ndarray], model: str | ModelRef, progress: Progress | None = None
+        self,
+        images: Sequence[np.ndarray],
+        model: str | ModelRef,
+        progress: Progress | None = None,
+        digests: Sequence[str] | None = None,
     ) -> np.ndarray:
-        """(N, D) float32 image embeddings: CLIP image embedding, DINOv2 CLS, SAM spatial mean."""
+        """(N, D) float32 image embeddings: CLIP image embedding, DINOv2 CLS, SAM spatial mean.
+
+        `digests`: the images' `image_hash`es when known (`ImageItem.digest`, computed once per item)."""
         loaded = self.model(model)
 
         def compute(batch: list[np.ndarray]) -> list[np.ndarray]:
@@ -264,7 +275,7 @@ class Engine:
             with self._forward(loaded):
                 return list(_to_numpy(loaded.adapter.embed(batch)))
 
-        rows = self._cached(images, lambda h: CacheKey(h, loaded.key, "embed"), compute, progress)
+        rows = self._cached(images, lambda h: CacheKey(h, loaded.key, "embed"), compute, progress, digests)
         return np.stack(rows) if rows else np.zeros((0, loaded.adapter.spec.embed_dim), np.float32)
 
     def patch_tokens(

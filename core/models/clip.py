@@ -10,6 +10,7 @@ import torch
 from open_clip.transform import PreprocessCfg, image_transform_v2
 from PIL import Image
 
+from core.models.pixels import recipe_of
 from core.registry import ModelSpec
 
 
@@ -64,6 +65,7 @@ class CLIPAdapter:
         cfg = self.module.visual.preprocess_cfg
         self.preprocess = image_transform_v2(PreprocessCfg(**cfg), is_train=False)
         self._squash = image_transform_v2(PreprocessCfg(**{**cfg, "resize_mode": "squash"}), is_train=False)
+        self._recipe = recipe_of(self.preprocess)  # the same recipe on the arrays, without PIL (or None)
         self.tokenizer = open_clip.get_tokenizer(spec.arch)
 
     @property
@@ -71,7 +73,9 @@ class CLIPAdapter:
         return next(self.module.parameters()).device
 
     def pixels(self, images: list[np.ndarray]) -> torch.Tensor:
-        """HWC uint8 RGB → (B, 3, S, S) float, exactly as open_clip's eval transform does it."""
+        """HWC uint8 RGB → (B, 3, S, S) float, as open_clip's eval transform makes it (resampled on the arrays)."""
+        if self._recipe is not None:
+            return self._recipe.pixels(images)
         return torch.stack([self.preprocess(Image.fromarray(im)) for im in images])
 
     def embed(self, images: list[np.ndarray]) -> torch.Tensor:

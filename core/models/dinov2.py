@@ -12,6 +12,7 @@ from transformers import (
     Dinov2WithRegistersModel,
 )
 
+from core.models.pixels import EvalRecipe
 from core.registry import ModelSpec
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -65,15 +66,19 @@ class DINOv2Adapter:
         self.spec, self.weights = spec, weights
         self.module = build_module(spec, path)
         self.num_layers = self.module.config.num_hidden_layers
-        self._crop = _processor(spec.input_size, crop=True)
+        size = spec.input_size  # the processor's eval crop, on the arrays without PIL
+        self._crop = EvalRecipe(round(size * 256 / 224), size, IMAGENET_MEAN, IMAGENET_STD, "bicubic", True)
 
     @property
     def device(self) -> torch.device:
         return next(self.module.parameters()).device
 
     def pixels(self, images: list[np.ndarray], size: int | None = None) -> torch.Tensor:
-        """HWC uint8 RGB → (B, 3, S, S): eval crop at the model's size, or a square resize to `size`."""
-        processor = self._crop if size is None else _processor(size, crop=False)
+        """HWC uint8 RGB → (B, 3, S, S): eval crop at the model's size (resize 256/224, centre crop, as the
+        processor with crop does it), or a square resize to `size` (the processor)."""
+        if size is None:
+            return self._crop.pixels(images)
+        processor = _processor(size, crop=False)
         writable = [np.require(im, requirements="W") for im in images]  # torch warns on read-only arrays
         return processor(images=writable, return_tensors="pt")["pixel_values"]
 

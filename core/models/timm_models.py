@@ -8,6 +8,7 @@ import torch
 from PIL import Image
 from timm.data import create_transform, resolve_data_config
 
+from core.models.pixels import recipe_of
 from core.registry import ModelSpec
 
 
@@ -30,9 +31,12 @@ class TimmAdapter:
         self.spec, self.weights = spec, weights
         self.module = build_module(spec, path)
         self.preprocess = build_transform(self.module, spec.input_size)
+        self._recipe = recipe_of(self.preprocess)  # the same recipe on the arrays, without PIL (or None)
 
     def pixels(self, images: list[np.ndarray]) -> torch.Tensor:
-        """HWC uint8 RGB → (B, 3, S, S) float, as timm's eval transform makes it."""
+        """HWC uint8 RGB → (B, 3, S, S) float, as timm's eval transform makes it (resampled on the arrays)."""
+        if self._recipe is not None:
+            return self._recipe.pixels(images)
         return torch.stack([self.preprocess(Image.fromarray(im)) for im in images])
 
     def embed(self, images: list[np.ndarray]) -> torch.Tensor:

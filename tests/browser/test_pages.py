@@ -240,8 +240,8 @@ def test_embedding_scatter_renders_digits_and_a_lasso_shows_the_selected_images(
     rendered = settled_pixels(chart)
     assert rendered.std() > 10, "the scatter is blank"
 
-    # hovering the point shows its own thumbnail (its row is the last column of its customdata)
-    row = plot.evaluate("gd => String(gd._fullData[0].customdata[0].at(-1))")
+    # hovering the point shows its own thumbnail (its row is its customdata)
+    row = plot.evaluate("gd => String(gd._fullData[0].customdata[0])")
     tip = page.locator(".vfm-hover-thumb")
     page.mouse.move(x, y)
     tip.wait_for(state="visible", timeout=10_000)

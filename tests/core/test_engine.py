@@ -15,6 +15,7 @@ from core import engine as engine_module
 from core.engine import Engine, image_hash, run_batched
 from core.models import sam as sam_module
 from core.models.sam import SamPrompt
+from tests.core.test_pixels import cosines, levels
 
 ROOT = Path(__file__).resolve().parents[2]
 TOL = 1e-5  # fp32 on CPU, same weights, same inputs: only summation order may differ
@@ -41,9 +42,14 @@ def test_clip_equals_open_clip_encode_image_with_its_preprocessing(engine, image
     theirs_model, _, preprocess = open_clip.create_model_and_transforms("vfm-lens-clip-tiny", pretrained=None)
     theirs_model.load_state_dict(engine.model("clip_tiny").adapter.module.state_dict())
     theirs_model.eval()
+    adapter = engine.model("clip_tiny").adapter
+    pixels, theirs_pixels = adapter.pixels(images), torch.stack([preprocess(Image.fromarray(im)) for im in images])
+    # resampled on the arrays, not in PIL: a pixel may differ by one level of 255 (tests/core/test_pixels.py)
+    assert levels(pixels, theirs_pixels, adapter._recipe.std).max() <= 1.001
     with torch.no_grad():
-        theirs = theirs_model.encode_image(torch.stack([preprocess(Image.fromarray(im)) for im in images]))
-    np.testing.assert_allclose(ours, theirs.numpy(), atol=TOL, rtol=TOL)
+        np.testing.assert_allclose(ours, theirs_model.encode_image(pixels).numpy(), atol=TOL, rtol=TOL)
+        theirs = theirs_model.encode_image(theirs_pixels).numpy()
+    assert cosines(ours, theirs).min() >= 0.9999
 
 
 def _upstream_dinov2(engine, name):
@@ -200,6 +206,7 @@ def test_image_hash_depends_on_content_and_shape():
     a = np.zeros((4, 6, 3), np.uint8)
     assert image_hash(a) == image_hash(a.copy())
     assert image_hash(a) != image_hash(a.reshape(6, 4, 3))
+    assert image_hash(a) != image_hash(a.view(np.int8))
     b = a.copy()
     b[0, 0, 0] = 1
     assert image_hash(a) != image_hash(b)

@@ -1,11 +1,14 @@
-"""The engine's caches: LRU order, and SAM embeddings rebuilt from the cache with the right height and width (#22)."""
+"""The engine's caches: LRU order, SAM embeddings rebuilt from the cache with the right height and width (#22),
+cache hits keyed by the digests items carry (#24)."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
+from core import engine as engine_module
 from core.cache import EmbeddingCache
-from core.engine import Engine, _MemoryLRU
+from core.engine import Engine, _MemoryLRU, image_hash
 from core.models.sam import SamPrompt
 
 
@@ -39,3 +42,15 @@ def test_a_cached_sam_embedding_keeps_height_and_width(tmp_path):
         first = engine.sam_predict(fresh, "sam_tiny", SamPrompt(point, np.array([1])))
         second = engine.sam_predict(again, "sam_tiny", SamPrompt(point, np.array([1])))
         np.testing.assert_array_equal(first.masks, second.masks)
+
+
+def test_a_cache_hit_with_the_items_digests_reads_no_pixels(monkeypatch, images):
+    fresh = Engine(device="cpu", cache=None)
+    digests = [image_hash(im) for im in images]  # what ImageItem.digest carries
+    first = fresh.embed(images, "dinov2_tiny", digests=digests)
+    np.testing.assert_array_equal(fresh.embed(images, "dinov2_tiny"), first)  # the same cache keys as by pixels
+    monkeypatch.setattr(engine_module, "image_hash", lambda _: pytest.fail("hashed the pixels again"))
+    monkeypatch.setattr(fresh.model("dinov2_tiny").adapter, "embed", lambda _: pytest.fail("recomputed"))
+    np.testing.assert_array_equal(fresh.embed(images, "dinov2_tiny", digests=digests), first)
+    with pytest.raises(ValueError, match="2 digests for 3 images"):
+        fresh.embed(images, "dinov2_tiny", digests=digests[:2])

@@ -12,6 +12,7 @@ from timm.data import create_transform, resolve_data_config
 
 from core import registry, weights
 from core.models import build_adapter, count_parameters
+from tests.core.test_pixels import cosines, levels
 
 
 def test_timm_tiny_embeds_to_its_registry_dimension(engine, images):
@@ -27,9 +28,13 @@ def test_timm_tiny_equals_timms_own_forward_and_transform(engine, images):
     config = resolve_data_config({"input_size": (3, 64, 64)}, model=upstream)
     assert config["crop_pct"] == 0.9 and config["mean"] == (0.5, 0.5, 0.5)  # vit_tiny's own eval recipe
     transform = create_transform(**config)
+    adapter, ours = engine.model("timm_tiny").adapter, engine.embed(images, "timm_tiny")
+    pixels, theirs_pixels = adapter.pixels(images), torch.stack([transform(Image.fromarray(im)) for im in images])
+    # resampled on the arrays, not in PIL: a pixel may differ by one level of 255 (tests/core/test_pixels.py)
+    assert levels(pixels, theirs_pixels, config["std"]).max() <= 1.001
     with torch.no_grad():
-        theirs = upstream(torch.stack([transform(Image.fromarray(im)) for im in images]))
-    np.testing.assert_allclose(engine.embed(images, "timm_tiny"), theirs.numpy(), atol=1e-5)
+        np.testing.assert_allclose(ours, upstream(pixels).numpy(), atol=1e-5)
+        assert cosines(ours, upstream(theirs_pixels).numpy()).min() >= 0.9999
 
 
 def test_timm_checkpoint_file_loads_without_its_classifier(tmp_path):

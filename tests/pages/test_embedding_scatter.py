@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import plotly.express as px
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -16,6 +17,7 @@ from components.scatter_view import embeddings_npz, export_table, selected_indic
 from core.analysis.projection import compute_projection
 from core.data import ImageItem, ImageSet
 from core.datasets import load_seed_dataset
+from tests.pages.test_patch_matching import array, chart
 from tests.widgets import hover_data, sprite_pixels
 
 PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "embedding_scatter.py")
@@ -40,6 +42,17 @@ def _selection(*points: tuple[int, int]) -> dict:
     """What Streamlit's frontend reports for clicked points: (curve_number, point_index) each."""
     listed = [{"curve_number": c, "point_number": p, "point_index": p} for c, p in points]
     return {"selection": {"points": listed, "point_indices": [p for _, p in points], "box": [], "lasso": []}}
+
+
+def _clicked(at: AppTest, key: str, *rows: int) -> dict:
+    """The selection event of clicks on the points of `rows`, found by the row each point carries (customdata)."""
+    points = []
+    for row in rows:
+        for curve, trace in enumerate(chart(at, key)["data"]):
+            hits = np.flatnonzero(array(trace["customdata"]) == row)
+            points += [(curve, int(hits[0]))] if hits.size else []
+    assert len(points) == len(rows), points
+    return _selection(*points)
 
 
 def _texts(at: AppTest) -> str:
@@ -83,7 +96,7 @@ def test_digits_with_two_models_render_table_scatters_and_selected_images():
         top, left = (row // columns) * side + 16, (row % columns) * side + 16  # 32-px digits centred in 64
         tile = sprite[top : top + 32, left : left + 32].astype(int)
         assert np.abs(tile - digits.items[row].image.astype(int)).mean() < 12, row
-    at.session_state[CLIP_CHART] = _selection((0, 0), (0, 1), (2, 3))  # curve c = class str(c)
+    at.session_state[CLIP_CHART] = _clicked(at, CLIP_CHART, 0, 1, 23)  # rows 0, 1 are class 0, row 23 class 2
     at.run()
     assert not at.exception, at.exception
     expected = [f"{digits.items[i].name} [{digits.items[i].label}]" for i in (0, 1, 23)]
@@ -99,7 +112,7 @@ def test_a_click_selects_one_point_and_shows_its_image():
     # Streamlit's frontend selects on click unless the drag mode is box or lasso (then a click selects nothing)
     assert spec["layout"].get("dragmode") not in ("lasso", "select")
     assert "Click a point to see its image" in _texts(at)
-    at.session_state[CLIP_CHART] = _selection((3, 4))  # what a click on the 5th point of class "3" reports
+    at.session_state[CLIP_CHART] = _clicked(at, CLIP_CHART, 34)  # what a click on the 5th image of class "3" reports
     at.run()
     digits = load_seed_dataset("digits", 10)
     shown = [im.captions for im in at.image if any("[" in c for c in im.captions)]
@@ -123,15 +136,34 @@ def test_hover_thumbnails_stop_at_their_limit_and_say_so(monkeypatch):
     assert "Thumbnails on hover up to 50 points; click or lasso for images." in _texts(at)
 
 
-def test_each_point_carries_its_row_last_in_customdata():
-    labels = np.array(["b", "a", "b", "a", "c"])
-    coords = np.arange(10, dtype=np.float32).reshape(5, 2)
-    fig, trace_index = scatter_view.scatter_figure(
-        coords, labels, np.array(list("vwxyz")), np.zeros(5, bool), np.arange(5)
-    )
+def test_each_point_carries_its_row_and_name_and_its_trace_the_class_and_split():
+    labels = np.array(["b", "a", "b", "a", "c", "a"])
+    is_test = np.array([False, True, True, False, False, False])
+    coords = np.arange(12, dtype=np.float64).reshape(6, 2)
+    names = np.array(list("uvwxyz"))
+    fig, trace_index = scatter_view.scatter_figure(coords, labels, names, is_test, np.arange(6))
+    described = [(t.name, t.hovertemplate.split("<br>")[-1].split("<")[0], rows.tolist()) for t, rows in
+                 zip(fig.data, trace_index, strict=True)]  # fmt: skip
+    assert described == [("a", "train", [3, 5]), ("a", "held-out", [1]), ("b", "train", [0]),
+                         ("b", "held-out", [2]), ("c", "train", [4])]  # fmt: skip
+    assert [t.showlegend for t in fig.data] == [True, False, True, False, True]  # one legend entry per class
+    assert len({t.marker.color for t in fig.data if t.legendgroup == "a"}) == 1
     for trace, rows in zip(fig.data, trace_index, strict=True):
-        assert [int(c[-1]) for c in trace.customdata] == rows.tolist()
-        assert [c[1] for c in trace.customdata] == [str(n) for n in np.array(list("vwxyz"))[rows]]
+        assert trace.hovertemplate.startswith(f"<b>{trace.name}</b><br>%{{hovertext}}<br>")
+        assert trace.customdata.tolist() == rows.tolist() and trace.customdata.dtype == np.int32
+        assert trace.hovertext.tolist() == names[rows].tolist()
+        assert np.array_equal(np.column_stack([trace.x, trace.y]), coords[rows]) and trace.x.dtype == np.float32
+
+
+def test_the_100k_point_figure_is_lighter_than_plain_plotly_express():
+    """Per point only float32 coordinates, an int32 row and the file name travel (no string columns), so the
+    figure's JSON is smaller than `px.scatter`'s with colour and hover name on the same points."""
+    from bench.pairs_embed import scatter_points
+
+    coords, labels, names, is_test = scatter_points(100_000)
+    fig, _ = scatter_view.scatter_figure(coords, labels, names, is_test, np.arange(len(coords)))
+    plain = px.scatter(x=coords[:, 0], y=coords[:, 1], color=labels, hover_name=names, render_mode="webgl")
+    assert len(fig.to_json()) < 0.9 * len(plain.to_json())
 
 
 def test_a_one_axis_projection_is_drawn_as_a_strip():
