@@ -10,11 +10,10 @@ Pairs (`PAIRS`; add one by writing a function `(args) -> PairResult` and a line 
   knn             `core.store.search` (faiss IVF-Flat beside Lance, rows as a DataFrame) against plain faiss
                   IVFFlat (ids only, and ids + the rows read back from Lance) and plain Lance (IVF_PQ + refine),
                   at `--rows` × 384 clustered synthetic vectors (default 1,000,000)
-  embed_folder    stub: a folder of photos → CLIP / DINOv2 embeddings, decode included, vs PIL + upstream transform
-  cache_hit       stub: the same 40 images again (engine cache hit)
-  sam_encode      stub: SAM ViT-B image embedding vs `SamPredictor.set_image`
-  sam_click       stub: a click on an embedded image vs `SamPredictor.predict`
-  scatter_figure  stub: Embedding Scatter figure (100k points, build + JSON) vs `px.scatter`
+  embed_clip, embed_dinov2, cache_hit, scatter_figure
+                  from bench/pairs_embed.py: 40 photos → embeddings, decode included, vs PIL + the upstream
+                  transform; the same 40 again (engine cache hit); the Scatter figure at 100k points vs `px.scatter`
+  Pairs written as `() -> (ours, plain)` in a bench module join through `_simple` (one line each).
 
     .venv/bin/python -m bench.bench_vs_upstream [--pairs knn] [--rows 1000000] [--repeats 5] [--dry-run]
 """
@@ -247,20 +246,37 @@ def _knn(args: argparse.Namespace, tmp: Path) -> PairResult:
     return PairResult(f"k-NN, {rows:,} × {dim}, k={k}", "ms p50", ours_c, plain_cs, goals, notes)
 
 
-def _stub(what: str) -> Callable[[argparse.Namespace], PairResult]:
+def _simple(
+    module: str, name: str, path: str, goal: str, limit: float, ratio: bool = True
+) -> Callable[[argparse.Namespace], PairResult]:
+    """A pair from `bench.<module>.PAIRS[name]`: `() -> (ours, plain | None)`, each a round returning seconds.
+
+    With `ratio`, the goal is plain / ours ≥ `limit` (× faster); without, ours' median ≤ `limit` seconds."""
+
     def run(args: argparse.Namespace) -> PairResult:
-        raise NotImplementedError(f"pair not written yet: {what}")
+        import importlib
+
+        ours, plain = importlib.import_module(f"bench.{module}").PAIRS[name]()
+        ours_c = Contender("VFM Lens", ours)
+        plain_cs = [Contender("plain upstream", plain)] if plain is not None else []
+        alternate([ours_c, *plain_cs], args.repeats)
+        if ratio and plain_cs:
+            goals = [Goal(goal, plain_cs[0].median / ours_c.median, limit, at_most=False)]
+        else:
+            goals = [Goal(goal, ours_c.median, limit)]
+        return PairResult(path, "s", ours_c, plain_cs, goals)
 
     return run
 
 
 PAIRS: dict[str, Callable[[argparse.Namespace], PairResult]] = {
     "knn": pair_knn,
-    "embed_folder": _stub("folder of photos → embeddings vs PIL + upstream transform"),
-    "cache_hit": _stub("cache hit on the same 40 images"),
-    "sam_encode": _stub("SAM ViT-B image embedding vs SamPredictor.set_image"),
-    "sam_click": _stub("SAM click vs SamPredictor.predict"),
-    "scatter_figure": _stub("Embedding Scatter figure vs px.scatter"),
+    "embed_clip": _simple("pairs_embed", "embed_clip", "40 photos → CLIP ViT-B/32, decode included", "× faster", 1.3),
+    "embed_dinov2": _simple("pairs_embed", "embed_dinov2", "40 photos → DINOv2-S, decode included", "× faster", 1.3),
+    "cache_hit": _simple("pairs_embed", "cache_hit", "cache hit, the same 40 photos", "seconds", 0.020, ratio=False),
+    "scatter_figure": _simple(
+        "pairs_embed", "scatter", "Embedding Scatter figure, 100k points", "× plain's speed", 1 / 1.2
+    ),
 }
 
 
