@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import html
-import io
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,13 +15,14 @@ import streamlit as st
 from plotly.colors import qualitative, sample_colorscale
 
 from components.charts import confusion_figure
+from components.downloads import download_csv, download_npz, npz_bytes
 from components.errors import user_errors
 from components.hover_images import MAX_IMAGES as MAX_HOVER_THUMBNAILS
 from components.hover_images import hover_thumbnails
 from components.images import show_thumbnails
 from components.progress import progress_bar
 from components.sidebar import FAMILIES, selected_model
-from components.state import get_engine
+from components.state import accuracy_runs, get_engine, started
 from core import registry
 from core.analysis.clusters import CLUSTER_METHODS, cluster_purity, compute_clusters
 from core.analysis.projection import ProjectionResult, compute_projection, downsample, list_methods
@@ -114,8 +114,8 @@ def pick_settings(working: ImageSet, key: str) -> ScatterSettings | None:
             "Standardise features", key=f"{key}_standardize", help="Fitted on the train split."
         )
         if st.form_submit_button("Embed and project", type="primary", key=f"{key}_go"):
-            st.session_state[f"{key}_started"] = True
-    if not st.session_state.get(f"{key}_started"):
+            started(key).set(True)
+    if not started(key).get():
         st.caption("Choose a dataset and models, then press **Embed and project**.")
         return None
     if not families and dataset != STORED:
@@ -156,7 +156,7 @@ def load_dataset(settings: ScatterSettings, working: ImageSet) -> ImageSet | Non
 def load_stored(settings: ScatterSettings, key: str) -> tuple[ImageSet, dict[str, np.ndarray], str] | None:
     """A per-class sample of a stored dataset (picked on the page): its images as thumbnails, its own model's
     embeddings ``{name@weights: (N, D)}`` and its title. None, with what to do, until a usable dataset is chosen."""
-    from components.stored_view import pick_store  # needs the scale extras
+    from components.stored_picker import pick_store  # needs the scale extras
 
     stored = pick_store(key=f"{key}_store")
     if stored is None:
@@ -187,7 +187,7 @@ def load_stored(settings: ScatterSettings, key: str) -> tuple[ImageSet, dict[str
 def _stored_sample(path: str, rows: int, per_class: int) -> tuple[ImageSet, np.ndarray, int]:
     """(thumbnails with labels, their vectors, labeled rows in the dataset): `per_class` random rows of each
     class (seed 0), at most MAX_STORED_SAMPLE in all. `rows` keys the cache (a dataset that grew is read again)."""
-    from components.stored_view import labels_of, missing_tile, opened, stored_thumbnail  # needs the scale extras
+    from components.stored_data import labels_of, missing_tile, opened, stored_thumbnail  # needs the scale extras
     from core import store
 
     labels = labels_of(path)
@@ -242,7 +242,7 @@ def show_accuracy_table(
 ) -> None:
     """Model × dataset (`source`, else the source's title), in the seed slides' format; columns accumulate over
     this session's runs."""
-    store = st.session_state.setdefault(f"{key}_accuracy", {})
+    store = accuracy_runs(key).setdefault({})
     dataset = f"{source or SOURCES[settings.dataset]} (n={len(images.items):,})"
     for model, result in results.items():
         store[(settings.projection, model_title(model), dataset)] = (result.projection_accuracy, result.knn_accuracy)
@@ -461,31 +461,21 @@ def export_table(images: ImageSet, results: dict[str, ProjectionResult]) -> pd.D
     return pd.DataFrame(table)
 
 
+def export_arrays(images: ImageSet, embeddings: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """One (N, D) float32 array per ``name@weights``, plus `names` and `labels` (N,): what the NPZ holds."""
+    return {"names": np.asarray(images.names), "labels": np.asarray(images.labels), **embeddings}
+
+
 def embeddings_npz(images: ImageSet, embeddings: dict[str, np.ndarray]) -> bytes:
-    """NPZ bytes: one (N, D) float32 array per ``name@weights``, plus `names` and `labels` (N,)."""
-    buffer = io.BytesIO()
-    np.savez_compressed(buffer, names=np.asarray(images.names), labels=np.asarray(images.labels), **embeddings)
-    return buffer.getvalue()
+    """NPZ bytes of `export_arrays`."""
+    return npz_bytes(export_arrays(images, embeddings))
 
 
 def show_exports(
     images: ImageSet, embeddings: dict[str, np.ndarray], results: dict[str, ProjectionResult], key: str
 ) -> None:
     left, right = st.columns(2)
-    left.download_button(
-        "Coordinates, labels and predictions (CSV)",
-        lambda: export_table(images, results).to_csv(index=False),
-        file_name="embedding_scatter.csv",
-        mime="text/csv",
-        on_click="ignore",
-        key=f"{key}_csv",
-    )
-    right.download_button(
-        "Embeddings (NPZ)",
-        lambda: embeddings_npz(images, embeddings),
-        file_name="embeddings.npz",
-        mime="application/octet-stream",
-        on_click="ignore",
-        key=f"{key}_npz",
-    )
+    table = export_table(images, results)
+    download_csv(table, "embedding_scatter.csv", f"{key}_csv", "Coordinates, labels and predictions (CSV)", left)
+    download_npz(export_arrays(images, embeddings), "embeddings.npz", f"{key}_npz", right)
     st.caption("Predictions are given for the held-out rows only; the train rows fitted the classifiers.")

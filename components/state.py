@@ -103,4 +103,8 @@ comparison_result: Keys[tuple[str, list[dict]]] = Keys("{}_result")  # (settings
 image_a_chart: Keys[dict] = Keys("{}_chart_a")  # the selection event of the clickable chart of image A (its key)
 patch_click: Keys[tuple[float, float]] = Keys("{}_click")  # the last click on image A, (x, y) as fractions
 pca_threshold: Keys[float] = Keys("{}_threshold_{}")  # (owner, tokens' tag): PC1 threshold (the slider's key)
-rgb_memo: Keys[tuple] = Keys("{}_rgb_memo")  # (digest of scores and mask, colour PCA, error) of the last fit
+rgb_memo: Keys[tuple] = Keys("{}_rgb_memo")
+started: Keys[bool] = Keys("{}_started")  # the owner's form was submitted once: its results stay on later runs
+accuracy_runs: Keys[dict] = Keys(
+    "{}_accuracy"
+)  # (projection, model, dataset) → (projection acc., k-NN acc.)  # (digest of scores and mask, colour PCA, error) of the last fit

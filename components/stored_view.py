@@ -21,8 +21,6 @@ from components.state import (
     get_engine,
     get_working_set,
     picked_row,
-    store_choice,
-    store_folder,
     store_note,
     store_to_open,
 )
@@ -35,16 +33,16 @@ from components.stored_data import (
     labels_of,
     missing_tile,
     near_duplicates,
-    opened,
     paths_of,
     projection,
     store_name,
     stored_thumbnail,
     titles,
 )
+from components.stored_picker import pick_store  # noqa: F401 - pages open datasets through this view
 from core import batch, config, registry, store, store_reports
 from core.analysis.scale import SCALABLE_METHODS, View
-from core.data import ImageSet, confine
+from core.data import ImageSet
 from core.text import count
 
 HOVER_POINTS = 300  # a view holding at most this many rows shows each one's image on hover (read from disk)
@@ -52,37 +50,6 @@ SAMPLE = 20_000  # rows the projection is fitted on
 
 
 # ---- opening --------------------------------------------------------------------------------
-def pick_store(key: str) -> store.StoredDataset | None:
-    """A dataset found under the data roots, or a typed folder there → the opened dataset (None until one is given).
-    Errors raise for `user_errors`."""
-    roots, found = config.data_roots(), found_stores()
-    if opening := store_to_open(key).pop():  # just stored by `offer_new_store`
-        store_choice(key).set(opening)
-        store_folder(key).set("")
-    if note := store_note(key).pop():
-        st.success(note)
-    chosen = st.selectbox(
-        "Stored dataset",
-        found,
-        index=None,
-        format_func=store_name,
-        key=store_choice(key).key,
-        placeholder=f"{len(found)} found under the data roots" if found else "None found under the data roots",
-    )
-    path = st.text_input(
-        "…or its folder",
-        key=store_folder(key).key,
-        placeholder=str(roots[0] / "my_dataset.lance"),
-        help="A folder written by `python -m core.batch embed SOURCE OUT`, inside "
-        + ", ".join(map(str, roots))
-        + " (VFM_LENS_DATA_ROOTS). Used instead of the choice above when given.",
-    ).strip()
-    if not (path or chosen):
-        st.caption("Give the folder of a dataset embedded with `python -m core.batch embed`.")
-        return None
-    return opened(str(confine(path or chosen, roots)))
-
-
 def offer_new_store(key: str) -> None:
     """Ways to a first stored dataset: this session's working set, embedded here with a progress bar into a folder
     under the first data root (then opened), or the terminal command for a large folder."""
