@@ -1,6 +1,6 @@
 """Is a 50k-point Embedding Scatter interactive? Time its figure in headless Chromium (not a test).
 
-Builds the page's own figure (`components.scatter_view.scatter_figure`) for N random 2-D points in 10 classes,
+Builds the page's own figure (`components.charts.scatter_figure`) for N random 2-D points in 10 classes,
 then in Chromium (WebGL, software-rendered when there is no GPU) times: the first draw (`Plotly.newPlot`), a
 zoom (`Plotly.relayout`) and a lasso-sized selection redraw (`Plotly.restyle` of selectedpoints). Server side:
 building the figure and its JSON.
@@ -21,7 +21,7 @@ import numpy as np
 from playwright.sync_api import sync_playwright
 from plotly.offline import get_plotlyjs
 
-from components.scatter_view import scatter_figure
+from components.charts import scatter_figure
 from tests.browser.server import CHROMIUM_ARGS
 
 _TIME = """async ([figure, repeats]) => {

@@ -55,7 +55,7 @@ def scatter_points(n: int = 100_000) -> tuple[np.ndarray, np.ndarray, np.ndarray
 def pair_scatter(n: int = 100_000) -> Pair:
     import plotly.express as px
 
-    from components.scatter_view import scatter_figure
+    from components.charts import scatter_figure
 
     coords, labels, names, is_test = scatter_points(n)
 

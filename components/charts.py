@@ -1,12 +1,15 @@
 """Plotly figures built from numpy arrays and core results, without widgets (bench/ imports them): the confusion
-matrix, the PC1 threshold histogram, the token-norm profile and the stored-dataset density map."""
+matrix, the PC1 threshold histogram, the token-norm profile, the stored-dataset density map and the Embedding
+Scatter's WebGL scatter."""
 
 from __future__ import annotations
 
+import html
 from collections.abc import Sequence
 
 import numpy as np
 import plotly.graph_objects as go
+from plotly.colors import qualitative, sample_colorscale
 
 from core.analysis.imaging import data_url, to_png
 from core.analysis.pca import Foreground
@@ -110,3 +113,73 @@ def density_figure(
     fig.update_xaxes(range=view.x, showgrid=False).update_yaxes(range=view.y, showgrid=False)
     fig.update_layout(height=height, margin={"t": 10, "b": 10}, dragmode="pan", showlegend=False)
     return fig, rows
+
+
+# ---- embedding scatter ----------------------------------------------------------------------------
+HELD_OUT = "held-out"  # the one word for the scored split, on screen and in the CSV
+
+
+def _palette(n: int) -> list[str]:
+    if n <= 10:
+        return qualitative.Plotly[:n]
+    return qualitative.Light24[:n] if n <= 24 else sample_colorscale("Turbo", np.linspace(0, 1, n))
+
+
+def scatter_figure(
+    coords: np.ndarray, labels: np.ndarray, names: np.ndarray, is_test: np.ndarray, shown: np.ndarray
+) -> tuple[go.Figure, list[np.ndarray]]:
+    """A WebGL scatter (Scatter3d for K=3) of coords (N, K) over the rows `shown`: one trace per class and split
+    (train, held-out), one legend entry per class.
+
+    Returns (figure, trace_index): trace_index[c][p] is the row of point p in trace c (for selections).
+    Light for 100k points: each point carries only its coordinates (float32), its file name (`hovertext`) and
+    its row (`customdata`, int32, for the hover thumbnails); the class and split are the trace's.
+    """
+    strip = coords.shape[1] == 1  # LDA of two classes has one axis: a strip, its points spread vertically at random
+    if strip:
+        coords = np.column_stack([coords[:, 0], np.random.default_rng(0).uniform(-1, 1, len(coords))])
+    coords = np.asarray(coords, np.float32)
+    classes, codes = np.unique(labels[shown], return_inverse=True)
+    groups = codes * 2 + is_test[shown].astype(np.int64)  # class-major, train before held-out
+    order = np.argsort(groups, kind="stable")
+    bounds = np.searchsorted(groups[order], np.arange(2 * len(classes) + 1))
+    traces, trace_index = [], []
+    for g, colour in enumerate(np.repeat(_palette(len(classes)), 2)):
+        rows = shown[order[bounds[g] : bounds[g + 1]]]
+        if rows.size:
+            cls, split = str(classes[g // 2]), HELD_OUT if g % 2 else "train"
+            first = not trace_index or traces[-1].legendgroup != cls
+            traces.append(_trace(coords[rows], names[rows], rows, cls, split, colour, first))
+            trace_index.append(rows)
+    # no dragmode: Streamlit's frontend turns click-to-select off while the drag mode is box or lasso
+    fig = go.Figure(traces).update_layout(height=520, margin={"t": 10, "b": 10}, legend_title_text="class")
+    if strip:
+        fig.update_yaxes(title_text="random spread (no meaning)", showticklabels=False, zeroline=False)
+    return fig, trace_index
+
+
+def _trace(xy: np.ndarray, names: np.ndarray, rows: np.ndarray, cls: str, split: str, colour: str, legend: bool):
+    """The points of one class and split: (P, 2 or 3) float32 coordinates, their names and rows."""
+    common = {
+        "name": cls,
+        "legendgroup": cls,
+        "showlegend": legend,
+        "mode": "markers",
+        "customdata": rows.astype(np.int32),
+        "hovertext": names,
+        "hovertemplate": f"<b>{html.escape(cls)}</b><br>%{{hovertext}}<br>{split}<extra></extra>",
+    }
+    if xy.shape[1] == 3:
+        return go.Scatter3d(x=xy[:, 0], y=xy[:, 1], z=xy[:, 2], marker={"size": 3, "color": colour}, **common)
+    return go.Scattergl(x=xy[:, 0], y=xy[:, 1], marker={"size": 6, "color": colour}, **common)
+
+
+def selected_indices(event, trace_index: list[np.ndarray]) -> np.ndarray:
+    """Sorted unique rows selected in a plotly selection event ({"selection": {"points": [...]}})."""
+    points = (event or {}).get("selection", {}).get("points", [])
+    rows = [
+        int(trace_index[p["curve_number"]][p.get("point_index", p.get("point_number"))])
+        for p in points
+        if 0 <= p.get("curve_number", -1) < len(trace_index)
+    ]
+    return np.unique(np.asarray(rows, dtype=np.int64))

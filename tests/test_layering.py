@@ -62,7 +62,7 @@ def test_a_view_never_imports_another_view():
 
 def test_figure_builders_need_no_widgets():
     """bench/ builds figures from these modules: they import neither Streamlit nor a view."""
-    for name in ("charts", "matching_charts"):
+    for name in ("charts", "matching_charts"):  # the scatter figure, too (bench_scatter, pairs_embed)
         modules = _modules(ROOT / "components" / f"{name}.py")
         assert not {m for m in modules if m == "streamlit" or m.endswith("_view")}, name
 

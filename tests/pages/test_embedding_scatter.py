@@ -12,8 +12,9 @@ import plotly.express as px
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from components import scatter_view
-from components.scatter_view import embeddings_npz, export_table, selected_indices
+from components import charts, scatter_view
+from components.charts import selected_indices
+from components.scatter_view import embeddings_npz, export_table
 from core.analysis.projection import compute_projection
 from core.data import ImageItem, ImageSet
 from core.datasets import load_seed_dataset
@@ -141,7 +142,7 @@ def test_each_point_carries_its_row_and_name_and_its_trace_the_class_and_split()
     is_test = np.array([False, True, True, False, False, False])
     coords = np.arange(12, dtype=np.float64).reshape(6, 2)
     names = np.array(list("uvwxyz"))
-    fig, trace_index = scatter_view.scatter_figure(coords, labels, names, is_test, np.arange(6))
+    fig, trace_index = charts.scatter_figure(coords, labels, names, is_test, np.arange(6))
     described = [(t.name, t.hovertemplate.split("<br>")[-1].split("<")[0], rows.tolist()) for t, rows in
                  zip(fig.data, trace_index, strict=True)]  # fmt: skip
     assert described == [("a", "train", [3, 5]), ("a", "held-out", [1]), ("b", "train", [0]),
@@ -161,14 +162,14 @@ def test_the_100k_point_figure_is_lighter_than_plain_plotly_express():
     from bench.pairs_embed import scatter_points
 
     coords, labels, names, is_test = scatter_points(100_000)
-    fig, _ = scatter_view.scatter_figure(coords, labels, names, is_test, np.arange(len(coords)))
+    fig, _ = charts.scatter_figure(coords, labels, names, is_test, np.arange(len(coords)))
     plain = px.scatter(x=coords[:, 0], y=coords[:, 1], color=labels, hover_name=names, render_mode="webgl")
     assert len(fig.to_json()) < 0.9 * len(plain.to_json())
 
 
 def test_a_one_axis_projection_is_drawn_as_a_strip():
     coords = np.array([[0.5], [1.5], [-2.0]], np.float32)  # LDA of two classes: one component
-    fig, _ = scatter_view.scatter_figure(
+    fig, _ = charts.scatter_figure(
         coords, np.array(["a", "b", "a"]), np.array(list("xyz")), np.zeros(3, bool), np.arange(3)
     )
     xs = np.concatenate([trace.x for trace in fig.data])
