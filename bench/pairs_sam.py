@@ -7,7 +7,7 @@ noise so the rel-pos path is exercised) on the same 2250 × 1500 photo (skimage'
 
   pair_sam_encode   one image embedding: our adapter as the engine loads it (`apply_fast_paths`: SDPA attention,
                     uint8 resize, the bf16 encoder where the CPU has native bf16), image hash included, against
-                    `SamPredictor.set_image` on the upstream module. Run ≥ 3 rounds (≈ 13 s each on 2 free cores).
+                    `SamPredictor.set_image` on the upstream module. Run ≥ 3 rounds (SamPredictor: 13.7 s on 2 free cores).
   pair_sam_click    one click (a single point: SAM's three candidates) on an embedded image: `SAMAdapter.predict`
                     on the cached embedding, against `SamPredictor.predict` after its `set_image`. Run ≥ 5 rounds;
                     each call clicks the next of 20 fixed points, so the median over the rounds is the click p50.
