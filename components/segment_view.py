@@ -86,7 +86,19 @@ def _duration(seconds: float) -> str:
 
 
 def compute_embedding(image: np.ndarray, model: str) -> SamEmbedding | None:
-    """The SAM image embedding (cached by image hash in the engine), with a spinner that says how long it takes."""
+    """The SAM image embedding (cached by image hash in the engine), with a spinner that says how long it takes.
+    A rerun on the same image object (the working set's, the decoded upload's) takes the session's last embedding
+    without hashing the image again."""
+    last = st.session_state.setdefault("_sam_last_embedding", {})  # model → (image, its embedding)
+    if model in last and last[model][0] is image:
+        return last[model][1]
+    embedding = _compute_embedding(image, model)
+    if embedding is not None:
+        last[model] = (image, embedding)
+    return embedding
+
+
+def _compute_embedding(image: np.ndarray, model: str) -> SamEmbedding | None:
     engine, spec = get_engine(), parse(model).spec
     device = engine.device.type
     text = (
@@ -126,7 +138,7 @@ def pick_upload(key: str) -> tuple[str, np.ndarray] | None:
 # ---- the segmenter --------------------------------------------------------------------------------
 def show_segmenter(image: np.ndarray, embedding: SamEmbedding, model: str, name: str, key: str) -> None:
     """Click-to-segment on one image: canvas, candidates, kept objects, exports."""
-    _segmenter(image, embedding, model, name, image_hash(image), key)
+    _segmenter(image, embedding, model, name, embedding.key or image_hash(image), key)
 
 
 @st.fragment
@@ -302,7 +314,7 @@ def _show_exports(state: SegmentSession, image: np.ndarray, name: str, key: str)
 # ---- automatic masks --------------------------------------------------------------------------------
 def show_auto_masks(image: np.ndarray, embedding: SamEmbedding, model: str, name: str, key: str) -> None:
     """SAM's automatic mask generator on one image, with its grid density and quality thresholds."""
-    _auto_masks(image, embedding, model, name, image_hash(image), key)
+    _auto_masks(image, embedding, model, name, embedding.key or image_hash(image), key)
 
 
 @st.fragment

@@ -191,7 +191,7 @@ class Engine:
         path = fetch(ref) if status.source == "download" else status.path
         weights = "random" if status.is_random else ref.weights
         adapter = build_adapter(ref.spec, weights, path, self.device)
-        if self.device.type == "cuda":
+        if self.device.type == "cuda" or ref.spec.family == "sam":  # SAM's CPU fast path: bf16 encoder, SDPA
             apply_fast_paths(adapter, self.device)  # SDPA everywhere, on-device preprocessing, float32 outputs
         if status.source == "download":
             status = locate(ref)
@@ -356,16 +356,17 @@ class Engine:
         return loaded
 
     def sam_embedding(self, image: np.ndarray, model: str | ModelRef = "sam_vit_b") -> SamEmbedding:
-        """The SAM image embedding of one image, computed once and cached by image hash."""
+        """The SAM image embedding of one image, computed once and cached by image hash (which it carries)."""
         loaded = self.model(model)
-        key = CacheKey(image_hash(image), loaded.key, "sam_embedding")
+        digest = image_hash(image)
+        key = CacheKey(digest, loaded.key, "sam_embedding")
         features = self._lookup(key)
         if features is None:
             with self._forward(loaded):
-                embedding = loaded.adapter.image_embedding(image)
+                embedding = loaded.adapter.image_embedding(image, digest)
             self._store(key, embedding.features)
             return embedding
-        return loaded.adapter.embedding_from(features, image)
+        return loaded.adapter.embedding_from(features, image, digest)
 
     def sam_predict(self, embedding: SamEmbedding, model: str | ModelRef, prompt: SamPrompt) -> SamPrediction:
         """SAM's masks for `prompt` on an image embedding (three candidates or one: `SamPrompt.multimask`)."""

@@ -30,6 +30,7 @@ class SamEmbedding:
     features: np.ndarray
     original_size: tuple[int, int]  # the image as given
     input_size: tuple[int, int]  # after resizing the longest side to the encoder's input size
+    key: str = ""  # the image's content hash, when known: the page keys its state by it without hashing again
 
 
 @dataclass(frozen=True)
@@ -116,29 +117,39 @@ class SAMAdapter:
         self.spec, self.weights = spec, weights
         self.module = build_module(spec, path)
         self.preprocess_device: torch.device | None = None  # where the longest-side resize runs (None: upstream's)
+        self.encoder_dtype: torch.dtype | None = None  # CPU autocast dtype for the encoder (None: as the caller's)
 
     def preprocess_on(self, device: torch.device | str) -> str:
         """Resize on `device` from now on (bilinear with antialias, as upstream's uint8 path); says what it does."""
         self.preprocess_device = torch.device(device)
         return f"{self.preprocess_device.type}: longest-side resize"
 
-    def image_embedding(self, image: np.ndarray) -> SamEmbedding:
-        """The heavy step, once per image: HWC uint8 RGB → SamEmbedding."""
+    def image_embedding(self, image: np.ndarray, key: str = "") -> SamEmbedding:
+        """The heavy step, once per image: HWC uint8 RGB → SamEmbedding (carrying `key`, the image's hash)."""
         predictor = SamPredictor(self.module)
         if self.preprocess_device is None:
             predictor.set_image(image, image_format="RGB")
         else:
             h, w = image.shape[:2]
             target = ResizeLongestSide.get_preprocess_shape(h, w, self.module.image_encoder.img_size)
-            x = upload(image, self.preprocess_device).permute(2, 0, 1)[None].float()
-            predictor.set_torch_image(resize_uint8_grid(x, target, "bilinear"), (h, w))
-        return SamEmbedding(predictor.features[0].float().cpu().numpy(), predictor.original_size, predictor.input_size)
+            with torch.autocast("cpu", self.encoder_dtype) if self.encoder_dtype else nullcontext():
+                predictor.set_torch_image(self._resized(image, target), (h, w))
+        features = predictor.features[0].float().cpu().numpy()
+        return SamEmbedding(features, predictor.original_size, predictor.input_size, key)
 
-    def embedding_from(self, features: np.ndarray, image: np.ndarray) -> SamEmbedding:
+    def _resized(self, image: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
+        """HWC uint8 → (1, 3, *size) float in 0..255: on CPU SamPredictor's own resize (PIL: its pixels exactly,
+        no float round trip), elsewhere the antialiased float grid on the preprocessing device."""
+        if self.preprocess_device.type == "cpu":
+            resized = ResizeLongestSide(self.module.image_encoder.img_size).apply_image(image)
+            return torch.from_numpy(resized).permute(2, 0, 1)[None].float()
+        return resize_uint8_grid(upload(image, self.preprocess_device).permute(2, 0, 1)[None].float(), size, "bilinear")
+
+    def embedding_from(self, features: np.ndarray, image: np.ndarray, key: str = "") -> SamEmbedding:
         """Rebuild the SamEmbedding of `image` from cached features (sizes as SamPredictor computes them)."""
         h, w = image.shape[:2]
         input_size = ResizeLongestSide.get_preprocess_shape(h, w, self.module.image_encoder.img_size)
-        return SamEmbedding(features, (h, w), input_size)
+        return SamEmbedding(features, (h, w), input_size, key)
 
     def predict(self, embedding: SamEmbedding, prompt: SamPrompt) -> SamPrediction:
         """The light step, per click: SAM's mask decoder on `prompt` (three candidates or one: `prompt.multimask`)."""
@@ -151,7 +162,10 @@ class SAMAdapter:
             mask_input=prompt.mask_input,
             multimask_output=prompt.multimask,
         )
-        return SamPrediction(masks.astype(bool), scores.astype(np.float32), logits.astype(np.float32))
+        # copy=False: the (K, H, W) masks are already bool (a copy is ~10 MB for a 2250 × 1500 photo, each click)
+        return SamPrediction(
+            masks.astype(bool, copy=False), scores.astype(np.float32, copy=False), logits.astype(np.float32, copy=False)
+        )
 
     def auto_masks(
         self,

@@ -6,9 +6,12 @@ zero at random init, so they are filled with noise first: otherwise the rel-pos 
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from segment_anything.modeling import image_encoder as sam_encoder
 from skimage import data
 from torch.utils._python_dispatch import TorchDispatchMode
@@ -20,7 +23,7 @@ from core.models.fast import (
     apply_fast_paths,
     fill_rel_pos,
     gpu_preprocess,
-    resize_uint8_grid,
+    native_bf16,
 )
 from core.models.sam import SamPrompt
 from core.registry import ModelSpec, get
@@ -227,8 +230,8 @@ def test_apply_fast_paths_is_idempotent():
 def test_sams_on_device_preprocessing_is_the_adapters_own_method(image, monkeypatch):
     """No method swapped in at runtime: the fast path only tells the adapter where to resize."""
     adapter = build_adapter(get("sam_tiny"), "random", None, CPU)
-    resized = []
-    monkeypatch.setattr(sam_module, "resize_uint8_grid", lambda *a: resized.append(a[1]) or resize_uint8_grid(*a))
+    resized, real = [], sam_module.SAMAdapter._resized
+    monkeypatch.setattr(sam_module.SAMAdapter, "_resized", lambda self, *a: resized.append(a[1]) or real(self, *a))
     with torch.inference_mode():
         upstream = adapter.image_embedding(image)
         assert adapter.preprocess_device is None and not resized
@@ -257,3 +260,63 @@ def test_full_size_bf16_fast_path_on_cuda(name, image):
         with torch.autocast("cuda", dtype=torch.bfloat16):
             got = adapter.embed(batch)
     assert torch.nn.functional.cosine_similarity(expected, got.float()).min() >= 0.999
+
+
+class MatmulDtypes(TorchDispatchMode):
+    """Records the dtypes the matrix products (linear layers, attention) run in."""
+
+    def __init__(self):
+        super().__init__()
+        self.dtypes: set[torch.dtype] = set()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if any(name in str(func) for name in ("addmm", ".mm.", "bmm", "scaled_dot_product")):
+            self.dtypes.add(args[1].dtype if "addmm" in str(func) else args[0].dtype)
+        return func(*args, **(kwargs or {}))
+
+
+def test_sam_cpu_path_gives_the_encoder_sampredictors_pixels_exactly():
+    """On CPU the fast path keeps SamPredictor's resize (PIL): the encoder sees upstream's pixels, to the bit."""
+    from segment_anything import SamPredictor
+
+    adapter = build_adapter(get("sam_tiny"), "random", None, CPU)
+    seen = []
+    adapter.module.image_encoder.register_forward_pre_hook(lambda _, args: seen.append(args[0].clone()))
+    photo = np.asarray(Image.fromarray(data.astronaut()).resize((451, 300)))  # not square: the longest side
+    with torch.inference_mode():
+        SamPredictor(adapter.module).set_image(photo)
+        apply_fast_paths(adapter, CPU)
+        adapter.image_embedding(photo)
+    assert len(seen) == 2 and seen[0].shape == (1, 3, 256, 256)
+    torch.testing.assert_close(seen[1], seen[0], rtol=0, atol=0)
+
+
+@pytest.mark.skipif(not native_bf16(), reason="this CPU has no native bf16")
+def test_full_size_sam_on_a_native_bf16_cpu_encodes_in_bf16_with_masks_unchanged(image):
+    """The issue's guard (#24): SAM on a CPU with native bf16 runs its encoder's matrix products in bf16 (2× as
+    fast) and still gives SamPredictor's masks: mask-logit correlation ≥ 0.999. A full-size spec takes that path;
+    the tiny weights stand in for it here (the bench checks full size: bench/pairs_sam.py)."""
+    adapter = sam_with_rel_pos(get("sam_tiny"))
+    adapter.spec = replace(adapter.spec, tiny=False)  # as sam_vit_b would be treated
+    emb_cos, corr = sam_guard(adapter, image)
+    with torch.inference_mode(), MatmulDtypes() as ops:
+        adapter.image_embedding(image)
+    assert adapter.encoder_dtype == torch.bfloat16 and "bf16" in adapter.fast_paths.attention
+    assert ops.dtypes == {torch.bfloat16}
+    assert emb_cos >= 0.999 and min(corr) >= 0.999
+
+
+def test_tiny_sam_stays_fp32_and_equal_to_sampredictor(image):
+    adapter = sam_with_rel_pos(get("sam_tiny"))
+    emb_cos, corr = sam_guard(adapter, image)
+    assert adapter.encoder_dtype is None and "bf16" not in adapter.fast_paths.attention
+    assert emb_cos >= 0.99999 and min(corr) >= 0.99999
+
+
+def test_the_engine_loads_sam_with_its_fast_path_on_cpu(engine):
+    """SDPA attention and the uint8 resize on CPU too, not only on CUDA (#24)."""
+    adapter = engine.model("sam_tiny").adapter
+    assert adapter.fast_paths is not None and adapter.preprocess_device == CPU
+    with torch.inference_mode(), AtenOps() as ops:
+        adapter.module.image_encoder(torch.randn(1, 3, 256, 256))
+    assert ops.sdpa() and not ops.softmax()

@@ -14,6 +14,7 @@ import pytest
 import torch
 from segment_anything import SamAutomaticMaskGenerator, SamPredictor
 
+from core.data import image_hash
 from core.models.sam import (
     PREVIEW_SIDE,
     AutoMaskParams,
@@ -50,6 +51,14 @@ def test_predictions_equal_sampredictor_with_its_multimask_rule(engine, sam, n_p
     assert ours.masks.shape == masks.shape == ({1: 3, 2: 1}[n_points], *image.shape[:2])
     np.testing.assert_allclose(ours.logits, logits, atol=1e-4)
     np.testing.assert_allclose(ours.scores, scores, atol=1e-5)
+
+
+def test_the_embedding_carries_its_images_hash_computed_or_cached(engine, sam):
+    """The page keys its state by `embedding.key`: a click never hashes the image again (#24)."""
+    _, image, embedding = sam  # computed
+    again = engine.sam_embedding(image, "sam_tiny")  # a cache hit
+    assert embedding.key == again.key == image_hash(image)
+    np.testing.assert_array_equal(again.features, embedding.features)
 
 
 def test_the_engine_reaches_sam_through_its_adapter_not_the_analyses():

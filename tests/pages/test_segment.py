@@ -25,6 +25,7 @@ from streamlit.testing.v1 import AppTest
 from components import segment_view
 from components.prompt_canvas import CanvasFrame, gesture_prompt, widget_prompts
 from components.segment_session import Prompt
+from core import engine as engine_module
 from core.analysis.imaging import palette, resize_map
 from core.analysis.masks import mask_contour
 from core.data import load_samples
@@ -229,6 +230,23 @@ def test_a_click_draws_the_mask_overlay_and_the_next_click_feeds_its_logits(engi
     assert [k.name for k in kept] == ["astronaut"] and not state(at).steps and canvas(at)["prompts"] == []
     np.testing.assert_array_equal(kept[0].mask, expected.masks[(best + 1) % 3])
     assert (canvas(at)["pixels"] != plain).any()  # the kept object stays drawn
+
+
+def test_a_click_hashes_no_image(monkeypatch):
+    """The embedding carries its image's hash and the session its last embedding: a click (a rerun, under
+    AppTest the whole page) never hashes the full-resolution image again (#24)."""
+    at = open_page()
+    hashed = []
+
+    def spy(image: np.ndarray) -> str:
+        hashed.append(image.shape)
+        return real(image)
+
+    real = segment_view.image_hash
+    monkeypatch.setattr(segment_view, "image_hash", spy)
+    monkeypatch.setattr(engine_module, "image_hash", spy)
+    click(at, "point", 256.0, 200.0)
+    assert len(state(at).steps) == 1 and hashed == []
 
 
 def test_a_box_and_points_combine_and_a_second_box_replaces_the_first(engine, monkeypatch):
