@@ -19,7 +19,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from components.segment_session import Prompt
+from core.segment_session import Prompt
 
 POSITIVE, NEGATIVE, BOX = "#22c55e", "#ef4444", "#f59e0b"  # green, red, amber
 RADIUS = 6  # px of a point's marker at full size

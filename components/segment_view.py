@@ -1,6 +1,6 @@
 """Click-to-segment with SAM: prompts on the image, candidate masks, kept objects, automatic masks, export.
 
-The widgets only: the click path's state is a `SegmentSession` (components/segment_session.py, no Streamlit),
+The widgets only: the click path's state is a `SegmentSession` (core/segment_session.py, no Streamlit),
 one per model and image hash in this browser session (`st.session_state`). A click reruns only the segmentation
 fragment: the image embedding is computed once, each click runs SAM's light decoder.
 """
@@ -20,7 +20,6 @@ import streamlit as st
 from components.errors import user_errors
 from components.progress import progress_bar
 from components.prompt_canvas import CanvasFrame, prompt_canvas
-from components.segment_session import SegmentSession, Step
 from components.state import get_engine
 from core.analysis.imaging import data_url, palette, resize_map, to_jpeg, to_png
 from core.analysis.masks import coco_annotations, cutout, overlay_masks
@@ -28,6 +27,7 @@ from core.data import ImageError, ImageSet, load_image
 from core.engine import image_hash
 from core.models.sam import PREVIEW_SIDE, AutoMaskParams, AutoMasks, SamEmbedding, auto_mask_defaults
 from core.registry import parse
+from core.segment_session import SegmentSession, Step
 from core.text import count
 
 MASK_COLOR = "#1e90ff"

@@ -24,7 +24,6 @@ from streamlit.testing.v1 import AppTest
 
 from components import segment_view
 from components.prompt_canvas import CanvasFrame, gesture_prompt, widget_prompts
-from components.segment_session import Prompt
 from core import engine as engine_module
 from core.analysis.imaging import palette, resize_map
 from core.analysis.masks import mask_contour
@@ -32,6 +31,7 @@ from core.data import load_samples
 from core.engine import Engine
 from core.models.sam import SamPrompt
 from core.registry import parse
+from core.segment_session import Prompt
 from core.weights import WeightsStatus
 from tests import corpus
 from tests.widgets import component_data, data_url_pixels, record_spinners, send_trigger

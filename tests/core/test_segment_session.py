@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from segment_anything import SamPredictor
 
-from components.segment_session import Prompt, SegmentSession, one_box, sam_prompt
 from core.analysis.imaging import palette
+from core.segment_session import Prompt, SegmentSession, one_box, sam_prompt
 
 MODEL = "sam_tiny@random"
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,7 +33,7 @@ def sam(engine):
 
 
 def test_the_click_path_module_does_not_import_streamlit():
-    code = "import sys, components.segment_session; print('streamlit' in sys.modules)"
+    code = "import sys, core.segment_session; print('streamlit' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

@@ -4,7 +4,7 @@ A `SegmentSession` holds one image's prompts for one browser session: gestures a
 widget's callback), `decode` turns each into a `Step` (the prompts so far, SAM's answer, the picked candidate),
 `undo`, `clear`, `pick` and `keep` change them. SAM is reached through a `predict(SamPrompt) -> SamPrediction`
 callable (the page binds the engine, the image embedding and the model), so nothing here loads a model.
-No `streamlit` import here (tests/components/test_segment_session.py checks it).
+No `streamlit` import here (tests/core/test_segment_session.py checks it).
 """
 
 from __future__ import annotations
