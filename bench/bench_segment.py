@@ -26,8 +26,8 @@ import torch  # noqa: E402
 
 from bench.bench_matching import report, timings_ms  # noqa: E402
 from components.prompt_canvas import CanvasFrame  # noqa: E402
-from components.segment_view import canvas_background  # noqa: E402
 from core.analysis.imaging import resize_map  # noqa: E402
+from core.analysis.masks import canvas_background  # noqa: E402
 from core.data import load_samples  # noqa: E402
 from core.engine import Engine  # noqa: E402
 from core.models.sam import SamPrompt  # noqa: E402

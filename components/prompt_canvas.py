@@ -19,6 +19,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from components.state import Slot
 from core.segment_session import Prompt
 
 POSITIVE, NEGATIVE, BOX = "#22c55e", "#ef4444", "#f59e0b"  # green, red, amber
@@ -102,7 +103,7 @@ def prompt_canvas(
     }
 
     def received() -> None:
-        prompt = gesture_prompt((st.session_state.get(key) or {}).get("prompt"), frame.image_size)
+        prompt = gesture_prompt((Slot(key).get() or {}).get("prompt"), frame.image_size)
         if prompt is not None:
             on_prompt(prompt)
 

@@ -20,9 +20,17 @@ import streamlit as st
 from components.errors import user_errors
 from components.progress import progress_bar
 from components.prompt_canvas import CanvasFrame, prompt_canvas
-from components.state import get_engine
-from core.analysis.imaging import data_url, palette, resize_map, to_jpeg, to_png
-from core.analysis.masks import coco_annotations, cutout, overlay_masks
+from components.state import (
+    Slot,
+    decoded_uploads,
+    display_images,
+    get_engine,
+    last_sam_embedding,
+    mask_name,
+    segment_images,
+)
+from core.analysis.imaging import data_url, palette, resize_map, to_png
+from core.analysis.masks import canvas_background, coco_annotations, cutout, overlay_masks
 from core.data import ImageError, ImageSet, load_image
 from core.engine import image_hash
 from core.models.sam import PREVIEW_SIDE, AutoMaskParams, AutoMasks, SamEmbedding, auto_mask_defaults
@@ -43,7 +51,7 @@ _KEEP_IMAGES = 8  # per session: prompt state of the most recently segmented ima
 # ---- per-session, per-image state -------------------------------------------------------------
 def image_state(key: str, model: str, image_key: str) -> SegmentSession:
     """This session's state for one image and model (a small LRU: older images are forgotten)."""
-    states: OrderedDict = st.session_state.setdefault(f"{key}_images", OrderedDict())
+    states: OrderedDict = segment_images(key).setdefault(OrderedDict())
     name = f"{model}|{image_key}"
     if name not in states:
         states[name] = SegmentSession()
@@ -89,7 +97,7 @@ def compute_embedding(image: np.ndarray, model: str) -> SamEmbedding | None:
     """The SAM image embedding (cached by image hash in the engine), with a spinner that says how long it takes.
     A rerun on the same image object (the working set's, the decoded upload's) takes the session's last embedding
     without hashing the image again."""
-    last = st.session_state.setdefault("_sam_last_embedding", {})  # model → (image, its embedding)
+    last = last_sam_embedding.setdefault({})  # model → (image, its embedding)
     if model in last and last[model][0] is image:
         return last[model][1]
     embedding = _compute_embedding(image, model)
@@ -124,7 +132,7 @@ def pick_upload(key: str) -> tuple[str, np.ndarray] | None:
     upload = st.file_uploader("Image", type=None, key=f"{key}_file")
     if upload is None:
         return None
-    decoded = st.session_state.setdefault(f"{key}_decoded", {})
+    decoded = decoded_uploads(key).setdefault({})
     if upload.file_id not in decoded:
         try:
             decoded.clear()
@@ -191,7 +199,7 @@ def _prompt_words(state: SegmentSession) -> str:
 
 def _display_image(image: np.ndarray, image_key: str, frame: CanvasFrame, key: str, width: int = 0) -> np.ndarray:
     """The image at canvas size, or `width` pixels wide, resized once per image (one kept per session)."""
-    cache = st.session_state.setdefault(f"{key}_display", {})
+    cache = display_images(key).setdefault({})
     if (image_key, frame) not in cache:
         cache.clear()
         cache[image_key, frame] = resize_map(image, (frame.height, frame.width)).round().clip(0, 255).astype(np.uint8)
@@ -201,27 +209,17 @@ def _display_image(image: np.ndarray, image_key: str, frame: CanvasFrame, key: s
     return cache[image_key, frame, width] if width else cache[image_key, frame]
 
 
-def canvas_background(
-    display: np.ndarray, masks: list[np.ndarray], colors: list[tuple[int, int, int]], alpha: float, contour: int
-) -> bytes:
-    """The canvas background as JPEG: (H, W) masks at image size resized onto the HWC uint8 `display` image.
-    It goes to the browser on every click; JPEG encodes ~10× faster than PNG here, at a third of the size."""
-    small = [resize_map(mask, display.shape[:2], nearest=True) > 0.5 for mask in masks]
-    drawn = overlay_masks(display, small, np.array(colors, np.uint8).reshape(-1, 3), alpha, contour)
-    return to_jpeg(drawn)
-
-
 def _hex_rgb(color: str) -> tuple[int, int, int]:
     return int(color[1:3], 16), int(color[3:5], 16), int(color[5:7], 16)
 
 
 def _keep(state: SegmentSession, key: str) -> None:
-    state.keep(st.session_state.get(f"{key}_name", ""))
+    state.keep(mask_name(key).get(""))
 
 
 def _pick(step: Step, widget: str) -> None:
     """Bound to its own step: a stale radio of an undone step can fire later and must not change another."""
-    step.pick(st.session_state[widget])
+    step.pick(Slot(widget).get())
 
 
 def _candidate_thumbnails(small: np.ndarray, masks: np.ndarray, color: tuple[int, int, int]) -> list[np.ndarray]:
@@ -246,7 +244,7 @@ def _show_candidates(state: SegmentSession, small: np.ndarray, color: tuple[int,
     if len(step.prediction.scores) > 1:  # three candidates for a single click; one for several prompts
         _show_picker(step, key)
     name_col, keep_col = st.columns([2, 1], vertical_alignment="bottom")
-    name_col.text_input("Name", placeholder=f"object {len(state.kept) + 1}", key=f"{key}_name")
+    name_col.text_input("Name", placeholder=f"object {len(state.kept) + 1}", key=mask_name(key).key)
     keep_col.button("Keep", key=f"{key}_keep", on_click=_keep, args=(state, key), help="Keep as a named object")
 
 

@@ -108,3 +108,10 @@ started: Keys[bool] = Keys("{}_started")  # the owner's form was submitted once:
 accuracy_runs: Keys[dict] = Keys(
     "{}_accuracy"
 )  # (projection, model, dataset) → (projection acc., k-NN acc.)  # (digest of scores and mask, colour PCA, error) of the last fit
+
+# ---- Segment ------------------------------------------------------------------------------------
+segment_images: Keys[dict] = Keys("{}_images")  # "model|image key" → SegmentSession, the most recent few images
+last_sam_embedding: Slot[dict] = Slot("sam_last_embedding")  # model → (image array, its SamEmbedding)
+decoded_uploads: Keys[dict] = Keys("{}_decoded")  # upload file id → (name, HWC uint8 image), the latest only
+display_images: Keys[dict] = Keys("{}_display")  # (image key, canvas frame[, width]) → the resized display image
+mask_name: Keys[str] = Keys("{}_name")  # the name typed for the next kept mask (its text input's key)

@@ -67,8 +67,8 @@ def test_figure_builders_need_no_widgets():
         assert not {m for m in modules if m == "streamlit" or m.endswith("_view")}, name
 
 
-# the Segment widget keeps its own keys (its prompt state is the plain SegmentSession); to move after the SAM speed work
-STATE_PENDING = {"segment_view", "prompt_canvas"}
+# views and pages that still reach st.session_state themselves (none now)
+STATE_PENDING: set[str] = set()
 
 
 def test_session_state_is_reached_only_through_components_state():
