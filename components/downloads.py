@@ -1,9 +1,10 @@
-"""Download buttons: tables as CSV, pictures as PNG, arrays as NPZ. `where` is the column (or `st`) that holds the
+"""Download buttons: tables as CSV, pictures as PNG, arrays as NPZ, annotations as JSON (COCO). `where` is the column (or `st`) that holds the
 button; a file given as a callable is built only when the button is clicked."""
 
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Callable
 from functools import partial
 
@@ -44,3 +45,13 @@ def npz_bytes(arrays: dict[str, object]) -> bytes:
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)
     return buffer.getvalue()
+
+
+def download_json(
+    make: Callable[[], object], file_name: str, key: str, label: str = "Download JSON", where=st, **options
+) -> None:
+    """What `make()` returns (e.g. COCO annotations), as a JSON file built only when the button is clicked."""
+    data = lambda: json.dumps(make())  # noqa: E731 - built on click
+    where.download_button(
+        label, data, file_name, "application/json", key=key, on_click="ignore", **{"icon": ICON} | options
+    )

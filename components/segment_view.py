@@ -7,7 +7,6 @@ fragment: the image embedding is computed once, each click runs SAM's light deco
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from collections import OrderedDict
@@ -17,6 +16,7 @@ from pathlib import PurePath
 import numpy as np
 import streamlit as st
 
+from components.downloads import download_json, download_png
 from components.errors import user_errors
 from components.progress import progress_bar
 from components.prompt_canvas import CanvasFrame, prompt_canvas
@@ -295,18 +295,15 @@ def _show_exports(state: SegmentSession, image: np.ndarray, name: str, key: str)
         "Export", range(len(masks)), len(masks) - 1, lambda i: names[i], key=f"{key}_export_{len(masks)}"
     )
     mask, label = masks[index], re.sub(r"[^\w-]+", "_", names[index])
-    files = (
-        ("Binary mask PNG", lambda: to_png(mask), f"{stem}_{label}_mask.png", "image/png"),
-        ("Cut-out PNG with alpha", lambda: to_png(cutout(image, mask)), f"{stem}_{label}_cutout.png", "image/png"),
-        (
-            "All masks · COCO RLE JSON",
-            lambda: json.dumps(coco_annotations(masks, names, name)),
-            f"{stem}_coco.json",
-            "application/json",
-        ),
+    left, middle, right = st.columns(3)
+    png = {"on_click": "ignore", "width": "stretch", "icon": None}
+    download_png(lambda: to_png(mask), f"{stem}_{label}_mask.png", f"{key}_dl_0", "Binary mask PNG", left, **png)
+    cut = lambda: to_png(cutout(image, mask))  # noqa: E731 - encoded on click
+    download_png(cut, f"{stem}_{label}_cutout.png", f"{key}_dl_1", "Cut-out PNG with alpha", middle, **png)
+    coco = lambda: coco_annotations(masks, names, name)  # noqa: E731
+    download_json(
+        coco, f"{stem}_coco.json", f"{key}_dl_2", "All masks · COCO RLE JSON", right, width="stretch", icon=None
     )
-    for i, (title, data, file_name, mime) in enumerate(files):
-        st.download_button(title, data, file_name, mime, key=f"{key}_dl_{i}", on_click="ignore", width="stretch")
 
 
 # ---- automatic masks --------------------------------------------------------------------------------
@@ -417,14 +414,10 @@ def _show_auto_result(result: AutoMasks, image: np.ndarray, name: str, key: str)
         hide_index=True,
         height=240,
     )
-    st.download_button(
-        "All masks · COCO RLE JSON",
-        lambda: json.dumps(coco_annotations(list(result.masks), ["object"] * len(result.masks), name, result.scores)),
-        f"{PurePath(name).stem}_auto_coco.json",
-        "application/json",
-        key=f"{key}_dl",
-        on_click="ignore",
-    )
+    download_json(
+        lambda: coco_annotations(list(result.masks), ["object"] * len(result.masks), name, result.scores),
+        f"{PurePath(name).stem}_auto_coco.json", f"{key}_dl", "All masks · COCO RLE JSON", icon=None,
+    )  # fmt: skip
 
 
 # ---- dataset precompute -------------------------------------------------------------------------------
