@@ -12,7 +12,7 @@ import threading
 from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -68,6 +68,9 @@ class LoadedModel:
     adapter: Adapter
     status: WeightsStatus
     lock: threading.Lock  # one forward at a time per model: bounded memory, no interleaving
+    # SAM's light mask decoder has a lock of its own: a click never waits for another image's encoding (tens of
+    # seconds on a CPU); each click builds its own predictor on the cached embedding, so nothing is shared
+    decoder_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def key(self) -> str:
@@ -372,7 +375,7 @@ class Engine:
         """SAM's masks for `prompt` on an image embedding (three candidates or one: `SamPrompt.multimask`)."""
         loaded = self.model(model)
         no_autocast = torch.autocast(self.device.type, enabled=False)  # SAM's postprocessing converts to numpy
-        with loaded.lock, torch.inference_mode(), no_autocast:
+        with loaded.decoder_lock, torch.inference_mode(), no_autocast:
             return loaded.adapter.predict(embedding, prompt)
 
     def sam_auto_masks(

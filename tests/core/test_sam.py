@@ -197,3 +197,21 @@ def test_sam_predict_inside_bf16_autocast_returns_float32(engine, sam):
     with torch.autocast("cpu", dtype=torch.bfloat16):
         prediction = engine.sam_predict(embedding, "sam_tiny", ONE_POINT)
     assert prediction.logits.dtype == np.float32
+
+
+def test_a_click_does_not_wait_for_another_images_encoding(engine):
+    """The model's forward lock held (another session's image being encoded): a click still gets its masks."""
+    image = np.random.default_rng(5).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    embedding = engine.sam_embedding(image, "sam_tiny")
+    loaded = engine.model("sam_tiny")
+    done = threading.Event()
+    with loaded.lock:  # as Engine._forward holds it during an encode
+        worker = threading.Thread(
+            target=lambda: (
+                engine.sam_predict(embedding, "sam_tiny", SamPrompt(np.array([[10.0, 20.0]]), np.array([1]))),
+                done.set(),
+            ),
+            daemon=True,
+        )
+        worker.start()
+        assert done.wait(timeout=20), "the click waited for the encoder's lock"
