@@ -19,7 +19,6 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from core.models.pixels import resize_uint8
 from core.text import count
 
 MAX_PIXELS = 64_000_000  # larger images are refused (decompression bombs, 20,000² scans)
@@ -190,6 +189,8 @@ def load_image(source: bytes | str | Path, name: str | None = None) -> tuple[np.
     if max(rgb.size) > MAX_SIDE:
         notes.append("downscaled from {}×{}".format(*((h, w) if rgb.size != decoded else (w, h))))
         target = _fitted(rgb.size, MAX_SIDE)
+        from core.models.pixels import resize_uint8  # torch, imported only when a photo is this large
+
         array = resize_uint8(array, (target[1], target[0])).permute(0, 2, 3, 1)[0].numpy()
     return np.require(array, requirements=("C", "W")), "; ".join(notes) or None
 
