@@ -17,6 +17,7 @@ def _encode(img: Image.Image, fmt: str, **kw) -> bytes:
     return buf.getvalue()
 
 
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")  # Pillow's warning is the premise
 def test_an_image_over_the_pixel_limit_is_refused_even_when_pillow_only_warns():
     side = 9000
     assert MAX_PIXELS < side * side < 2 * Image.MAX_IMAGE_PIXELS  # Pillow alone would only warn
