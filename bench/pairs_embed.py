@@ -22,24 +22,14 @@ import argparse
 import os
 import statistics
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
+from bench.pairs import Pair, timed
+
 os.environ.setdefault("VFM_LENS_OFFLINE", "1")
-
-Pair = tuple[Callable[[], float], Callable[[], float] | None]
-
-
-def _timed(job: Callable[[], object]) -> Callable[[], float]:
-    def run() -> float:
-        start = time.perf_counter()
-        job()
-        return time.perf_counter() - start
-
-    return run
 
 
 # ---- scatter figure -------------------------------------------------------------------------------
@@ -67,7 +57,7 @@ def pair_scatter(n: int = 100_000) -> Pair:
         x, y = coords.T
         return px.scatter(x=x, y=y, color=labels, hover_name=names, render_mode="webgl").to_json()
 
-    return _timed(ours), _timed(plain)
+    return timed(ours), timed(plain)
 
 
 # ---- embedding photos -------------------------------------------------------------------------------
@@ -140,7 +130,7 @@ def pair_embed_clip(model: str = "clip_vit_b32") -> Pair:
     def plain() -> np.ndarray:
         return _plain_batches(paths, lambda ims: torch.stack([transform(im) for im in ims]), module.encode_image)
 
-    return _timed(ours), _timed(plain)
+    return timed(ours), timed(plain)
 
 
 def pair_embed_dinov2(model: str = "dinov2_small") -> Pair:
@@ -159,7 +149,7 @@ def pair_embed_dinov2(model: str = "dinov2_small") -> Pair:
             lambda pixels: adapter.module(pixel_values=pixels).pooler_output,
         )
 
-    return _timed(ours), _timed(plain)
+    return timed(ours), timed(plain)
 
 
 def pair_cache_hit(model: str = "clip_vit_b32") -> Pair:
@@ -171,7 +161,7 @@ def pair_cache_hit(model: str = "clip_vit_b32") -> Pair:
     items = [ImageItem(p.name, *load_image(p)) for p in photo_folder()]
     images, digests = [it.image for it in items], [it.digest for it in items]
     engine.embed(images, model, digests=digests)
-    return _timed(lambda: engine.embed(images, model, digests=digests)), None
+    return timed(lambda: engine.embed(images, model, digests=digests)), None
 
 
 PAIRS: dict[str, Callable[[], Pair]] = {

@@ -23,27 +23,17 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import time
-from collections.abc import Callable
 from functools import cache
 
 import numpy as np
+
+from bench.pairs import Pair, timed
 
 os.environ.setdefault("VFM_LENS_OFFLINE", "1")
 
 import torch  # noqa: E402
 
-Pair = tuple[Callable[[], float], Callable[[], float] | None]
 SIZE = (1500, 2250)  # (H, W) of the photo, as in issue #24
-
-
-def _timed(job: Callable[[], object]) -> Callable[[], float]:
-    def run() -> float:
-        start = time.perf_counter()
-        job()
-        return time.perf_counter() - start
-
-    return run
 
 
 @cache
@@ -106,7 +96,7 @@ def _plain_predictor(image: np.ndarray):
 def pair_sam_encode() -> Pair:
     image = photo()
     contenders()
-    return _timed(lambda: _ours_encode(image)), _timed(lambda: _plain_predictor(image))
+    return timed(lambda: _ours_encode(image)), timed(lambda: _plain_predictor(image))
 
 
 @cache
@@ -123,12 +113,12 @@ def pair_sam_click(clicks: int = 20) -> Pair:
     def ours() -> float:
         point = points[turn["ours"] % clicks]
         turn["ours"] += 1
-        return _timed(lambda: _ours_click(embedding, point))()
+        return timed(lambda: _ours_click(embedding, point))()
 
     def plain() -> float:
         point = points[turn["plain"] % clicks]
         turn["plain"] += 1
-        return _timed(lambda: predictor.predict(point[None], np.array([1]), multimask_output=True))()
+        return timed(lambda: predictor.predict(point[None], np.array([1]), multimask_output=True))()
 
     return ours, plain
 
