@@ -13,7 +13,9 @@ Pairs (`PAIRS`; add one by writing a function `(args) -> PairResult` and a line 
   embed_clip, embed_dinov2, cache_hit, scatter_figure
                   from bench/pairs_embed.py: 40 photos → embeddings, decode included, vs PIL + the upstream
                   transform; the same 40 again (engine cache hit); the Scatter figure at 100k points vs `px.scatter`
-  Pairs written as `() -> (ours, plain)` in a bench module join through `_simple` (one line each).
+  sam_encode, sam_click
+                  from bench/pairs_sam.py: SAM ViT-B (random full-size weights) vs `SamPredictor.set_image` / `.predict`
+  Pairs written as `() -> (ours, plain)` in a bench module (bench/pairs.py) join through `_simple` (one line each).
 
     .venv/bin/python -m bench.bench_vs_upstream [--pairs knn] [--rows 1000000] [--repeats 5] [--dry-run]
 """
@@ -274,6 +276,8 @@ PAIRS: dict[str, Callable[[argparse.Namespace], PairResult]] = {
     "embed_clip": _simple("pairs_embed", "embed_clip", "40 photos → CLIP ViT-B/32, decode included", "× faster", 1.3),
     "embed_dinov2": _simple("pairs_embed", "embed_dinov2", "40 photos → DINOv2-S, decode included", "× faster", 1.3),
     "cache_hit": _simple("pairs_embed", "cache_hit", "cache hit, the same 40 photos", "seconds", 0.020, ratio=False),
+    "sam_encode": _simple("pairs_sam", "sam_encode", "SAM ViT-B image embedding, 1500 × 2250 photo", "× faster", 1.3),
+    "sam_click": _simple("pairs_sam", "sam_click", "SAM ViT-B click (20 clicks a round)", "× faster", 1.0),
     "scatter_figure": _simple(
         "pairs_embed",
         "scatter",
