@@ -295,15 +295,13 @@ def _show_exports(state: SegmentSession, image: np.ndarray, name: str, key: str)
         "Export", range(len(masks)), len(masks) - 1, lambda i: names[i], key=f"{key}_export_{len(masks)}"
     )
     mask, label = masks[index], re.sub(r"[^\w-]+", "_", names[index])
-    left, middle, right = st.columns(3)
-    png = {"on_click": "ignore", "width": "stretch", "icon": None}
-    download_png(lambda: to_png(mask), f"{stem}_{label}_mask.png", f"{key}_dl_0", "Binary mask PNG", left, **png)
+    style = {"width": "stretch", "icon": None}  # stacked, full width: the column is narrow
+    png = {"on_click": "ignore", **style}
+    download_png(lambda: to_png(mask), f"{stem}_{label}_mask.png", f"{key}_dl_0", "Binary mask PNG", **png)
     cut = lambda: to_png(cutout(image, mask))  # noqa: E731 - encoded on click
-    download_png(cut, f"{stem}_{label}_cutout.png", f"{key}_dl_1", "Cut-out PNG with alpha", middle, **png)
+    download_png(cut, f"{stem}_{label}_cutout.png", f"{key}_dl_1", "Cut-out PNG with alpha", **png)
     coco = lambda: coco_annotations(masks, names, name)  # noqa: E731
-    download_json(
-        coco, f"{stem}_coco.json", f"{key}_dl_2", "All masks · COCO RLE JSON", right, width="stretch", icon=None
-    )
+    download_json(coco, f"{stem}_coco.json", f"{key}_dl_2", "All masks · COCO RLE JSON", **style)
 
 
 # ---- automatic masks --------------------------------------------------------------------------------
