@@ -36,8 +36,7 @@ from core.analysis.matching import (
     matches_table,
     patch_crops,
 )
-from core.data import ImageSet
-from core.engine import image_hash
+from core.data import ImageSet, image_hash
 
 SIZES = [14 * n for n in range(4, 65)]  # model input sizes: 56 … 896 px
 CROP_HEIGHT = 96  # px, enlarged patch crops

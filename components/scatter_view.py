@@ -24,7 +24,7 @@ from core import registry
 from core.analysis.clusters import CLUSTER_METHODS, cluster_purity, compute_clusters
 from core.analysis.projection import ProjectionResult, compute_projection, downsample, list_methods
 from core.config import scale_extras_installed
-from core.data import ImageItem, ImageSet
+from core.data import ImageItem, ImageSet, image_hash
 from core.datasets import (
     DATASETS,
     check_labeled,
@@ -34,7 +34,6 @@ from core.datasets import (
     pick_per_class,
     take_per_class,
 )
-from core.engine import image_hash
 from core.text import count
 
 MAX_PLOT_POINTS = 100_000  # beyond this the scatter shows a stated, stratified sample

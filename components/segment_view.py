@@ -31,8 +31,7 @@ from components.state import (
 )
 from core.analysis.imaging import data_url, palette, resize_map, to_png
 from core.analysis.masks import canvas_background, coco_annotations, cutout, overlay_masks
-from core.data import ImageError, ImageSet, load_image
-from core.engine import image_hash
+from core.data import ImageError, ImageSet, image_hash, load_image
 from core.models.sam import PREVIEW_SIDE, AutoMaskParams, AutoMasks, SamEmbedding, auto_mask_defaults
 from core.registry import parse
 from core.segment_session import SegmentSession, Step

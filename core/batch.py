@@ -49,7 +49,7 @@ from PIL import Image
 
 from core import store
 from core.batch_stages import Embedder, decode_batch
-from core.data import list_image_files
+from core.data import image_hash, list_image_files
 from core.registry import parse
 from core.text import count
 
@@ -390,8 +390,6 @@ def image_set_folder(
 ) -> Path:
     """`root`/working_set_<digest>: one folder per content (images, names, labels), so storing the same set again
     finds it stored, and another set never mixes with it."""
-    from core.engine import image_hash
-
     digest = hashlib.blake2b(digest_size=5)
     for image, name, label in zip(images, names, labels, strict=True):
         digest.update(f"{image_hash(image)}|{name}|{label}\n".encode())
