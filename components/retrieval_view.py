@@ -18,7 +18,7 @@ from components.charts import confusion_figure
 from components.downloads import download_csv, download_png
 from components.images import thumbnail
 from components.progress import progress_bar
-from components.sidebar import FAMILIES, default_model, model_label, offered_models, selected_model
+from components.sidebar import DENSE, ROLES, TEXT, default_model, model_label, offered_models, selected_model
 from components.state import comparison_result, get_engine
 from core import registry
 from core.analysis.imaging import blend, palette
@@ -52,7 +52,7 @@ model_title = model_label  # missing weights say "not found: random weights"
 def candidate_models() -> list[str]:
     """``name@weights``: the sidebar's CLIP, DINOv2 and SAM choices, then every timm ImageNet baseline."""
     timm = [str(registry.parse(spec.name)) for spec in offered_models("timm")]
-    return list(dict.fromkeys([selected_model(family) for family in FAMILIES] + timm))
+    return list(dict.fromkeys([selected_model(role) for role in ROLES] + timm))
 
 
 def pick_model(label: str, key: str) -> str:
@@ -62,7 +62,7 @@ def pick_model(label: str, key: str) -> str:
 
 def pick_models(key: str) -> list[str]:
     """Several models for the comparison; the default is the sidebar's CLIP and DINOv2 plus one timm baseline."""
-    default = [selected_model("clip"), selected_model("dinov2"), str(registry.parse(default_model("timm")))]
+    default = [selected_model(TEXT), selected_model(DENSE), str(registry.parse(default_model("timm")))]
     return st.multiselect(
         "Models",
         candidate_models(),

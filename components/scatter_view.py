@@ -18,7 +18,7 @@ from components.hover_images import MAX_IMAGES as MAX_HOVER_THUMBNAILS
 from components.hover_images import hover_thumbnails
 from components.images import show_thumbnails
 from components.progress import progress_bar
-from components.sidebar import FAMILIES, selected_model
+from components.sidebar import ROLES, TEXT, selected_model
 from components.state import accuracy_runs, get_engine, started
 from core import registry
 from core.analysis.clusters import CLUSTER_METHODS, cluster_purity, compute_clusters
@@ -70,21 +70,21 @@ class ScatterSettings:
 model_title = registry.display_name
 
 
-def _family_title(family: str) -> str:
-    return f"{FAMILIES[family]}: {model_title(selected_model(family))}"
+def _role_title(role: str) -> str:
+    return f"{ROLES[role][0]}: {model_title(selected_model(role))}"
 
 
 # ---- settings and data ------------------------------------------------------------------------
 def pick_settings(working: ImageSet, key: str) -> ScatterSettings | None:
     """The controls, in one form. None (with a hint) until the button was pressed once, or with no model."""
     with st.form(f"{key}_form"):
-        families = st.multiselect(  # a row of its own: every chosen model's chip stays in view
+        roles = st.multiselect(  # a row of its own: every chosen model's chip stays in view
             "Models",
-            list(FAMILIES),
-            default=["clip"],
-            format_func=_family_title,
+            list(ROLES),
+            default=[TEXT],
+            format_func=_role_title,
             key=f"{key}_families",
-            help="Which model of each family is set in the sidebar. Two models are shown side by side. "
+            help="Which model of each role is set in the sidebar. Two models are shown side by side. "
             "A stored dataset brings its own model's embeddings.",
         )
         data_col, proj_col = st.columns(2)
@@ -113,10 +113,10 @@ def pick_settings(working: ImageSet, key: str) -> ScatterSettings | None:
     if not started(key).get():
         st.caption("Choose a dataset and models, then press **Embed and project**.")
         return None
-    if not families and dataset != STORED:
+    if not roles and dataset != STORED:
         st.info("Choose at least one model under **Models**, then press **Embed and project**.")
         return None
-    models = tuple(selected_model(f) for f in families)
+    models = tuple(selected_model(role) for role in roles)
     return ScatterSettings(dataset, int(per_class), models, method, int(dims), bool(standardize))
 
 

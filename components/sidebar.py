@@ -1,4 +1,6 @@
-"""The shared sidebar: device, one model per family with its weights, and the random-weights banner."""
+"""The shared sidebar: device, one model per role with its weights, and the random-weights banner.
+
+A role is what pages need a model for; any family that can do it is offered (`core.models.Can`)."""
 
 from __future__ import annotations
 
@@ -8,27 +10,44 @@ import streamlit as st
 
 from components.state import chosen_model, chosen_weights, get_engine
 from core import config, registry
+from core.models import Can, can, families, family
 from core.weights import WeightsStatus
 
-FAMILIES = {"clip": "CLIP", "dinov2": "DINOv2", "sam": "SAM"}  # picked here; timm baselines on the Compare page
-_DEFAULTS = {"clip": "clip_vit_b32", "dinov2": "dinov2_small", "sam": "sam_vit_b", "timm": "timm_vit_b16"}
-_TINY = {"clip": "clip_tiny", "dinov2": "dinov2_tiny", "sam": "sam_tiny", "timm": "timm_tiny"}
+# picked here; the timm baselines are offered on the Compare page
+ROLES = {
+    "text": ("Image–text model", Can.TEXT),
+    "dense": ("Dense features", Can.PATCHES),
+    "segment": ("Segmenter", Can.PROMPTS),
+}
+TEXT, DENSE, SEGMENT = ROLES
 
 
-def default_model(family: str) -> str:
-    return (_TINY if config.profile() == "tiny" else _DEFAULTS)[family]
+def _tiny() -> bool:
+    return config.profile() == "tiny"
 
 
-def offered_models(family: str) -> list[registry.ModelSpec]:
-    """The models of `family` to choose from: the tiny test models only in the tiny profile (tests, demos)."""
-    return registry.list_models(family, include_tiny=config.profile() == "tiny")
+def default_model(role: str) -> str:
+    """A role's default: the default model of the first family that can do it (its tiny one in the tiny profile);
+    for a family name, that family's default."""
+    described = next(f for f in families() if ROLES[role][1] in f.can) if role in ROLES else family(role)
+    return described.tiny if _tiny() else described.default
 
 
-def selected_model(family: str) -> str:
-    """The ``name@weights`` the user chose for `family` (the default before the sidebar ran)."""
-    name = chosen_model(family).get(default_model(family))
+def offered_models(role: str) -> list[registry.ModelSpec]:
+    """The models for `role` (or of a family) to choose from: the tiny test models only in the tiny profile."""
+    specs = registry.list_models(include_tiny=_tiny())
+    if role not in ROLES:
+        return [s for s in specs if s.family == role]
+    return [s for s in specs if can(s, ROLES[role][1])]
+
+
+def selected_model(role: str) -> str:
+    """The ``name@weights`` the user chose for `role` (the default before the sidebar ran)."""
+    name = chosen_model(role).get(default_model(role))
+    if name not in {s.name for s in offered_models(role)}:
+        name = default_model(role)
     spec = registry.get(name)
-    weights = chosen_weights(family).get(spec.default_weights)
+    weights = chosen_weights(role).get(spec.default_weights)
     return f"{name}@{weights if weights in spec.weight_options else spec.default_weights}"
 
 
@@ -51,25 +70,25 @@ def model_label(model: str) -> str:
     return registry.display_name(ref)
 
 
-def _model_picker(family: str) -> WeightsStatus:
-    names = [s.name for s in offered_models(family)]
+def _model_picker(role: str) -> WeightsStatus:
+    names = [s.name for s in offered_models(role)]
     name = st.selectbox(
-        FAMILIES[family],
+        ROLES[role][0],
         names,
-        index=names.index(default_model(family)),
+        index=names.index(default_model(role)),
         format_func=lambda n: registry.get(n).title,
-        key=chosen_model(family).key,
+        key=chosen_model(role).key,
     )
     spec = registry.get(name)
     if len(spec.weight_options) > 1:
         st.selectbox(
-            f"{FAMILIES[family]} weights",
+            f"{ROLES[role][0]} weights",
             spec.weight_options,
             format_func=lambda weights: _weights_title(name, weights),
-            key=chosen_weights(family).key,
+            key=chosen_weights(role).key,
             label_visibility="collapsed",
         )
-    status = get_engine().weights_status(selected_model(family))
+    status = get_engine().weights_status(selected_model(role))
     icon = {"pretrained": ":material/verified:", "local": ":material/folder:", "random": ":material/casino:"}[
         status.label
     ]
@@ -78,11 +97,11 @@ def _model_picker(family: str) -> WeightsStatus:
 
 
 def show_sidebar() -> list[WeightsStatus]:
-    """Render the sidebar; returns the weights status of the chosen model of each family."""
+    """Render the sidebar; returns the weights status of the chosen model of each role."""
     engine = get_engine()
     with st.sidebar:
         st.markdown(f"**Device:** `{engine.device.type}` ({str(engine.dtype).removeprefix('torch.')})")
-        statuses = [_model_picker(family) for family in FAMILIES]
+        statuses = [_model_picker(role) for role in ROLES]
         if engine.notices:
             st.caption(f":material/memory: {engine.notices[-1]}")
     return statuses

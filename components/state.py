@@ -86,7 +86,7 @@ uploader_generation: Keys[int] = Keys("{}_generation")
 
 
 # ---- sidebar ------------------------------------------------------------------------------------
-# the sidebar's model name and weights tag for a family (its selectboxes' keys)
+# the sidebar's model name and weights tag for a role (its selectboxes' keys)
 chosen_model: Keys[str] = Keys("sidebar_{}_model")
 chosen_weights: Keys[str] = Keys("sidebar_{}_weights")
 

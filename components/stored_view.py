@@ -15,7 +15,7 @@ from components.charts import MAX_POINTS, density_figure
 from components.downloads import download_csv
 from components.hover_images import TILE, hover_thumbnails
 from components.progress import progress_bar
-from components.sidebar import selected_model
+from components.sidebar import DENSE, TEXT, selected_model
 from components.state import (
     asked,
     get_engine,
@@ -43,6 +43,7 @@ from components.stored_picker import pick_store  # noqa: F401 - pages open datas
 from core import batch, config, registry, store, store_reports
 from core.analysis.scale import SCALABLE_METHODS, View
 from core.data import ImageSet
+from core.models import Can, can
 from core.text import count
 
 HOVER_POINTS = 300  # a view holding at most this many rows shows each one's image on hover (read from disk)
@@ -59,7 +60,7 @@ def offer_new_store(key: str) -> None:
         if not found:
             st.markdown(f"No stored dataset under `{root}` yet.")
         images = get_working_set()
-        models = list(dict.fromkeys([selected_model("clip"), selected_model("dinov2")]))
+        models = list(dict.fromkeys([selected_model(TEXT), selected_model(DENSE)]))
         model = st.selectbox(
             "Model", models, format_func=registry.display_name, key=f"{key}_new_model",
             help="The sidebar's CLIP and DINOv2 choices. A CLIP dataset can also be searched by text.",
@@ -225,9 +226,13 @@ def show_row_neighbours(stored: store.StoredDataset, row: int, k: int, key: str)
 
 
 def show_text_search(stored: store.StoredDataset, k: int, key: str) -> None:
-    """Text → stored images, for CLIP datasets (the text goes through the same model's text tower)."""
-    if registry.parse(stored.ref).spec.family != "clip":
-        st.info(f"Text search needs a CLIP dataset; this one holds {registry.display_name(stored.ref)} embeddings.")
+    """Text → stored images, for image–text datasets (CLIP, SigLIP 2: the text goes through the same model's
+    text tower)."""
+    if not can(registry.parse(stored.ref).spec, Can.TEXT):
+        st.info(
+            "Text search needs a dataset embedded by an image–text model (CLIP, SigLIP 2); "
+            f"this one holds {registry.display_name(stored.ref)} embeddings."
+        )
         return
     query = st.text_input("Describe what you are looking for", "a photo of a cat", key=f"{key}_text").strip()
     if query:

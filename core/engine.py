@@ -20,11 +20,11 @@ import torch
 from core import config
 from core.cache import CacheKey, EmbeddingCache
 from core.data import image_hash
-from core.models import Adapter, build_adapter
+from core.models import Adapter, Can, build_adapter, can, families, family
 from core.models.fast import apply_fast_paths
 from core.models.sam import AutoMaskParams, AutoMasks, SamEmbedding, SamPrediction, SamPrompt
 from core.registry import ModelRef, parse
-from core.weights import WeightsStatus, fetch, locate
+from core.weights import WeightsStatus, WeightsUnavailable, fetch, locate, unavailable
 
 log = logging.getLogger(__name__)
 Progress = Callable[[int, int], None]  # (done, total)
@@ -160,11 +160,8 @@ class Engine:
             return loaded
 
     def num_layers(self, model: str | ModelRef) -> int:
-        """Transformer blocks of a DINOv2 model (the valid `layer` values of `patch_tokens` are 1..this)."""
-        loaded = self.model(model)
-        if loaded.adapter.spec.family != "dinov2":
-            raise ValueError(f"layers are counted for DINOv2 models, not {loaded.adapter.spec.title}")
-        return loaded.adapter.num_layers
+        """Transformer blocks of a patch-token model (the valid `layer` values of `patch_tokens` are 1..this)."""
+        return self._able(model, Can.PATCHES).adapter.num_layers
 
     def loaded_models(self) -> list[str]:
         """``name@weights`` of the models in memory, least recently used first."""
@@ -191,13 +188,17 @@ class Engine:
 
     def _load(self, ref: ModelRef) -> LoadedModel:
         status = locate(ref)
-        path = fetch(ref) if status.source == "download" else status.path
+        path = status.path
+        if status.source == "download":
+            try:
+                path = fetch(ref)
+                status = locate(ref)
+            except WeightsUnavailable as exc:  # gated or refused: random weights, and the message says why
+                status, path = unavailable(ref, str(exc)), None
         weights = "random" if status.is_random else ref.weights
         adapter = build_adapter(ref.spec, weights, path, self.device)
-        if self.device.type == "cuda" or ref.spec.family == "sam":  # SAM's CPU fast path: bf16 encoder, SDPA
+        if self.device.type == "cuda" or family(ref.spec.family).fast_on_cpu:
             apply_fast_paths(adapter, self.device)  # SDPA everywhere, on-device preprocessing, float32 outputs
-        if status.source == "download":
-            status = locate(ref)
         return LoadedModel(adapter, status, threading.Lock())
 
     @contextmanager
@@ -267,13 +268,13 @@ class Engine:
         progress: Progress | None = None,
         digests: Sequence[str] | None = None,
     ) -> np.ndarray:
-        """(N, D) float32 image embeddings: CLIP image embedding, DINOv2 CLS, SAM spatial mean.
+        """(N, D) float32 image embeddings: CLIP image embedding, DINOv2 CLS, a promptable model's spatial mean.
 
         `digests`: the images' `image_hash`es when known (`ImageItem.digest`, computed once per item)."""
-        loaded = self.model(model)
+        loaded = self._able(model, Can.EMBED)
 
         def compute(batch: list[np.ndarray]) -> list[np.ndarray]:
-            if loaded.adapter.spec.family == "sam":  # the (256,) spatial mean is what gets cached
+            if can(loaded.adapter.spec, Can.PROMPTS):  # the spatial mean of the image embedding is what gets cached
                 return [self.sam_embedding(im, model).features.mean(axis=(1, 2)).astype(np.float32) for im in batch]
             with self._forward(loaded):
                 return list(_to_numpy(loaded.adapter.embed(batch)))
@@ -290,7 +291,7 @@ class Engine:
         progress: Progress | None = None,
     ) -> np.ndarray:
         """(N, h, w, D) float32 DINOv2 patch tokens; see `DINOv2Adapter.patch_tokens` for layer and size."""
-        loaded = self._dinov2(model)
+        loaded = self._able(model, Can.PATCHES)
         size = size or loaded.adapter.spec.input_size
 
         def compute(batch: list[np.ndarray]) -> list[np.ndarray]:
@@ -311,7 +312,7 @@ class Engine:
 
         Each block is cached as `patch_tokens(layer=k)` caches it, so either call finds what the other computed.
         """
-        loaded = self._dinov2(model)
+        loaded = self._able(model, Can.PATCHES)
         size = size or loaded.adapter.spec.input_size
         layers = range(1, loaded.adapter.num_layers + 1)
 
@@ -324,15 +325,17 @@ class Engine:
 
         return np.stack(self._cached(images, keys, compute, progress), axis=1)
 
-    def _dinov2(self, model: str | ModelRef) -> LoadedModel:
-        loaded = self.model(model)
-        if loaded.adapter.spec.family != "dinov2":
-            raise ValueError(f"patch tokens come from DINOv2 models, not {loaded.adapter.spec.title}")
-        return loaded
+    def _able(self, model: str | ModelRef, what: Can) -> LoadedModel:
+        """The loaded model, if its family can do `what` (a clear error otherwise, before anything is loaded)."""
+        ref = parse(model)
+        if not can(ref.spec, what):
+            able = ", ".join(f.title for f in families() if what in f.can)
+            raise ValueError(f"{what} come from {able} models, not {ref.spec.title}")
+        return self.model(ref)
 
     def embed_text(self, texts: Sequence[str], model: str | ModelRef) -> np.ndarray:
         """(T, D) float32 CLIP text embeddings (unnormalised), cached by a hash of each text."""
-        loaded = self._clip(model)
+        loaded = self._able(model, Can.TEXT)
 
         def compute(batch: list[np.ndarray]) -> list[np.ndarray]:
             with self._forward(loaded):
@@ -344,7 +347,7 @@ class Engine:
 
     def clip_patch_embeddings(self, image: np.ndarray, model: str | ModelRef) -> np.ndarray:
         """(h, w, D) float32 CLIP patch tokens in the joint image-text space; the grid covers the whole image."""
-        loaded = self._clip(model)
+        loaded = self._able(model, Can.TEXT)
 
         def compute(batch: list[np.ndarray]) -> list[np.ndarray]:
             with self._forward(loaded):
@@ -352,15 +355,9 @@ class Engine:
 
         return self._cached([image], lambda h: CacheKey(h, loaded.key, "clip_patches"), compute, None)[0]
 
-    def _clip(self, model: str | ModelRef) -> LoadedModel:
-        loaded = self.model(model)
-        if loaded.adapter.spec.family != "clip":
-            raise ValueError(f"text embeddings come from CLIP models, not {loaded.adapter.spec.title}")
-        return loaded
-
     def sam_embedding(self, image: np.ndarray, model: str | ModelRef = "sam_vit_b") -> SamEmbedding:
         """The SAM image embedding of one image, computed once and cached by image hash (which it carries)."""
-        loaded = self.model(model)
+        loaded = self._able(model, Can.PROMPTS)
         digest = image_hash(image)
         key = CacheKey(digest, loaded.key, "sam_embedding")
         features = self._lookup(key)

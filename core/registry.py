@@ -8,31 +8,23 @@ architecture with seeded random-init weights; tiny test models only have ``rando
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
 
-Family = Literal["clip", "dinov2", "sam", "timm"]
 RANDOM = "random"
-
-SAM_URL = "https://dl.fbaipublicfiles.com/segment_anything/"
 
 
 @dataclass(frozen=True)
 class Checkpoint:
-    """A checkpoint file fetched by URL and verified by SHA-256 (SAM)."""
+    """A checkpoint file fetched by URL and verified by SHA-256 (SAM: `core.weights.UrlCheckpoint`)."""
 
     filename: str
     sha256: str
     size: int
 
-    @property
-    def url(self) -> str:
-        return SAM_URL + self.filename
-
 
 @dataclass(frozen=True)
 class ModelSpec:
     name: str
-    family: Family
+    family: str  # its descriptor: core.models.family(family)
     arch: str  # upstream architecture id: open_clip name, HF repo id, SAM registry key, or timm model name
     title: str
     input_size: int  # side of the square model input, pixels
@@ -184,7 +176,7 @@ _SPECS: tuple[ModelSpec, ...] = (
 _BY_NAME = {s.name: s for s in _SPECS}
 
 
-def list_models(family: Family | None = None, include_tiny: bool = True) -> list[ModelSpec]:
+def list_models(family: str | None = None, include_tiny: bool = True) -> list[ModelSpec]:
     return [s for s in _SPECS if (family is None or s.family == family) and (include_tiny or not s.tiny)]
 
 

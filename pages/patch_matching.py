@@ -5,7 +5,7 @@ import streamlit as st
 from components.errors import user_errors
 from components.images import quick_add
 from components.matching_view import compute_pair, show_matching, show_pair_controls
-from components.sidebar import selected_model
+from components.sidebar import DENSE, selected_model
 from components.state import get_working_set
 
 st.title("Patch Matching")
@@ -35,7 +35,7 @@ if not images.items:
 if len(images.items) == 1:
     st.info("Only one image in the working set: it is matched against itself. Add another on the Upload page.")
 
-inputs = show_pair_controls(images, selected_model("dinov2"), key="match")
+inputs = show_pair_controls(images, selected_model(DENSE), key="match")
 pair = None
 if inputs is not None:
     with user_errors("Computing the patch tokens"):

@@ -6,7 +6,7 @@ from components import pca_view as view
 from components.errors import user_errors
 from components.images import pick_image, quick_add
 from components.progress import patch_tokens, progress_bar
-from components.sidebar import random_note, selected_model
+from components.sidebar import DENSE, random_note, selected_model
 from components.state import get_engine, get_working_set
 from core.analysis.pca import compute_token_norms
 from core.registry import register_pair
@@ -20,7 +20,7 @@ st.caption(
 
 quick_add("pca_quick")
 images = get_working_set()
-model = selected_model("dinov2")
+model = selected_model(DENSE)
 mode = view.show_mode(key="pca")
 
 if not images.items:

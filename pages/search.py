@@ -6,7 +6,7 @@ import streamlit as st
 from components import retrieval_view as view
 from components.errors import user_errors
 from components.images import pick_image, quick_add
-from components.sidebar import random_note, selected_model
+from components.sidebar import TEXT, random_note, selected_model
 from components.state import get_working_set
 from core.analysis.retrieval import rank
 
@@ -56,7 +56,7 @@ with text_tab:
         st.info("Type a description to search for.")
     else:
         with user_errors("Text search"):
-            model = selected_model("clip")
+            model = selected_model(TEXT)
             text = view.embed_text([query], model)[0]
             view.show_ranking(images, rank(text, view.embed_images(images.images, model), k), key="search_text")
 

@@ -10,7 +10,7 @@ from components.segment_view import (
     show_precompute,
     show_segmenter,
 )
-from components.sidebar import selected_model
+from components.sidebar import SEGMENT, selected_model
 from components.state import get_working_set
 
 st.title("Segment")
@@ -19,7 +19,7 @@ st.caption(
     "The SAM model is chosen in the sidebar."
 )
 
-model = selected_model("sam")
+model = selected_model(SEGMENT)
 images = get_working_set()
 source = st.radio("Image from", ["Working set", "Upload"], horizontal=True, key="seg_source")
 if source == "Upload":

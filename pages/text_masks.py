@@ -6,7 +6,7 @@ import streamlit as st
 from components import retrieval_view as view
 from components.errors import user_errors
 from components.images import pick_image
-from components.sidebar import selected_model
+from components.sidebar import SEGMENT, TEXT, selected_model
 from components.state import get_engine, get_working_set
 from core.analysis.retrieval import class_embeddings, expand_prompts, patch_text_similarity, peak_points
 from core.models.sam import SamPrompt
@@ -35,7 +35,7 @@ if not prompt:
     st.stop()
 
 with user_errors("The text-prompted mask"):  # each step names itself above the (faded) previous result
-    clip, sam, engine = selected_model("clip"), selected_model("sam"), get_engine()
+    clip, sam, engine = selected_model(TEXT), selected_model(SEGMENT), get_engine()
     image = images.items[index].image
     with st.spinner(f"Scoring patches with CLIP against “{prompt}”…", show_time=True):
         text = class_embeddings(engine.embed_text(expand_prompts([prompt]), clip), 1)[0]

@@ -4,7 +4,7 @@ import streamlit as st
 
 from components import retrieval_view as view
 from components.errors import user_errors
-from components.sidebar import selected_model
+from components.sidebar import TEXT, selected_model
 from components.state import get_working_set
 from core.analysis.retrieval import (
     class_embeddings,
@@ -23,7 +23,7 @@ st.caption(
 )
 
 images = get_working_set()
-model = selected_model("clip")
+model = selected_model(TEXT)
 if not images.items:
     st.info("The working set is empty. Add images on the Upload page.")
     st.stop()

@@ -1,17 +1,40 @@
-"""One adapter per model family, built from the upstream library's own classes.
+"""Model families: one file per family, each exporting one `Family` descriptor; everyone else asks the descriptor.
 
-Every adapter has `spec`, `weights` (the weights actually loaded: a tag or "random"),
-`module` (the torch model). CLIP, DINOv2 and timm add `embed(images) -> (B, D)` on HWC uint8 RGB images;
-SAM adds `image_embedding` and `predict` (its `Engine.embed` is the spatial mean of the embedding).
+A family file (`core/models/<family>.py`) holds its adapter, how to build the module (real, tiny, meta device),
+where its weights live (a `core.weights` source), its fast-path hook, its default and tiny model names and what
+it can do (`Can`). Its models are the registry entries (`core/registry.py`) with `family=<name>`. Adding a family
+touches its own file, one line in `_FAMILY_MODULES` below, its registry entries and its tests — nothing else.
+
+Every adapter has `spec`, `weights` (the weights actually loaded: a tag or "random"), `module` (the torch model).
+- `Can.EMBED`: `embed(images) -> (B, D)` on HWC uint8 RGB images.
+- `Can.PATCHES`: `patch_tokens(images, size, layer)`, `layer_tokens(images, size)`, `num_layers`.
+- `Can.TEXT`: `embed_text(texts) -> (T, D)` in the joint space of `embed`; `patch_embeddings(images)`.
+- `Can.PROMPTS`: `image_embedding`, `embedding_from`, `predict(SamEmbedding, SamPrompt)`, `auto_masks`
+  (`core/models/sam.py` defines the prompt and result types every promptable family shares).
+- `Can.ATTENTION`: `attentions(images, size, layer)` from the model's own eager attention path.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Protocol
 
 import torch
 
 from core.registry import ModelSpec
+
+
+class Can(StrEnum):
+    """What a family's models can do; pages offer a model only for what it can do."""
+
+    EMBED = "image embeddings"  # one vector per image
+    PATCHES = "patch tokens"  # a grid of patch tokens per layer
+    TEXT = "text embeddings"  # a text tower in the image embedding's space
+    PROMPTS = "masks from prompts"  # masks from points and boxes
+    ATTENTION = "attention maps"  # from the model's own attention
 
 
 class Adapter(Protocol):
@@ -20,33 +43,66 @@ class Adapter(Protocol):
     module: torch.nn.Module
 
 
+@dataclass(frozen=True)
+class Family:
+    """Everything the rest of the code needs to know about one model family."""
+
+    name: str  # the registry's `ModelSpec.family`
+    title: str  # "DINOv2"
+    adapter: Callable[[ModelSpec, str, str | None], Any]  # (spec, weights tag or "random", path or None)
+    build_module: Callable[[ModelSpec, str | None], torch.nn.Module]  # path None: random init; meta device works
+    weights: Any  # a `core.weights` source: where the weights live, how they are fetched and verified
+    can: frozenset[Can]
+    default: str  # the model offered first
+    tiny: str  # its tiny random-init test model
+    # (adapter, device) → (how attention runs, where preprocessing runs); the engine applies it on CUDA
+    fast_paths: Callable[[Any, torch.device], tuple[str, str]] | None = None
+    fast_on_cpu: bool = False  # apply the fast paths on CPU too
+    compile_target: Callable[[torch.nn.Module], torch.nn.Module] = field(default=lambda module: module)
+    notes: str = ""  # licence or access notes for the Models page
+
+
+# one line per family; the order is the order families are offered in
+_FAMILY_MODULES = {
+    "clip": "core.models.clip",
+    "dinov2": "core.models.dinov2",
+    "sam": "core.models.sam",
+    "timm": "core.models.timm_models",
+}
+
+
+def family(name: str) -> Family:
+    """The descriptor of family `name` (its module is imported on first use: the libraries are heavy)."""
+    try:
+        module = _FAMILY_MODULES[name]
+    except KeyError:
+        raise KeyError(f"Unknown model family {name!r}; known: {', '.join(_FAMILY_MODULES)}") from None
+    return importlib.import_module(module).FAMILY
+
+
+def family_names() -> list[str]:
+    return list(_FAMILY_MODULES)
+
+
+def families() -> list[Family]:
+    return [family(name) for name in _FAMILY_MODULES]
+
+
+def can(spec: ModelSpec, what: Can) -> bool:
+    return what in family(spec.family).can
+
+
 def build_adapter(spec: ModelSpec, weights: str, path: str | None, device: torch.device) -> Adapter:
     """Build `spec` with weights from `path` (None → seeded random init) on `device`."""
-    from core.models import clip, dinov2, sam, timm_models
-
-    builder = {
-        "clip": clip.CLIPAdapter,
-        "dinov2": dinov2.DINOv2Adapter,
-        "sam": sam.SAMAdapter,
-        "timm": timm_models.TimmAdapter,
-    }[spec.family]
     torch.manual_seed(0)  # random weights are reproducible, so their cached results stay valid
-    adapter = builder(spec, weights, path)
+    adapter = family(spec.family).adapter(spec, weights, path)
     adapter.module.eval().requires_grad_(False).to(device)
     return adapter
 
 
 def count_parameters(spec: ModelSpec) -> int:
     """Parameter count of the real architecture, built on the meta device (no memory, no weights)."""
-    from core.models import clip, dinov2, sam, timm_models
-
-    build = {
-        "clip": clip.build_module,
-        "dinov2": dinov2.build_module,
-        "sam": sam.build_module,
-        "timm": timm_models.build_module,
-    }[spec.family]
-    options = {"device": "meta"} if spec.family == "clip" else {}  # open_clip moves the model itself
+    build = family(spec.family).build_module
     with torch.device("meta"):
-        module = build(spec, None, **options)
+        module = build(spec, None)
     return sum(p.numel() for p in module.parameters())

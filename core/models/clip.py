@@ -10,8 +10,11 @@ import torch
 from open_clip.transform import PreprocessCfg, image_transform_v2
 from PIL import Image
 
+from core.models import Can, Family
+from core.models.fast import clip_fast_paths
 from core.models.pixels import recipe_of
 from core.registry import ModelSpec
+from core.weights import OpenClipHub
 
 
 def _register_tiny(spec: ModelSpec) -> None:
@@ -27,7 +30,7 @@ def _register_tiny(spec: ModelSpec) -> None:
     open_clip.add_model_config(folder)
 
 
-def build_module(spec: ModelSpec, path: str | None, tag: str | None = None, device: str = "cpu") -> open_clip.CLIP:
+def build_module(spec: ModelSpec, path: str | None, tag: str | None = None) -> open_clip.CLIP:
     """open_clip model for `spec`; `path` is a checkpoint file, None gives random weights.
 
     Loading from a file skips what open_clip reads from a pretrained tag (QuickGELU for the OpenAI
@@ -43,7 +46,7 @@ def build_module(spec: ModelSpec, path: str | None, tag: str | None = None, devi
             spec.arch,
             pretrained=path,
             weights_only=True,
-            device=device,
+            device=torch.get_default_device(),  # the meta device when counting parameters
             force_quick_gelu=bool(tag_cfg.get("quick_gelu", False)),
             force_preprocess_cfg={
                 k: tag_cfg[k] for k in ("mean", "std", "interpolation", "resize_mode") if k in tag_cfg
@@ -96,3 +99,18 @@ class CLIPAdapter:
         _, tokens = visual._pool(visual.transformer(visual._embeds(pixels)))
         grid = self.spec.input_size // self.spec.patch_size
         return (tokens @ visual.proj).reshape(len(images), grid, grid, -1)
+
+
+FAMILY = Family(
+    name="clip",
+    title="CLIP",
+    adapter=CLIPAdapter,
+    build_module=build_module,
+    weights=OpenClipHub(),
+    can=frozenset({Can.EMBED, Can.TEXT}),
+    default="clip_vit_b32",
+    tiny="clip_tiny",
+    fast_paths=clip_fast_paths,
+    compile_target=lambda module: module.visual,
+    notes="MIT (OpenAI weights); LAION weights MIT",
+)

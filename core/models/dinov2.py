@@ -12,8 +12,11 @@ from transformers import (
     Dinov2WithRegistersModel,
 )
 
+from core.models import Can, Family
+from core.models.fast import transformers_fast_paths
 from core.models.pixels import EvalRecipe
 from core.registry import ModelSpec
+from core.weights import HubSnapshot
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -66,6 +69,7 @@ class DINOv2Adapter:
         self.spec, self.weights = spec, weights
         self.module = build_module(spec, path)
         self.num_layers = self.module.config.num_hidden_layers
+        self.mean, self.std = IMAGENET_MEAN, IMAGENET_STD
         size = spec.input_size  # the processor's eval crop, on the arrays without PIL
         self._crop = EvalRecipe(round(size * 256 / 224), size, IMAGENET_MEAN, IMAGENET_STD, "bicubic", True)
 
@@ -112,3 +116,17 @@ class DINOv2Adapter:
         """(B, T, D) tokens → (B, h, w, D) patch tokens (CLS and register tokens dropped)."""
         grid = size // self.spec.patch_size
         return tokens[:, 1 + self.spec.registers :].reshape(len(tokens), grid, grid, -1)
+
+
+FAMILY = Family(
+    name="dinov2",
+    title="DINOv2",
+    adapter=DINOv2Adapter,
+    build_module=build_module,
+    weights=HubSnapshot(),
+    can=frozenset({Can.EMBED, Can.PATCHES}),
+    default="dinov2_small",
+    tiny="dinov2_tiny",
+    fast_paths=transformers_fast_paths,
+    notes="Apache-2.0",
+)

@@ -55,30 +55,43 @@ class FastPaths:
 
 
 def apply_fast_paths(adapter, device: torch.device | str, compile_mode: str | None = None) -> FastPaths:
-    """Route `adapter`'s attention through SDPA and its preprocessing onto `device`; idempotent."""
+    """Route `adapter`'s attention through SDPA and its preprocessing onto `device` (its family's hook); idempotent."""
     if getattr(adapter, "fast_paths", None) is not None:
         return adapter.fast_paths
+    from core.models import family
+
+    described = family(adapter.spec.family)
     device = torch.device(device)
-    family = adapter.spec.family
-    if family == "sam":
-        attention = f"sdpa + rel-pos mask ({_sam_sdpa(adapter.module)} modules)"
-        preprocess = adapter.preprocess_on(device)  # the adapter's own on-device path
-        if device.type == "cpu" and native_bf16() and not adapter.spec.tiny:  # test models: exactly upstream's
-            adapter.encoder_dtype = torch.bfloat16
-            attention += "; image encoder in bf16 (CPU autocast)"
-    elif family == "dinov2":
-        attention = _dinov2_sdpa(adapter.module)
-        preprocess = _dinov2_preprocess_on(adapter, device)
-    elif family == "clip":
-        attention = "sdpa (open_clip nn.MultiheadAttention, unchanged)"
-        preprocess = _clip_preprocess_on(adapter, device)
-    else:
-        attention, preprocess = f"sdpa ({_fused_attn_on(adapter.module)} fused_attn switches)", "cpu"
+    attention, preprocess = described.fast_paths(adapter, device) if described.fast_paths else ("unchanged", "cpu")
     compile_mode = compile_mode or os.environ.get("VFM_LENS_COMPILE") or None
     if compile_mode:
-        _compile(adapter, compile_mode)
+        os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(config.cache_dir() / "inductor"))
+        described.compile_target(adapter.module).compile(mode=compile_mode, dynamic=None)
     adapter.fast_paths = FastPaths(attention, preprocess, compile_mode)
     return adapter.fast_paths
+
+
+# ---- the families' hooks: (adapter, device) → (how attention runs, where preprocessing runs) ---------------------
+def sam_fast_paths(adapter, device: torch.device) -> tuple[str, str]:
+    attention = f"sdpa + rel-pos mask ({_sam_sdpa(adapter.module)} modules)"
+    preprocess = adapter.preprocess_on(device)  # the adapter's own on-device path
+    if device.type == "cpu" and native_bf16() and not adapter.spec.tiny:  # test models: exactly upstream's
+        adapter.encoder_dtype = torch.bfloat16
+        attention += "; image encoder in bf16 (CPU autocast)"
+    return attention, preprocess
+
+
+def transformers_fast_paths(adapter, device: torch.device) -> tuple[str, str]:
+    """A transformers ViT with a `pixels(images, size)` square-resize path (DINOv2, DINOv3)."""
+    return sdpa_attention(adapter.module), _square_preprocess_on(adapter, device)
+
+
+def clip_fast_paths(adapter, device: torch.device) -> tuple[str, str]:
+    return "sdpa (open_clip nn.MultiheadAttention, unchanged)", _clip_preprocess_on(adapter, device)
+
+
+def timm_fast_paths(adapter, device: torch.device) -> tuple[str, str]:
+    return f"sdpa ({_fused_attn_on(adapter.module)} fused_attn switches)", "cpu"
 
 
 @cache
@@ -165,7 +178,8 @@ def fill_rel_pos(sam: torch.nn.Module, std: float = 0.5, seed: int = 0) -> None:
                 param.copy_(std * torch.randn(param.shape, generator=generator))
 
 
-def _dinov2_sdpa(model: torch.nn.Module) -> str:
+def sdpa_attention(model: torch.nn.Module) -> str:
+    """transformers' attention switched to SDPA when it is not already (it is by default)."""
     if model.config._attn_implementation != "sdpa":
         model.set_attn_implementation("sdpa")
     return f"sdpa (transformers attn_implementation={model.config._attn_implementation!r})"
@@ -176,13 +190,6 @@ def _fused_attn_on(model: torch.nn.Module) -> int:
     for module in switches:
         module.fused_attn = True
     return len(switches)
-
-
-def _compile(adapter, mode: str) -> None:
-    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(config.cache_dir() / "inductor"))
-    family = adapter.spec.family
-    target = {"sam": lambda m: m.image_encoder, "clip": lambda m: m.visual}.get(family, lambda m: m)(adapter.module)
-    target.compile(mode=mode, dynamic=None)
 
 
 # ---- preprocessing on the device ------------------------------------------------------------------
@@ -234,15 +241,14 @@ def gpu_preprocess(
     return (x - mean_t) / std_t
 
 
-def _dinov2_preprocess_on(adapter, device: torch.device) -> str:
-    from core.models.dinov2 import IMAGENET_MEAN, IMAGENET_STD
-
+def _square_preprocess_on(adapter, device: torch.device) -> str:
+    """`adapter.pixels(images, size)`'s square resize on `device`, with the adapter's `mean` and `std`."""
     cpu_pixels = adapter.pixels
 
     def pixels(images: list[np.ndarray], size: int | None = None) -> torch.Tensor:
         if size is None:  # the eval crop keeps the processor's own path
             return cpu_pixels(images)
-        return gpu_preprocess(images, size, IMAGENET_MEAN, IMAGENET_STD, device)
+        return gpu_preprocess(images, size, adapter.mean, adapter.std, device)
 
     adapter.pixels = pixels
     return f"{device.type}: square resize; eval crop on cpu"

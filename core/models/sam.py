@@ -19,8 +19,10 @@ from segment_anything.modeling import ImageEncoderViT, MaskDecoder, PromptEncode
 from segment_anything.utils.amg import generate_crop_boxes
 from segment_anything.utils.transforms import ResizeLongestSide
 
-from core.models.fast import resize_uint8_grid, upload
+from core.models import Can, Family
+from core.models.fast import resize_uint8_grid, sam_fast_paths, upload
 from core.registry import ModelSpec
+from core.weights import UrlCheckpoint
 
 
 @dataclass(frozen=True)
@@ -286,3 +288,19 @@ class ProgressMaskGenerator(SamAutomaticMaskGenerator):
     def _report(self) -> None:
         if self.progress is not None:
             self.progress(self.done, self.total)
+
+
+FAMILY = Family(
+    name="sam",
+    title="SAM",
+    adapter=SAMAdapter,
+    build_module=build_module,
+    weights=UrlCheckpoint("https://dl.fbaipublicfiles.com/segment_anything/", "dl.fbaipublicfiles.com"),
+    can=frozenset({Can.EMBED, Can.PROMPTS}),
+    default="sam_vit_b",
+    tiny="sam_tiny",
+    fast_paths=sam_fast_paths,
+    fast_on_cpu=True,  # SDPA and, on CPUs with native bf16, a bf16 image encoder
+    compile_target=lambda module: module.image_encoder,
+    notes="Apache-2.0",
+)

@@ -8,8 +8,11 @@ import torch
 from PIL import Image
 from timm.data import create_transform, resolve_data_config
 
+from core.models import Can, Family
+from core.models.fast import timm_fast_paths
 from core.models.pixels import recipe_of
 from core.registry import ModelSpec
+from core.weights import HubFile
 
 
 def build_module(spec: ModelSpec, path: str | None) -> torch.nn.Module:
@@ -44,3 +47,17 @@ class TimmAdapter:
         device = next(self.module.parameters()).device
         features = self.module.forward_features(self.pixels(images).to(device))
         return self.module.forward_head(features, pre_logits=True)
+
+
+FAMILY = Family(
+    name="timm",
+    title="ImageNet baseline (timm)",
+    adapter=TimmAdapter,
+    build_module=build_module,
+    weights=HubFile("timm/"),
+    can=frozenset({Can.EMBED}),
+    default="timm_vit_b16",
+    tiny="timm_tiny",
+    fast_paths=timm_fast_paths,
+    notes="Apache-2.0",
+)

@@ -71,4 +71,7 @@ def test_timm_weights_are_found_in_the_local_folder(tmp_path, monkeypatch):
     status = weights.locate("timm_convnext_tiny")
     assert status.source == "local" and status.path == str(tmp_path / "timm_convnext_tiny.safetensors")
     assert weights.locate("timm_vit_b16").source != "local"
-    assert weights.timm_repo(registry.parse("timm_vit_b16")) == "timm/vit_base_patch16_224.augreg2_in21k_ft_in1k"
+    assert (
+        weights.source_of(registry.parse("timm_vit_b16")).repo(registry.parse("timm_vit_b16"))
+        == "timm/vit_base_patch16_224.augreg2_in21k_ft_in1k"
+    )

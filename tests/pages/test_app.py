@@ -128,10 +128,10 @@ def test_compare_names_the_models_it_runs_with_random_weights_timm_baselines_inc
 
 def test_weight_pickers_say_when_the_chosen_weights_are_missing_and_random_ones_run():
     at = AppTest.from_file(APP, default_timeout=180)
-    at.session_state["sidebar_clip_model"] = "clip_vit_b32"  # AppTest draws the sidebar on its first run only
+    at.session_state["sidebar_text_model"] = "clip_vit_b32"  # AppTest draws the sidebar on its first run only
     at.run()
     assert not at.exception
-    assert at.sidebar.selectbox(key="sidebar_clip_weights").options == [
+    assert at.sidebar.selectbox(key="sidebar_text_weights").options == [
         "openai (not found: random weights)",
         "laion2b_s34b_b79k (not found: random weights)",
         "random",
@@ -151,7 +151,7 @@ def test_test_models_are_offered_only_in_the_tiny_profile(monkeypatch, profile):
     monkeypatch.setenv("VFM_LENS_PROFILE", profile)
     at = run_app()
     offered = [
-        o for family in ("clip", "dinov2", "sam") for o in at.sidebar.selectbox(key=f"sidebar_{family}_model").options
+        o for role in ("text", "dense", "segment") for o in at.sidebar.selectbox(key=f"sidebar_{role}_model").options
     ]
     search = AppTest.from_function(_search_candidates).run().markdown[0].value.split(", ")
     tests_in_search = [m for m in search if registry.parse(m).spec.tiny]

@@ -32,7 +32,7 @@ def _page(**state) -> AppTest:
     return at.run()
 
 
-def _submit(at: AppTest, dataset: str, per_class: int = 10, families=("clip",)) -> AppTest:
+def _submit(at: AppTest, dataset: str, per_class: int = 10, families=("text",)) -> AppTest:
     at.radio(key="scatter_dataset").set_value(dataset)
     at.number_input(key="scatter_per_class").set_value(per_class)
     at.multiselect(key="scatter_families").set_value(list(families))
@@ -79,7 +79,7 @@ def test_a_single_class_working_set_asks_for_another_class():
 
 
 def test_digits_with_two_models_render_table_scatters_and_selected_images():
-    at = _submit(_page(), "digits", per_class=10, families=("clip", "dinov2"))
+    at = _submit(_page(), "digits", per_class=10, families=("text", "dense"))
     assert not at.exception, at.exception
     assert "Using 100 of 1,797 images: at most 10 per class" in _texts(at)
     table = next(d.value for d in at.dataframe if d.value.index.name == "model")  # the accuracy table

@@ -107,7 +107,7 @@ def test_stored_search_finds_the_planted_neighbour_of_a_working_set_image_and_th
 
 def test_a_dinov2_store_is_searched_by_image_and_says_text_needs_clip(search_stores):
     at = _open_stored_search(search_stores["dinov2_tiny"])
-    assert "Text search needs a CLIP dataset" in _texts(at)
+    assert "Text search needs a dataset embedded by an image–text model" in _texts(at)
     (image_results,) = _results(at)
     assert image_results["id"].iloc[0] == "sample0"
 
