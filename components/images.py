@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+
 import numpy as np
 import streamlit as st
 
@@ -159,7 +160,7 @@ def camera_snapshot(key: str) -> ImageSet | None:
 def quick_add(key: str) -> None:
     """An uploader and the camera in an expander that add images to the working set (the Upload page has every
     option)."""
-    with st.expander("Add images here"):
+    with st.container(key=f"{key}_quick_add"), st.expander("Add images here"):  # presenter mode hides it by key
         uploads = uploader("Images or a zip", key=f"{key}_files")
         if st.button("Add to the working set", disabled=not uploads, key=f"{key}_add"):
             with st.spinner(f"Reading {count(len(uploads), 'file')}…"):

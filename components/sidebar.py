@@ -8,6 +8,7 @@ from collections.abc import Iterable
 
 import streamlit as st
 
+from components.presenter import presenter_switch
 from components.state import chosen_model, chosen_weights, get_engine
 from core import config, registry
 from core.models import Can, can, families, family
@@ -100,6 +101,7 @@ def show_sidebar() -> list[WeightsStatus]:
     """Render the sidebar; returns the weights status of the chosen model of each role."""
     engine = get_engine()
     with st.sidebar:
+        presenter_switch()
         st.markdown(f"**Device:** `{engine.device.type}` ({str(engine.dtype).removeprefix('torch.')})")
         statuses = [_model_picker(role) for role in ROLES]
         if engine.notices:

@@ -90,6 +90,9 @@ uploader_generation: Keys[int] = Keys("{}_generation")
 chosen_model: Keys[str] = Keys("sidebar_{}_model")
 chosen_weights: Keys[str] = Keys("sidebar_{}_weights")
 
+# presenter mode: on for this session (the sidebar switch's key)
+presenter_on: Slot[bool] = Slot("presenter")
+
 # ---- stored datasets ----------------------------------------------------------------------------
 store_choice: Keys[str | None] = Keys("{}_found")  # the found dataset chosen in the owner's picker (its key)
 store_folder: Keys[str] = Keys("{}_path")  # the folder typed in the owner's picker (its key)
