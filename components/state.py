@@ -121,3 +121,6 @@ last_sam_embedding: Slot[dict] = Slot("sam_last_embedding")  # model → (image 
 decoded_uploads: Keys[dict] = Keys("{}_decoded")  # upload file id → (name, HWC uint8 image), the latest only
 display_images: Keys[dict] = Keys("{}_display")  # (image key, canvas frame[, width]) → the resized display image
 mask_name: Keys[str] = Keys("{}_name")  # the name typed for the next kept mask (its text input's key)
+
+# ---- live camera ----------------------------------------------------------------------------------
+live_analysis: Keys[object] = Keys("{}_analysis")  # the owner's core.live.LiveAnalysis (its camera stream calls it)

@@ -333,6 +333,12 @@ class Engine:
             raise ValueError(f"{what} come from {able} models, not {ref.spec.title}")
         return self.model(ref)
 
+    def frame_patch_tokens(self, image: np.ndarray, model: str | ModelRef, size: int | None = None) -> np.ndarray:
+        """(h, w, D) float32 last-layer patch tokens of one image, not cached: a camera frame is seen once."""
+        loaded = self._able(model, Can.PATCHES)
+        with self._forward(loaded):
+            return _to_numpy(loaded.adapter.patch_tokens([image], size or loaded.adapter.spec.input_size))[0]
+
     def embed_text(self, texts: Sequence[str], model: str | ModelRef) -> np.ndarray:
         """(T, D) float32 CLIP text embeddings (unnormalised), cached by a hash of each text."""
         loaded = self._able(model, Can.TEXT)
