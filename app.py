@@ -29,7 +29,9 @@ page = st.navigation(
     ]
 )
 # The navigation and the signs of work are in place before the first (slow) import of the models' code.
+from components.presenter import apply_presenter  # noqa: E402
 from components.sidebar import show_random_banner, show_sidebar  # noqa: E402
 
 show_random_banner(show_sidebar())
+apply_presenter()
 page.run()

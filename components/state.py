@@ -11,8 +11,9 @@ from typing import Generic, TypeVar
 
 import streamlit as st
 
+from core import config
 from core.analysis.projection import start_umap_warmup
-from core.data import ImageSet, Merged, load_samples
+from core.data import ImageSet, Merged, load_folder, load_samples
 from core.engine import Engine
 
 T = TypeVar("T")
@@ -61,7 +62,9 @@ def get_engine() -> Engine:
 
 @st.cache_resource(show_spinner=False)
 def _default_set() -> ImageSet:
-    return load_samples()
+    """The built-in sample photos, or the images of the lecture pack the server was started with."""
+    folder = config.start_images()
+    return load_folder(folder, [folder]) if folder is not None else load_samples()
 
 
 # ---- the working set and loading into it ---------------------------------------------------------
@@ -89,6 +92,9 @@ uploader_generation: Keys[int] = Keys("{}_generation")
 # the sidebar's model name and weights tag for a role (its selectboxes' keys)
 chosen_model: Keys[str] = Keys("sidebar_{}_model")
 chosen_weights: Keys[str] = Keys("sidebar_{}_weights")
+
+# presenter mode: on for this session (the sidebar switch's key)
+presenter_on: Slot[bool] = Slot("presenter")
 
 # ---- stored datasets ----------------------------------------------------------------------------
 store_choice: Keys[str | None] = Keys("{}_found")  # the found dataset chosen in the owner's picker (its key)

@@ -370,15 +370,17 @@ class Engine:
         rows = self._cached(encoded, lambda h: CacheKey(h, loaded.key, "embed_text"), compute, None)
         return np.stack(rows) if rows else np.zeros((0, loaded.adapter.spec.embed_dim), np.float32)
 
-    def clip_patch_embeddings(self, image: np.ndarray, model: str | ModelRef) -> np.ndarray:
-        """(h, w, D) float32 CLIP patch tokens in the joint image-text space; the grid covers the whole image."""
+    def clip_patch_embeddings(self, image: np.ndarray, model: str | ModelRef, route: str = "final") -> np.ndarray:
+        """(h, w, D) float32 CLIP patch tokens in the joint image-text space, the grid covering the whole image;
+        `route` "maskclip" (MaskCLIP's value embeddings) or "final" (the last block's tokens): `CLIPAdapter`."""
         loaded = self._able(model, Can.TEXT)
 
         def compute(batch: list[np.ndarray]) -> list[np.ndarray]:
             with self._forward(loaded):
-                return list(_to_numpy(loaded.adapter.patch_embeddings(batch)))
+                return list(_to_numpy(loaded.adapter.patch_embeddings(batch, route)))
 
-        return self._cached([image], lambda h: CacheKey(h, loaded.key, "clip_patches"), compute, None)[0]
+        kind = "clip_patches" if route == "final" else f"clip_patches_{route}"  # the final route keeps its old key
+        return self._cached([image], lambda h: CacheKey(h, loaded.key, kind), compute, None)[0]
 
     def sam_embedding(self, image: np.ndarray, model: str | ModelRef = "sam_vit_b") -> SamEmbedding:
         """The SAM image embedding of one image, computed once and cached by image hash (which it carries)."""

@@ -30,3 +30,4 @@ def test_the_first_run_returns_then_reruns():
     assert not at.exception
     assert at.session_state["log"] == ["start", "returned", "start", "returned"]
     assert [m.value for m in at.markdown] == ["drawn"]
+
