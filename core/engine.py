@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from core import config
+from core.analysis.attention import AttentionMaps, split_attention
 from core.cache import CacheKey, EmbeddingCache
 from core.data import image_hash
 from core.models import Adapter, Can, build_adapter, can, families, family
@@ -324,6 +325,30 @@ class Engine:
             return [CacheKey(digest, loaded.key, "patch_tokens", k, size) for k in layers]
 
         return np.stack(self._cached(images, keys, compute, progress), axis=1)
+
+    def attention_maps(
+        self,
+        images: Sequence[np.ndarray],
+        model: str | ModelRef,
+        layer: int | None = None,
+        size: int | None = None,
+        progress: Progress | None = None,
+    ) -> AttentionMaps:
+        """Block `layer`'s softmax attention (None: the last block) of N images at `size`, split into CLS, register
+        and patch groups (`AttentionMaps`, float32). It comes from the model's own eager attention path, switched on
+        under the model's lock and back to SDPA after (`core.models.vit_attention`), and is cached per image in
+        float16 (attention lies in [0, 1]; on CUDA it is computed in bf16 anyway)."""
+        loaded = self._able(model, Can.ATTENTION)
+        spec = loaded.adapter.spec
+        size, layer = size or spec.input_size, layer or loaded.adapter.num_layers
+
+        def compute(batch: list[np.ndarray]) -> list[np.ndarray]:
+            with self._forward(loaded):
+                return list(loaded.adapter.attentions(batch, size, layer).half().cpu().numpy())
+
+        rows = self._cached(images, lambda h: CacheKey(h, loaded.key, "attention", layer, size), compute, progress)
+        grid = size // spec.patch_size
+        return split_attention(np.stack(rows).astype(np.float32), 1 + spec.registers, (grid, grid))
 
     def _able(self, model: str | ModelRef, what: Can) -> LoadedModel:
         """The loaded model, if its family can do `what` (a clear error otherwise, before anything is loaded)."""
