@@ -397,7 +397,7 @@ class Engine:
         if features is None:
             with self._forward(loaded):
                 embedding = loaded.adapter.image_embedding(image, digest)
-            self._store(key, embedding.features)
+            self._store(key, embedding.cached)  # SAM: the features; SAM 2: with its high-res levels
             return embedding
         return loaded.adapter.embedding_from(features, image, digest)
 

@@ -66,6 +66,12 @@ def _sam(kind: str, title: str, checkpoint: Checkpoint) -> ModelSpec:
     return ModelSpec(f"sam_{kind}", "sam", kind, title, 1024, 16, 256, ("meta",), checkpoint)
 
 
+def _sam2(size: str, title: str) -> ModelSpec:
+    """A SAM 2.1 image model from the hub (`facebook/sam2.1-hiera-<size>`, transformers weights)."""
+    name = f"sam2_hiera_{size.replace('-', '_')}"
+    return ModelSpec(name, "sam2", f"facebook/sam2.1-hiera-{size}", title, 1024, 16, 256, ("hf",))
+
+
 _TINY_DINOV2 = {
     "hidden_size": 32,
     "num_hidden_layers": 2,
@@ -101,6 +107,11 @@ _SPECS: tuple[ModelSpec, ...] = (
             "sam_vit_h_4b8939.pth", "a7bf3b02f3ebf1267aba913ff637d9a2d5c33d3173bb679e46d9f338c26f262e", 2_564_550_879
         ),
     ),
+    _sam2("tiny", "SAM 2.1 Hiera-T"),
+    _sam2("small", "SAM 2.1 Hiera-S"),
+    _sam2("base-plus", "SAM 2.1 Hiera-B+"),
+    _sam2("large", "SAM 2.1 Hiera-L"),
+    ModelSpec("edgetam", "edgetam", "yonigozlan/EdgeTAM-hf", "EdgeTAM", 1024, 16, 256, ("hf",)),
     _timm("timm_vit_b16", "vit_base_patch16_224.augreg2_in21k_ft_in1k", "ViT-B/16 ImageNet (timm)", 16, 768),
     _timm("timm_convnext_tiny", "convnext_tiny.fb_in1k", "ConvNeXt-T ImageNet (timm)", 32, 768),
     # Tiny random-init variants, built from the same library classes (offline use and tests).
@@ -171,6 +182,28 @@ _SPECS: tuple[ModelSpec, ...] = (
             "prompt_embed_dim": 32,
             "image_size": 256,
         },
+    ),
+    ModelSpec(
+        "sam2_tiny",
+        "sam2",
+        "sam2-tiny",
+        "SAM 2 tiny (test)",
+        256,
+        16,
+        32,
+        tiny=True,
+        config={"width": 16, "blocks": (1, 1, 2, 1), "global_blocks": (3,), "windows": (4, 4, 4, 4), "hidden": 32},
+    ),
+    ModelSpec(
+        "edgetam_tiny",
+        "edgetam",
+        "edgetam-tiny",
+        "EdgeTAM tiny (test)",
+        256,
+        16,
+        32,
+        tiny=True,
+        config={"repvit_dims": (8, 16, 32, 64), "hidden": 32},
     ),
 )
 _BY_NAME = {s.name: s for s in _SPECS}

@@ -67,6 +67,8 @@ _FAMILY_MODULES = {
     "clip": "core.models.clip",
     "dinov2": "core.models.dinov2",
     "sam": "core.models.sam",
+    "sam2": "core.models.sam2",
+    "edgetam": "core.models.edgetam",
     "timm": "core.models.timm_models",
 }
 
