@@ -14,9 +14,9 @@ import numpy as np
 import plotly.graph_objects as go
 
 from core import registry
-from core.analysis.attention import AttentionMaps, from_patch, peak_ratio, register_share
 from core.analysis.imaging import blend, colorize, resize_map, sprite_sheet, to_png
 from core.analysis.matching import patch_box, pixel_to_patch
+from core.models.attention_groups import AttentionMaps, from_patch, peak_ratio, register_share
 
 VIEW_SIDE = 384  # px, longest side of the image in the figures
 FIGURE_HEIGHT = 320  # px on screen

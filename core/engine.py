@@ -18,10 +18,10 @@ import numpy as np
 import torch
 
 from core import config
-from core.analysis.attention import AttentionMaps, split_attention
 from core.cache import CacheKey, EmbeddingCache
 from core.data import image_hash
 from core.models import Adapter, Can, build_adapter, can, families, family
+from core.models.attention_groups import AttentionMaps, split_attention
 from core.models.fast import apply_fast_paths
 from core.models.sam import AutoMaskParams, AutoMasks, SamEmbedding, SamPrediction, SamPrompt
 from core.registry import ModelRef, parse

@@ -110,7 +110,7 @@ class DINOv2Adapter:
 
     def attentions(self, images: list[np.ndarray], size: int, layer: int) -> torch.Tensor:
         """(B, heads, T, T) softmax attention of block `layer` (1..num_layers) at `size`×`size`, from the model's own
-        eager attention path; tokens CLS, registers, patches (`core.analysis.attention.split_attention`)."""
+        eager attention path; tokens CLS, registers, patches (`core.models.attention_groups.split_attention`)."""
         if size % self.spec.patch_size:
             raise ValueError(f"size must be a multiple of {self.spec.patch_size}, got {size}")
         return layer_attention(self.module, self.pixels(images, size).to(self.device), layer)

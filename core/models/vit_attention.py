@@ -50,7 +50,7 @@ def eager_attention(module: torch.nn.Module) -> Iterator[None]:
 def layer_attention(module: torch.nn.Module, pixel_values: torch.Tensor, layer: int) -> torch.Tensor:
     """(B, heads, T, T) float32 softmax attention of block `layer` (1..L), queries along dim 2, keys along dim 3.
 
-    T counts every token: CLS, then register tokens, then the patches row by row (`core.analysis.attention` splits
+    T counts every token: CLS, then register tokens, then the patches row by row (`core.models.attention_groups` splits
     them). One forward pass under the eager attention path; only this block's weights are kept.
     """
     blocks = attention_modules(module)

@@ -9,8 +9,8 @@ import torch
 from transformers import DINOv3ViTConfig, DINOv3ViTModel
 
 from core import registry
-from core.analysis.attention import from_patch, register_share, split_attention
 from core.engine import Engine
+from core.models.attention_groups import from_patch, register_share, split_attention
 from core.models.dinov2 import DINOv2Adapter
 from core.models.vit_attention import attention_modules, layer_attention
 

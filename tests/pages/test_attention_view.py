@@ -14,9 +14,9 @@ from streamlit.testing.v1 import AppTest
 
 from components.attention_charts import VIEW_SIDE
 from components.pca_view import ATTENTION
-from core.analysis.attention import from_patch
 from core.analysis.matching import patch_box
 from core.data import load_samples
+from core.models.attention_groups import from_patch
 from core.models.dinov2 import DINOv2Adapter
 from tests.pages.test_patch_matching import array, chart
 
