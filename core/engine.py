@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from core import config
+from core.analysis.retrieval import ZeroShotRule
 from core.cache import CacheKey, EmbeddingCache
 from core.data import image_hash
 from core.models import Adapter, Can, build_adapter, can, families, family
@@ -345,9 +346,17 @@ class Engine:
         rows = self._cached(encoded, lambda h: CacheKey(h, loaded.key, "embed_text"), compute, None)
         return np.stack(rows) if rows else np.zeros((0, loaded.adapter.spec.embed_dim), np.float32)
 
+    def zero_shot_rule(self, model: str | ModelRef) -> ZeroShotRule:
+        """How `model` turns image–class cosines into probabilities (CLIP: softmax; SigLIP 2: per-class sigmoid)."""
+        return self._able(model, Can.TEXT).adapter.zero_shot_rule()
+
+    def tokenizer_note(self, model: str | ModelRef) -> str:
+        """ "" when `model` tokenises text with its own tokenizer, else one sentence on the stand-in it uses."""
+        return self._able(model, Can.TEXT).adapter.tokenizer_note
+
     def clip_patch_embeddings(self, image: np.ndarray, model: str | ModelRef) -> np.ndarray:
         """(h, w, D) float32 CLIP patch tokens in the joint image-text space; the grid covers the whole image."""
-        loaded = self._able(model, Can.TEXT)
+        loaded = self._able(model, Can.DENSE_TEXT)
 
         def compute(batch: list[np.ndarray]) -> list[np.ndarray]:
             with self._forward(loaded):
