@@ -1,5 +1,6 @@
-"""Search: rank the working set by a text description (CLIP, SigLIP 2) or by an image (any model), with scores; or search a
-stored dataset through its index (text with a CLIP dataset, a working-set image embedded with the dataset's model)."""
+"""Search: rank the working set by a text description (CLIP, SigLIP 2) or by an image (any model), with scores; or
+search a stored dataset through its index (text with an image–text dataset, a working-set image embedded with the
+dataset's model)."""
 
 import streamlit as st
 
@@ -13,8 +14,8 @@ from core.analysis.retrieval import rank
 st.title("Search")
 st.caption(
     "Every image of the working set, ranked by cosine similarity of its embedding to the query: a text embedding "
-    "from the sidebar's image–text model, or the embedding of one of the images (itself left out) with any model. A stored dataset is "
-    "searched through its vector index instead, with its own model."
+    "from the sidebar's image–text model, or the embedding of one of the images (itself left out) with any model. "
+    "A stored dataset is searched through its vector index instead, with its own model."
 )
 
 if view.pick_source("Search in", "Stored dataset", key="search"):
