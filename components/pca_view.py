@@ -34,7 +34,8 @@ from core.analysis.pca import (
 from core.text import count
 
 SINGLE, JOINT, REGISTERS, NORMS = "Single image", "Joint PCA", "Registers", "Token norms"
-MODES = (SINGLE, JOINT, REGISTERS, NORMS)
+ATTENTION = "Attention maps"  # drawn by components/attention_view.py
+MODES = (SINGLE, JOINT, REGISTERS, NORMS, ATTENTION)
 PATCH = 14  # DINOv2's patch side, pixels
 SIZES = tuple(range(224, 897, PATCH))  # square input sides, multiples of the patch
 SINGLE_SIZE = JOINT_SIZE = 448  # default input sides; joint PCA keeps its own, not the single image's
@@ -70,7 +71,8 @@ def show_mode(key: str) -> str:
         key=f"{key}_mode",
         help="Single image: the recipe step by step. Joint PCA: one PCA over several images, so the same part "
         "gets the same colour. Registers: the same image through a model with and without registers. "
-        "Token norms: the size of every patch token, block by block.",
+        "Token norms: the size of every patch token, block by block. Attention maps: where the CLS token and a "
+        "clicked patch look, per head, with and without registers.",
     )
 
 

@@ -11,8 +11,9 @@ from typing import Generic, TypeVar
 
 import streamlit as st
 
+from core import config
 from core.analysis.projection import start_umap_warmup
-from core.data import ImageSet, Merged, load_samples
+from core.data import ImageSet, Merged, load_folder, load_samples
 from core.engine import Engine
 
 T = TypeVar("T")
@@ -61,7 +62,9 @@ def get_engine() -> Engine:
 
 @st.cache_resource(show_spinner=False)
 def _default_set() -> ImageSet:
-    return load_samples()
+    """The built-in sample photos, or the images of the lecture pack the server was started with."""
+    folder = config.start_images()
+    return load_folder(folder, [folder]) if folder is not None else load_samples()
 
 
 # ---- the working set and loading into it ---------------------------------------------------------
@@ -90,6 +93,9 @@ uploader_generation: Keys[int] = Keys("{}_generation")
 chosen_model: Keys[str] = Keys("sidebar_{}_model")
 chosen_weights: Keys[str] = Keys("sidebar_{}_weights")
 
+# presenter mode: on for this session (the sidebar switch's key)
+presenter_on: Slot[bool] = Slot("presenter")
+
 # ---- stored datasets ----------------------------------------------------------------------------
 store_choice: Keys[str | None] = Keys("{}_found")  # the found dataset chosen in the owner's picker (its key)
 store_folder: Keys[str] = Keys("{}_path")  # the folder typed in the owner's picker (its key)
@@ -115,3 +121,6 @@ last_sam_embedding: Slot[dict] = Slot("sam_last_embedding")  # model → (image 
 decoded_uploads: Keys[dict] = Keys("{}_decoded")  # upload file id → (name, HWC uint8 image), the latest only
 display_images: Keys[dict] = Keys("{}_display")  # (image key, canvas frame[, width]) → the resized display image
 mask_name: Keys[str] = Keys("{}_name")  # the name typed for the next kept mask (its text input's key)
+
+# ---- live camera ----------------------------------------------------------------------------------
+live_analysis: Keys[object] = Keys("{}_analysis")  # the owner's core.live.LiveAnalysis (its camera stream calls it)

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from core import config
+from core.analysis.attention import AttentionMaps, split_attention
 from core.analysis.retrieval import ZeroShotRule
 from core.cache import CacheKey, EmbeddingCache
 from core.data import image_hash
@@ -326,6 +327,30 @@ class Engine:
 
         return np.stack(self._cached(images, keys, compute, progress), axis=1)
 
+    def attention_maps(
+        self,
+        images: Sequence[np.ndarray],
+        model: str | ModelRef,
+        layer: int | None = None,
+        size: int | None = None,
+        progress: Progress | None = None,
+    ) -> AttentionMaps:
+        """Block `layer`'s softmax attention (None: the last block) of N images at `size`, split into CLS, register
+        and patch groups (`AttentionMaps`, float32). It comes from the model's own eager attention path, switched on
+        under the model's lock and back to SDPA after (`core.models.vit_attention`), and is cached per image in
+        float16 (attention lies in [0, 1]; on CUDA it is computed in bf16 anyway)."""
+        loaded = self._able(model, Can.ATTENTION)
+        spec = loaded.adapter.spec
+        size, layer = size or spec.input_size, layer or loaded.adapter.num_layers
+
+        def compute(batch: list[np.ndarray]) -> list[np.ndarray]:
+            with self._forward(loaded):
+                return list(loaded.adapter.attentions(batch, size, layer).half().cpu().numpy())
+
+        rows = self._cached(images, lambda h: CacheKey(h, loaded.key, "attention", layer, size), compute, progress)
+        grid = size // spec.patch_size
+        return split_attention(np.stack(rows).astype(np.float32), 1 + spec.registers, (grid, grid))
+
     def _able(self, model: str | ModelRef, what: Can) -> LoadedModel:
         """The loaded model, if its family can do `what` (a clear error otherwise, before anything is loaded)."""
         ref = parse(model)
@@ -333,6 +358,12 @@ class Engine:
             able = ", ".join(f.title for f in families() if what in f.can)
             raise ValueError(f"{what} come from {able} models, not {ref.spec.title}")
         return self.model(ref)
+
+    def frame_patch_tokens(self, image: np.ndarray, model: str | ModelRef, size: int | None = None) -> np.ndarray:
+        """(h, w, D) float32 last-layer patch tokens of one image, not cached: a camera frame is seen once."""
+        loaded = self._able(model, Can.PATCHES)
+        with self._forward(loaded):
+            return _to_numpy(loaded.adapter.patch_tokens([image], size or loaded.adapter.spec.input_size))[0]
 
     def embed_text(self, texts: Sequence[str], model: str | ModelRef) -> np.ndarray:
         """(T, D) float32 CLIP text embeddings (unnormalised), cached by a hash of each text."""
@@ -354,15 +385,17 @@ class Engine:
         """ "" when `model` tokenises text with its own tokenizer, else one sentence on the stand-in it uses."""
         return self._able(model, Can.TEXT).adapter.tokenizer_note
 
-    def clip_patch_embeddings(self, image: np.ndarray, model: str | ModelRef) -> np.ndarray:
-        """(h, w, D) float32 CLIP patch tokens in the joint image-text space; the grid covers the whole image."""
+    def clip_patch_embeddings(self, image: np.ndarray, model: str | ModelRef, route: str = "final") -> np.ndarray:
+        """(h, w, D) float32 CLIP patch tokens in the joint image-text space, the grid covering the whole image;
+        `route` "maskclip" (MaskCLIP's value embeddings) or "final" (the last block's tokens): `CLIPAdapter`."""
         loaded = self._able(model, Can.DENSE_TEXT)
 
         def compute(batch: list[np.ndarray]) -> list[np.ndarray]:
             with self._forward(loaded):
-                return list(_to_numpy(loaded.adapter.patch_embeddings(batch)))
+                return list(_to_numpy(loaded.adapter.patch_embeddings(batch, route)))
 
-        return self._cached([image], lambda h: CacheKey(h, loaded.key, "clip_patches"), compute, None)[0]
+        kind = "clip_patches" if route == "final" else f"clip_patches_{route}"  # the final route keeps its old key
+        return self._cached([image], lambda h: CacheKey(h, loaded.key, kind), compute, None)[0]
 
     def sam_embedding(self, image: np.ndarray, model: str | ModelRef = "sam_vit_b") -> SamEmbedding:
         """The SAM image embedding of one image, computed once and cached by image hash (which it carries)."""

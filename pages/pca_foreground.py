@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from components import attention_view
 from components import pca_view as view
 from components.errors import user_errors
 from components.images import pick_image, quick_add
@@ -25,6 +26,16 @@ mode = view.show_mode(key="pca")
 
 if not images.items:
     st.info("The working set is empty. Add images on the Upload page.")
+    st.stop()
+
+if mode == view.ATTENTION:
+    with user_errors("The attention maps"):
+        item = images.items[pick_image(images, "Image", key="pca_attention_image")]
+        inputs = attention_view.show_controls(model, key="pca_attention")
+        if inputs:
+            random_note(inputs.models, attention_view.RANDOM_MEANING)
+            runs = attention_view.compute_runs(item.image, inputs)
+            attention_view.show_attention(item.image, item.name, runs, key="pca_attention")
     st.stop()
 
 with user_errors("The PCA foreground analysis"):

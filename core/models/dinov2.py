@@ -15,6 +15,7 @@ from transformers import (
 from core.models import Can, Family
 from core.models.fast import transformers_fast_paths
 from core.models.pixels import EvalRecipe
+from core.models.vit_attention import layer_attention
 from core.registry import ModelSpec
 from core.weights import HubSnapshot
 
@@ -107,6 +108,13 @@ class DINOv2Adapter:
         out = self._forward(images, size, hidden_states=True)
         return torch.stack([self._grid(tokens, size) for tokens in out.hidden_states[1:]])
 
+    def attentions(self, images: list[np.ndarray], size: int, layer: int) -> torch.Tensor:
+        """(B, heads, T, T) softmax attention of block `layer` (1..num_layers) at `size`×`size`, from the model's own
+        eager attention path; tokens CLS, registers, patches (`core.analysis.attention.split_attention`)."""
+        if size % self.spec.patch_size:
+            raise ValueError(f"size must be a multiple of {self.spec.patch_size}, got {size}")
+        return layer_attention(self.module, self.pixels(images, size).to(self.device), layer)
+
     def _forward(self, images: list[np.ndarray], size: int, hidden_states: bool):
         if size % self.spec.patch_size:
             raise ValueError(f"size must be a multiple of {self.spec.patch_size}, got {size}")
@@ -124,7 +132,7 @@ FAMILY = Family(
     adapter=DINOv2Adapter,
     build_module=build_module,
     weights=HubSnapshot(),
-    can=frozenset({Can.EMBED, Can.PATCHES}),
+    can=frozenset({Can.EMBED, Can.PATCHES, Can.ATTENTION}),
     default="dinov2_small",
     tiny="dinov2_tiny",
     fast_paths=transformers_fast_paths,

@@ -46,3 +46,13 @@ def test_display_name_shows_weights_except_for_tiny_test_models():
     assert registry.display_name("clip_vit_b32") == "CLIP ViT-B/32 (openai)"
     assert registry.display_name("dinov2_small@random") == "DINOv2 ViT-S/14 (random)"
     assert registry.display_name("sam_tiny") == "SAM tiny (test)"
+
+
+def test_the_readme_lists_every_model_as_the_registry_has_it():
+    """README.md's model table is `python -m core.model_cards` (regenerate it when a model or family changes)."""
+    from pathlib import Path
+
+    from core.model_cards import README_END, README_START, readme_table
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    assert readme.split(README_START)[1].split(README_END)[0].strip() == readme_table()
