@@ -11,7 +11,7 @@ Every adapter has `spec`, `weights` (the weights actually loaded: a tag or "rand
 - `Can.TEXT`: `embed_text(texts) -> (T, D)` in the joint space of `embed`; `zero_shot_rule()` (how its cosines
   become class probabilities: `core.analysis.retrieval.ZeroShotRule`); `tokenizer_note` ("" or why text scores
   mean nothing).
-- `Can.DENSE_TEXT`: `patch_embeddings(images) -> (B, h, w, D)` patch tokens in that joint space.
+- `Can.DENSE_TEXT`: `patch_embeddings(images, route) -> (B, h, w, D)` patch tokens in that joint space.
 - `Can.PROMPTS`: `image_embedding`, `embedding_from`, `predict(SamEmbedding, SamPrompt)`, `auto_masks`
   (`core/models/sam.py` defines the prompt and result types every promptable family shares).
 - `Can.ATTENTION`: `attentions(images, size, layer)` from the model's own eager attention path.
