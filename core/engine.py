@@ -376,10 +376,19 @@ class Engine:
         rows = self._cached(encoded, lambda h: CacheKey(h, loaded.key, "embed_text"), compute, None)
         return np.stack(rows) if rows else np.zeros((0, loaded.adapter.spec.embed_dim), np.float32)
 
+    def zero_shot_rule(self, model: str | ModelRef):
+        """How `model` turns image–class cosines into probabilities, a `core.analysis.retrieval.ZeroShotRule` (CLIP:
+        softmax; SigLIP 2: per-class sigmoid). Its adapter says it: the engine needs no analysis code."""
+        return self._able(model, Can.TEXT).adapter.zero_shot_rule()
+
+    def tokenizer_note(self, model: str | ModelRef) -> str:
+        """ "" when `model` tokenises text with its own tokenizer, else one sentence on the stand-in it uses."""
+        return self._able(model, Can.TEXT).adapter.tokenizer_note
+
     def clip_patch_embeddings(self, image: np.ndarray, model: str | ModelRef, route: str = "final") -> np.ndarray:
         """(h, w, D) float32 CLIP patch tokens in the joint image-text space, the grid covering the whole image;
         `route` "maskclip" (MaskCLIP's value embeddings) or "final" (the last block's tokens): `CLIPAdapter`."""
-        loaded = self._able(model, Can.TEXT)
+        loaded = self._able(model, Can.DENSE_TEXT)
 
         def compute(batch: list[np.ndarray]) -> list[np.ndarray]:
             with self._forward(loaded):

@@ -62,6 +62,11 @@ def _timm(name: str, arch: str, title: str, patch: int, dim: int) -> ModelSpec:
     return ModelSpec(name, "timm", arch, title, 224, patch, dim, ("in1k",))
 
 
+def _siglip2(size: str, arch: str, title: str, input_size: int, patch: int, dim: int) -> ModelSpec:
+    """A fixed-resolution SigLIP 2 checkpoint (transformers `SiglipModel`; the NaFlex ones are a different class)."""
+    return ModelSpec(f"siglip2_{size}", "siglip2", arch, title, input_size, patch, dim, ("hf",))
+
+
 def _sam(kind: str, title: str, checkpoint: Checkpoint) -> ModelSpec:
     return ModelSpec(f"sam_{kind}", "sam", kind, title, 1024, 16, 256, ("meta",), checkpoint)
 
@@ -84,6 +89,9 @@ _TINY_DINOV2 = {
 _SPECS: tuple[ModelSpec, ...] = (
     _clip("clip_vit_b32", "ViT-B-32", "CLIP ViT-B/32", 32, 512, ("openai", "laion2b_s34b_b79k")),
     _clip("clip_vit_l14", "ViT-L-14", "CLIP ViT-L/14", 14, 768, ("openai", "laion2b_s32b_b82k")),
+    _siglip2("base", "google/siglip2-base-patch16-224", "SigLIP 2 ViT-B/16 @224", 224, 16, 768),
+    _siglip2("large", "google/siglip2-large-patch16-256", "SigLIP 2 ViT-L/16 @256", 256, 16, 1024),
+    _siglip2("so400m", "google/siglip2-so400m-patch14-384", "SigLIP 2 So400m/14 @384", 384, 14, 1152),
     *(_dinov2(s, d) for s, d in (("small", 384), ("base", 768), ("large", 1024), ("giant", 1536))),
     *(_dinov2(s, d, True) for s, d in (("small", 384), ("base", 768), ("large", 1024), ("giant", 1536))),
     _sam(
@@ -128,6 +136,34 @@ _SPECS: tuple[ModelSpec, ...] = (
             "embed_dim": 32,
             "vision_cfg": {"image_size": 64, "layers": 2, "width": 64, "patch_size": 16, "head_width": 32},
             "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1},
+        },
+    ),
+    ModelSpec(
+        "siglip2_tiny",
+        "siglip2",
+        "vfm-lens-siglip2-tiny",
+        "SigLIP 2 tiny (test)",
+        64,
+        16,
+        32,
+        tiny=True,
+        config={
+            "text_config": {
+                "vocab_size": 512,
+                "hidden_size": 32,
+                "intermediate_size": 64,
+                "num_hidden_layers": 2,
+                "num_attention_heads": 2,
+                "max_position_embeddings": 64,
+            },
+            "vision_config": {
+                "hidden_size": 32,
+                "intermediate_size": 64,
+                "num_hidden_layers": 2,
+                "num_attention_heads": 2,
+                "image_size": 64,
+                "patch_size": 16,
+            },
         },
     ),
     ModelSpec(
