@@ -57,6 +57,14 @@ def _dinov2(size: str, dim: int, registers: bool = False) -> ModelSpec:
     return ModelSpec(name, "dinov2", repo, title, 224, 14, dim, ("hf",), registers=4 * registers)
 
 
+def _dinov3(size: str, letter: str, hub: str, dim: int) -> ModelSpec:
+    """A DINOv3 ViT pretrained on LVD-1689M: patch 16, 4 register tokens always (no twin without them)."""
+    repo = f"facebook/dinov3-{hub}-pretrain-lvd1689m"
+    return ModelSpec(
+        f"dinov3_{size}", "dinov3", repo, f"DINOv3 ViT-{letter}/16", 224, 16, dim, ("lvd1689m",), registers=4
+    )
+
+
 def _timm(name: str, arch: str, title: str, patch: int, dim: int) -> ModelSpec:
     """An ImageNet-supervised baseline from timm; `patch` is the ViT patch or the CNN's total stride."""
     return ModelSpec(name, "timm", arch, title, 224, patch, dim, ("in1k",))
@@ -80,6 +88,12 @@ _SPECS: tuple[ModelSpec, ...] = (
     _clip("clip_vit_l14", "ViT-L-14", "CLIP ViT-L/14", 14, 768, ("openai", "laion2b_s32b_b82k")),
     *(_dinov2(s, d) for s, d in (("small", 384), ("base", 768), ("large", 1024), ("giant", 1536))),
     *(_dinov2(s, d, True) for s, d in (("small", 384), ("base", 768), ("large", 1024), ("giant", 1536))),
+    _dinov3("small", "S", "vits16", 384),
+    _dinov3("small_plus", "S+", "vits16plus", 384),
+    _dinov3("base", "B", "vitb16", 768),
+    _dinov3("large", "L", "vitl16", 1024),
+    _dinov3("huge_plus", "H+", "vith16plus", 1280),
+    _dinov3("7b", "7B", "vit7b16", 4096),
     _sam(
         "vit_b",
         "SAM ViT-B",
@@ -141,6 +155,26 @@ _SPECS: tuple[ModelSpec, ...] = (
         registers=4,
         tiny=True,
         config={**_TINY_DINOV2, "num_register_tokens": 4},
+    ),
+    ModelSpec(
+        "dinov3_tiny",
+        "dinov3",
+        "dinov3-tiny",
+        "DINOv3 tiny (test)",
+        64,
+        16,
+        32,
+        registers=4,
+        tiny=True,
+        config={
+            "hidden_size": 32,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "intermediate_size": 64,
+            "patch_size": 16,
+            "num_register_tokens": 4,
+            "image_size": 64,
+        },
     ),
     ModelSpec(
         "timm_tiny",

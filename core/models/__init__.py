@@ -66,6 +66,7 @@ class Family:
 _FAMILY_MODULES = {
     "clip": "core.models.clip",
     "dinov2": "core.models.dinov2",
+    "dinov3": "core.models.dinov3",
     "sam": "core.models.sam",
     "timm": "core.models.timm_models",
 }

@@ -12,7 +12,7 @@ def test_references_pick_architecture_and_weights_separately():
     with pytest.raises(ValueError, match="no weights"):
         registry.parse("dinov2_small@openai")
     with pytest.raises(KeyError, match="Unknown model"):
-        registry.parse("dinov3_small")
+        registry.parse("dinov4_small")
 
 
 def test_every_family_has_real_models_and_a_tiny_one():
@@ -20,6 +20,7 @@ def test_every_family_has_real_models_and_a_tiny_one():
         ("clip", {"clip_vit_b32", "clip_vit_l14"}),
         ("sam", {"sam_vit_b", "sam_vit_l", "sam_vit_h"}),
         ("dinov2", {f"dinov2_{s}{r}" for s in ("small", "base", "large", "giant") for r in ("", "_reg")}),
+        ("dinov3", {f"dinov3_{s}" for s in ("small", "small_plus", "base", "large", "huge_plus", "7b")}),
     ):
         names = {s.name for s in registry.list_models(family)}
         assert real <= names and any(registry.get(n).tiny for n in names)
