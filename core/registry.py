@@ -244,10 +244,13 @@ def parse(ref: str | ModelRef) -> ModelRef:
     return ModelRef(spec, weights)
 
 
-def register_pair(ref: str | ModelRef) -> tuple[str, str]:
-    """(without, with registers) ``name@weights`` for a DINOv2 model given either way, with the same weights."""
+def register_variants(ref: str | ModelRef) -> tuple[str, ...]:
+    """``name@weights`` of the model without and with registers, same weights, when it has a ``_reg`` twin (DINOv2,
+    given either way); otherwise the model alone (DINOv3 always has registers, CLIP never)."""
     ref = parse(ref)
     base = ref.spec.name.removesuffix("_reg")
+    if base not in _BY_NAME or f"{base}_reg" not in _BY_NAME:
+        return (str(ref),)
     return str(parse(f"{base}@{ref.weights}")), str(parse(f"{base}_reg@{ref.weights}"))
 
 
