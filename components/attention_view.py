@@ -52,11 +52,8 @@ class AttentionInputs:
 # ---- controls and engine calls -----------------------------------------------------------------
 def base_models(model: str) -> list[str]:
     """The sidebar's model and its register twin (without registers first) when it has one."""
-    try:
-        pair = list(registry.register_pair(model))
-    except (KeyError, ValueError):  # a family or model without a twin
-        pair = []
-    return pair if model in pair else [model]
+    variants = list(registry.register_variants(model))
+    return variants if model in variants else [model]
 
 
 def show_controls(model: str, key: str) -> AttentionInputs | None:

@@ -108,12 +108,26 @@ picked_row: Keys[int] = Keys("{}_row")  # the stored row last clicked on the own
 comparison_result: Keys[tuple[str, list[dict]]] = Keys("{}_result")  # (settings' signature, score rows)
 image_a_chart: Keys[dict] = Keys("{}_chart_a")  # the selection event of the clickable chart of image A (its key)
 patch_click: Keys[tuple[float, float]] = Keys("{}_click")  # the last click on image A, (x, y) as fractions
+input_size: Keys[int] = Keys("{}_size")  # the owner's square input-size slider (its key), a multiple of the patch
 pca_threshold: Keys[float] = Keys("{}_threshold_{}")  # (owner, tokens' tag): PC1 threshold (the slider's key)
 rgb_memo: Keys[tuple] = Keys("{}_rgb_memo")
 started: Keys[bool] = Keys("{}_started")  # the owner's form was submitted once: its results stay on later runs
 accuracy_runs: Keys[dict] = Keys(
     "{}_accuracy"
 )  # (projection, model, dataset) → (projection acc., k-NN acc.)  # (digest of scores and mask, colour PCA, error) of the last fit
+
+
+def option_start(slot: Slot, options: list, default) -> dict:
+    """Keyword arguments for a select slider keyed `slot.key`: `value=` the option nearest `default` when it is new;
+    nothing when the slot holds its value, moved to the nearest option when it is no longer one (input sizes kept
+    from a model with another patch)."""
+    kept = slot.get()
+    if kept is None:
+        return {"value": min(options, key=lambda option: abs(option - default))}
+    if kept not in options:
+        slot.set(min(options, key=lambda option: abs(option - kept)))
+    return {}
+
 
 # ---- Segment ------------------------------------------------------------------------------------
 segment_images: Keys[dict] = Keys("{}_images")  # "model|image key" → SegmentSession, the most recent few images

@@ -57,6 +57,14 @@ def _dinov2(size: str, dim: int, registers: bool = False) -> ModelSpec:
     return ModelSpec(name, "dinov2", repo, title, 224, 14, dim, ("hf",), registers=4 * registers)
 
 
+def _dinov3(size: str, letter: str, hub: str, dim: int) -> ModelSpec:
+    """A DINOv3 ViT pretrained on LVD-1689M: patch 16, 4 register tokens always (no twin without them)."""
+    repo = f"facebook/dinov3-{hub}-pretrain-lvd1689m"
+    return ModelSpec(
+        f"dinov3_{size}", "dinov3", repo, f"DINOv3 ViT-{letter}/16", 224, 16, dim, ("lvd1689m",), registers=4
+    )
+
+
 def _timm(name: str, arch: str, title: str, patch: int, dim: int) -> ModelSpec:
     """An ImageNet-supervised baseline from timm; `patch` is the ViT patch or the CNN's total stride."""
     return ModelSpec(name, "timm", arch, title, 224, patch, dim, ("in1k",))
@@ -94,6 +102,12 @@ _SPECS: tuple[ModelSpec, ...] = (
     _siglip2("so400m", "google/siglip2-so400m-patch14-384", "SigLIP 2 So400m/14 @384", 384, 14, 1152),
     *(_dinov2(s, d) for s, d in (("small", 384), ("base", 768), ("large", 1024), ("giant", 1536))),
     *(_dinov2(s, d, True) for s, d in (("small", 384), ("base", 768), ("large", 1024), ("giant", 1536))),
+    _dinov3("small", "S", "vits16", 384),
+    _dinov3("small_plus", "S+", "vits16plus", 384),
+    _dinov3("base", "B", "vitb16", 768),
+    _dinov3("large", "L", "vitl16", 1024),
+    _dinov3("huge_plus", "H+", "vith16plus", 1280),
+    _dinov3("7b", "7B", "vit7b16", 4096),
     _sam(
         "vit_b",
         "SAM ViT-B",
@@ -190,6 +204,26 @@ _SPECS: tuple[ModelSpec, ...] = (
         config={**_TINY_DINOV2, "num_register_tokens": 4},
     ),
     ModelSpec(
+        "dinov3_tiny",
+        "dinov3",
+        "dinov3-tiny",
+        "DINOv3 tiny (test)",
+        64,
+        16,
+        32,
+        registers=4,
+        tiny=True,
+        config={
+            "hidden_size": 32,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "intermediate_size": 64,
+            "patch_size": 16,
+            "num_register_tokens": 4,
+            "image_size": 64,
+        },
+    ),
+    ModelSpec(
         "timm_tiny",
         "timm",
         "vit_tiny_patch16_224",
@@ -279,10 +313,13 @@ def parse(ref: str | ModelRef) -> ModelRef:
     return ModelRef(spec, weights)
 
 
-def register_pair(ref: str | ModelRef) -> tuple[str, str]:
-    """(without, with registers) ``name@weights`` for a DINOv2 model given either way, with the same weights."""
+def register_variants(ref: str | ModelRef) -> tuple[str, ...]:
+    """``name@weights`` of the model without and with registers, same weights, when it has a ``_reg`` twin (DINOv2,
+    given either way); otherwise the model alone (DINOv3 always has registers, CLIP never)."""
     ref = parse(ref)
     base = ref.spec.name.removesuffix("_reg")
+    if base not in _BY_NAME or f"{base}_reg" not in _BY_NAME:
+        return (str(ref),)
     return str(parse(f"{base}@{ref.weights}")), str(parse(f"{base}_reg@{ref.weights}"))
 
 

@@ -1,4 +1,4 @@
-"""PCA Foreground (DINOv2): the published PCA recipe step by step, joint PCA, registers and token norms."""
+"""PCA Foreground (DINOv2, DINOv3): the published PCA recipe step by step, joint PCA, registers and token norms."""
 
 import streamlit as st
 
@@ -9,12 +9,13 @@ from components.images import pick_image, quick_add
 from components.progress import patch_tokens, progress_bar
 from components.sidebar import DENSE, random_note, selected_model
 from components.state import get_engine, get_working_set
+from core.analysis.matching import small_image_note
 from core.analysis.pca import compute_token_norms
-from core.registry import register_pair
+from core.registry import parse, register_variants
 
 st.title("PCA Foreground")
 st.caption(
-    "How the DINOv2 paper colours its pictures: DINOv2 patch tokens → a 1-component PCA over all patches "
+    "How the DINOv2 paper colours its pictures: the dense model's patch tokens → a 1-component PCA over all patches "
     "splits foreground from background → a 3-component PCA fitted on the foreground only, shown as RGB. "
     "The model runs once per image, layer and size; sliders only redraw the panels."
 )
@@ -44,10 +45,13 @@ with user_errors("The PCA foreground analysis"):
         chosen = [images.items[i] for i in view.pick_images(images.names, key="pca_joint")]
     else:
         chosen = [images.items[pick_image(images, "Image", key="pca_image")]]
+    spec = parse(model).spec
     layer, size = view.show_token_controls(
-        depth, key="pca", choose_layer=mode != view.NORMS, n_images=len(chosen), joint=mode == view.JOINT
+        depth, "pca", spec.patch_size, choose_layer=mode != view.NORMS, n_images=len(chosen), joint=mode == view.JOINT
     )
     pixels = [item.image for item in chosen]
+    if note := small_image_note([image.shape[:2] for image in pixels], size // spec.patch_size):
+        st.info(note)
 
     if mode == view.JOINT and len(chosen) < 2:
         st.info("Pick at least two images: the joint PCA is fitted on the foreground of all of them together.")
@@ -56,14 +60,20 @@ with user_errors("The PCA foreground analysis"):
         source = f"{model}, {view.layer_name(layer)}, {size} px"
         view.show_foreground_pca(pixels, [item.name for item in chosen], tokens, source, key="pca_recipe")
     elif mode == view.REGISTERS:
-        pair = register_pair(model)
+        variants = register_variants(model)
+        if len(variants) == 1:
+            st.info(
+                f"{spec.title} has no twin with registers switched the other way "
+                + (f"(it always has {spec.registers}), " if spec.registers else "")
+                + "so its row is shown alone; choose a DINOv2 model in the sidebar to compare without and with."
+            )
         random_note(
-            pair,
-            "With random weights this comparison means nothing: the high-norm artefact tokens, and their removal by "
-            "registers, are learned in training, so neither panel can show them.",
+            variants,
+            "With random weights this view means nothing: the high-norm artefact tokens, and their removal by "
+            "registers, are learned in training, so no panel can show them.",
         )
-        runs = patch_tokens(pixels, size, [(m, k) for m in pair for k in (layer, depth)])
-        view.show_register_comparison(pixels[0], pair, runs[0::2], runs[1::2], key="pca_registers")
+        runs = patch_tokens(pixels, size, [(m, k) for m in variants for k in (layer, depth)])
+        view.show_register_comparison(pixels[0], variants, runs[0::2], runs[1::2], key="pca_registers")
     else:
         update, close = progress_bar(f"Tokens of all {depth} blocks (one forward pass)")
         try:

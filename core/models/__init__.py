@@ -71,6 +71,7 @@ _FAMILY_MODULES = {
     "clip": "core.models.clip",
     "siglip2": "core.models.siglip2",
     "dinov2": "core.models.dinov2",
+    "dinov3": "core.models.dinov3",
     "sam": "core.models.sam",
     "sam2": "core.models.sam2",
     "edgetam": "core.models.edgetam",
