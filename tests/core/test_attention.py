@@ -130,7 +130,7 @@ def test_engine_caches_and_the_last_layer_is_layer_none(images, monkeypatch):
 
 def test_engine_refuses_a_model_without_attention_before_loading_it(images):
     engine = Engine(device="cpu")
-    with pytest.raises(ValueError, match="attention maps come from DINOv2 models, not CLIP tiny"):
+    with pytest.raises(ValueError, match="attention maps come from DINOv2, DINOv3 models, not CLIP tiny"):
         engine.attention_maps(images, "clip_tiny")
     assert engine.loaded_models() == []
 
@@ -164,3 +164,13 @@ def test_sdpa_is_restored_when_the_eager_forward_fails():
     ):  # four channels: the patch embedding refuses them inside the eager pass
         layer_attention(adapter.module, torch.zeros(1, 4, 56, 56), 1)
     assert adapter.module.config._attn_implementation == "sdpa"
+
+
+def test_dinov3_attention_maps_come_from_the_shared_base_with_its_registers_split_off(engine):
+    """DINOv3 (16-px patches, 4 registers) gets attention maps from the same base as DINOv2: CLS→patch maps on its
+    own grid, the 1 + 4 prefix tokens apart, each query's attention summing to 1 over every key."""
+    image = np.random.default_rng(0).integers(0, 255, (64, 80, 3), dtype=np.uint8)
+    maps = engine.attention_maps([image], "dinov3_tiny", size=64)
+    assert maps.cls.shape[-2:] == (4, 4) and maps.cls_prefix.shape[-1] == 5
+    totals = maps.cls.sum(axis=(-2, -1)) + maps.cls_prefix.sum(axis=-1)
+    np.testing.assert_allclose(totals, 1.0, atol=1e-2)  # float16 cache

@@ -100,7 +100,7 @@ def test_sizes_must_be_multiples_of_16_and_layers_in_range(adapter, images):
 
 def test_the_family_descriptor(adapter):
     described = family("dinov3")
-    assert described.can == {Can.EMBED, Can.PATCHES} and described.weights.gated
+    assert described.can == {Can.EMBED, Can.PATCHES, Can.ATTENTION} and described.weights.gated
     assert (described.default, described.tiny) == ("dinov3_small", "dinov3_tiny")
     assert registry.get(described.default).arch == "facebook/dinov3-vits16-pretrain-lvd1689m"
 
