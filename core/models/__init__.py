@@ -12,6 +12,9 @@ Every adapter has `spec`, `weights` (the weights actually loaded: a tag or "rand
 - `Can.PROMPTS`: `image_embedding`, `embedding_from`, `predict(SamEmbedding, SamPrompt)`, `auto_masks`
   (`core/models/sam.py` defines the prompt and result types every promptable family shares).
 - `Can.ATTENTION`: `attentions(images, size, layer)` from the model's own eager attention path.
+- `Can.CONCEPTS`: `vision_features(image)` once per image, then `concepts(features, size, phrase, box, threshold)`
+  (`core/models/sam3.py`).
+- `Can.CAPTION`: `generate(image, prompt, max_new_tokens, progress)` → `Answer` (`core/models/paligemma.py`).
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ class Can(StrEnum):
     TEXT = "text embeddings"  # a text tower in the image embedding's space
     PROMPTS = "masks from prompts"  # masks from points and boxes
     ATTENTION = "attention maps"  # from the model's own attention
+    CONCEPTS = "masks from a phrase"  # every instance of a noun phrase or an exemplar box
+    CAPTION = "answers in words"  # caption, "detect X" (boxes as <loc> tokens)
 
 
 class Adapter(Protocol):
@@ -67,6 +72,8 @@ _FAMILY_MODULES = {
     "clip": "core.models.clip",
     "dinov2": "core.models.dinov2",
     "sam": "core.models.sam",
+    "sam3": "core.models.sam3",
+    "paligemma": "core.models.paligemma",
     "timm": "core.models.timm_models",
 }
 
