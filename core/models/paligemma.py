@@ -244,5 +244,5 @@ FAMILY = Family(
     default="paligemma2_3b_224",
     tiny="paligemma_tiny",
     fast_paths=_fast_paths,
-    notes="Gemma licence (gated on the hub: accept Google's terms at huggingface.co/google/paligemma2-3b-pt-224)",
+    notes="Gemma licence (gated on the hub: accept Google's terms on the google/paligemma2-3b-pt-* model pages)",
 )
