@@ -3,12 +3,16 @@ prompting SAM. Each route asks the engine for everything (cached by image hash +
 `core.text_routes.ROUTES`.
 
 models roles: "concept" (a SAM 3 model), "vlm" (a PaliGemma model), "segment" (a SAM model for box prompts).
+
+`core.text_routes` is imported lazily (inside the functions, and `ROUTES_EXTRA` on first access) while it travels on
+another branch, so that importing this module never fails; once both are on main a plain top import can replace it.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -16,7 +20,9 @@ from core.engine import Engine
 from core.models import Can
 from core.models.paligemma import parse_detections
 from core.models.sam import SamPrompt
-from core.text_routes import Instances, Route, RouteOptions
+
+if TYPE_CHECKING:
+    from core.text_routes import Instances, Route, RouteOptions
 
 DETECT_TOKENS = 64  # the answer's budget: ~8 tokens per object (4 <loc>, the label, " ;")
 
@@ -26,10 +32,17 @@ def _say(progress: Callable[[str], None] | None, message: str) -> None:
         progress(message)
 
 
-def _none_found(image: np.ndarray, phrase: str, seconds: float, note: str) -> Instances:
+def _instances(*fields) -> Instances:
+    from core.text_routes import Instances
+
+    return Instances(*fields)
+
+
+def _none_found(image: np.ndarray, seconds: float, note: str) -> Instances:
     h, w = image.shape[:2]
-    empty = np.zeros((0, 4), np.float32)
-    return Instances(np.zeros((0, h, w), bool), empty, np.zeros(0, np.float32), [], seconds, note)
+    return _instances(
+        np.zeros((0, h, w), bool), np.zeros((0, 4), np.float32), np.zeros(0, np.float32), [], seconds, note
+    )
 
 
 def sam3_route(
@@ -51,8 +64,8 @@ def sam3_route(
     keep = slice(0, options.max_instances)
     if not len(found.scores):
         note = f"No instance above the threshold {options.score_threshold:.2f} (best score {found.best_score:.2f})."
-        return _none_found(image, phrase, seconds, note)
-    return Instances(
+        return _none_found(image, seconds, note)
+    return _instances(
         found.masks[keep], found.boxes[keep], found.scores[keep], [phrase] * len(found.scores[keep]), seconds
     )
 
@@ -79,7 +92,7 @@ def paligemma_route(
     found = parse_detections(answer.text, image.shape[:2])
     pace = f"PaliGemma answered in {answer.seconds:.1f} s ({answer.seconds / max(len(answer.tokens), 1):.2f} s/token)."
     if not len(found.boxes):
-        return _none_found(image, phrase, time.perf_counter() - began, f"{found.note} {pace}")
+        return _none_found(image, time.perf_counter() - began, f"{found.note} {pace}")
     _say(progress, "SAM: encoding the image")
     embedding = engine.sam_embedding(image, models["segment"])
     masks, scores = [], []
@@ -89,7 +102,7 @@ def paligemma_route(
         scores.append(prediction.scores[0])
     labels = [label or phrase for label in found.labels[: len(masks)]]
     note = " ".join(part for part in (found.note, pace) if part)
-    return Instances(
+    return _instances(
         np.stack(masks),
         found.boxes[: len(masks)],
         np.asarray(scores, np.float32),
@@ -99,7 +112,15 @@ def paligemma_route(
     )
 
 
-ROUTES_EXTRA: dict[str, Route] = {
-    "sam3": Route("sam3", "SAM 3 concept prompt", (Can.CONCEPTS,), sam3_route),
-    "paligemma_sam": Route("paligemma_sam", "PaliGemma 2 detect → SAM", (Can.CAPTION, Can.PROMPTS), paligemma_route),
-}
+def __getattr__(name: str) -> dict[str, Route]:
+    """`ROUTES_EXTRA: dict[str, Route]`, for `core.text_routes.ROUTES`, built on first access."""
+    if name != "ROUTES_EXTRA":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from core.text_routes import Route
+
+    return {
+        "sam3": Route("sam3", "SAM 3 concept prompt", (Can.CONCEPTS,), sam3_route),
+        "paligemma_sam": Route(
+            "paligemma_sam", "PaliGemma 2 detect → SAM", (Can.CAPTION, Can.PROMPTS), paligemma_route
+        ),
+    }
