@@ -15,6 +15,9 @@ Every adapter has `spec`, `weights` (the weights actually loaded: a tag or "rand
 - `Can.PROMPTS`: `image_embedding`, `embedding_from`, `predict(SamEmbedding, SamPrompt)`, `auto_masks`
   (`core/models/sam.py` defines the prompt and result types every promptable family shares).
 - `Can.ATTENTION`: `attentions(images, size, layer)` from the model's own eager attention path.
+- `Can.CONCEPTS`: `vision_features(image)` once per image, then `concepts(features, size, phrase, box, threshold)`
+  (`core/models/sam3.py`).
+- `Can.CAPTION`: `generate(image, prompt, max_new_tokens, progress)` → `Answer` (`core/models/paligemma.py`).
 """
 
 from __future__ import annotations
@@ -39,6 +42,8 @@ class Can(StrEnum):
     DENSE_TEXT = "patch-text similarity"  # patch tokens in that joint space too (CLIP; not SigLIP's pooled head)
     PROMPTS = "masks from prompts"  # masks from points and boxes
     ATTENTION = "attention maps"  # from the model's own attention
+    CONCEPTS = "masks from a phrase"  # every instance of a noun phrase or an exemplar box
+    CAPTION = "answers in words"  # caption, "detect X" (boxes as <loc> tokens)
 
 
 class Adapter(Protocol):
@@ -75,6 +80,8 @@ _FAMILY_MODULES = {
     "sam": "core.models.sam",
     "sam2": "core.models.sam2",
     "edgetam": "core.models.edgetam",
+    "sam3": "core.models.sam3",
+    "paligemma": "core.models.paligemma",
     "timm": "core.models.timm_models",
 }
 
