@@ -362,3 +362,29 @@ def load_ground_truth_zip(data: bytes, name: str = "ground_truth.zip") -> Ground
         return lambda: archive.read(info)
 
     return load_ground_truth_files({i.filename.replace("\\", "/"): reader(i) for i in infos})
+
+
+# ---- a built-in set ---------------------------------------------------------------------------------------
+def demo_ground_truth(seed: int = 0) -> GroundTruth:
+    """Three synthetic images (160 × 200) with known objects — a disc, a square, an annulus, two touching
+    rectangles, a one-pixel dot — on a textured background: ground truth to try the page without data."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:160, :200]
+    items = []
+    for i in range(3):
+        image = (rng.normal(90, 25, (160, 200, 3)) + 30 * np.sin(xx / (7 + i))[..., None]).clip(0, 255)
+        disc = (xx - 50 - 10 * i) ** 2 + (yy - 50) ** 2 <= 30**2
+        square = (xx >= 120) & (xx < 175) & (yy >= 20) & (yy < 75)
+        ring = ((xx - 60) ** 2 + (yy - 120) ** 2 <= 30**2) & ((xx - 60) ** 2 + (yy - 120) ** 2 > 14**2)
+        left = (xx >= 110) & (xx < 145) & (yy >= 100) & (yy < 145)
+        right = (xx >= 145) & (xx < 185) & (yy >= 100) & (yy < 145)  # touches `left`
+        dot = (xx == 195) & (yy == 5)
+        masks = [disc, square, ring, left, right, dot]
+        colors = [(220, 60, 50), (60, 180, 80), (240, 200, 40), (70, 90, 220), (160, 70, 200), (255, 255, 255)]
+        for mask, color in zip(masks, colors, strict=True):
+            image[mask] = np.asarray(color) + rng.normal(0, 8, (int(mask.sum()), 3))
+        labels = ["disc", "square", "annulus", "left block", "right block", "dot"]
+        items.append(
+            GroundTruthImage(f"shapes_{i + 1}.png", image.clip(0, 255).astype(np.uint8), np.stack(masks), labels)
+        )
+    return GroundTruth(items)

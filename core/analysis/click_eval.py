@@ -189,15 +189,19 @@ def evaluate_model(
     n_clicks: int = 10,
     progress: Progress | None = None,
     cancel: Cancel | None = None,
+    result: ModelRun | None = None,
+    keep_masks: bool = False,
 ) -> ModelRun:
     """The click protocol for every target with one promptable model (any family with `Can.PROMPTS`).
 
     Each image is encoded once (`engine.sam_embedding`, cached by the engine); every click runs only the decoder
     (`engine.sam_predict`). `progress(done, total)` counts objects; `cancel()` is asked before each object: True
-    stops the run, and what was evaluated so far is returned, with `cancelled` set."""
+    stops the run, and what was evaluated so far is returned, with `cancelled` set. Pass `result` to own the object
+    that is filled as objects finish (a page keeps it, so a run stopped from outside keeps what it did);
+    `keep_masks` keeps each click's predicted mask."""
     from core.models.sam import SamPrompt  # the engine's prompt type; imported here so the geometry needs no torch
 
-    result = ModelRun(model)
+    result = result if result is not None else ModelRun(model)
     embeddings: dict[int, Any] = {}
     for done, target in enumerate(targets):
         if progress is not None:
@@ -214,7 +218,7 @@ def evaluate_model(
         def decode(points, labels, mask_input, embedding=embedding):
             return engine.sam_predict(embedding, model, SamPrompt(points, labels, None, mask_input))
 
-        result.runs.append((target, run_object(decode, target.mask, n_clicks)))
+        result.runs.append((target, run_object(decode, target.mask, n_clicks, keep_masks)))
     if progress is not None:
         progress(len(targets), len(targets))
     return result
