@@ -42,6 +42,7 @@ from core.text import count
 
 ground_truth: Keys[GroundTruth] = Keys("{}_gt")  # the loaded ground truth
 click_runs: Keys[dict] = Keys("{}_runs")  # (settings) → [ModelRun per model], the latest settings only
+zip_seen: Keys[str] = Keys("{}_zip_id")  # the file id of the zip upload last read (read once per upload)
 auto_results: Keys[dict] = Keys("{}_auto")  # (model, image name, grid side) → AutoMasks
 EDGE_SIDE = 16  # the SAM paper's 16 × 16 grid of point prompts for edges
 
@@ -52,10 +53,10 @@ def load_ground_truth(key: str) -> GroundTruth | None:
     slot = ground_truth(key)
     upload_col, folder_col, demo_col = st.columns([3, 3, 2], vertical_alignment="bottom")
     upload = upload_col.file_uploader("Zip with images/ + masks/, or images + COCO JSON", ["zip"], key=f"{key}_zip")
-    if upload is not None and st.session_state.get(f"{key}_zip_id") != upload.file_id:
+    if upload is not None and zip_seen(key).get() != upload.file_id:
         with user_errors("Reading the zip"), st.spinner("Reading the ground truth…"):
             slot.set(load_ground_truth_zip(upload.getvalue(), upload.name))
-            st.session_state[f"{key}_zip_id"] = upload.file_id
+            zip_seen(key).set(upload.file_id)
     folder = folder_col.text_input("…or a folder on the server", key=f"{key}_folder", placeholder="data/my_set")
     if folder_col.button("Load folder", key=f"{key}_load", disabled=not folder):
         with user_errors("Reading the folder"), st.spinner("Reading the ground truth…"):

@@ -145,3 +145,14 @@ def test_a_zip_with_bad_pairings_lists_each_with_its_reason_and_loads_the_rest()
     assert reasons["images/small.png"] == "the mask is 10×10 pixels, the image 40×32"
     assert reasons["images/lonely.png"].startswith("no mask for this image")
     assert "1 image, 1 object loaded." in [c.value for c in at.caption]
+
+
+def test_the_page_is_in_the_apps_navigation_next_to_segment():
+    app = Path(PAGE).parents[1] / "app.py"
+    lines = app.read_text().splitlines()
+    segment = next(i for i, line in enumerate(lines) if '"pages/segment.py"' in line)
+    assert '"pages/evaluate.py", title="Measure segmentation"' in lines[segment + 1]
+    at = AppTest.from_file(str(app), default_timeout=180).run()
+    at.switch_page("pages/evaluate.py").run()
+    assert not at.exception, at.exception
+    assert at.title[0].value == "Measure segmentation"
