@@ -26,7 +26,6 @@ from core.analysis.edges import (
     compute_sobel_edges,
     edge_scores,
     gt_boundaries,
-    mask_probabilities,
 )
 from core.analysis.imaging import palette
 from core.analysis.masks import mask_bbox, overlay_masks
@@ -245,19 +244,16 @@ def show_edges(gt: GroundTruth, index: int, model: str, key: str) -> None:
     result = _auto_masks(gt, index, model, EDGE_SIDE, key, "edges")
     if result is None:
         return
-    item = gt.items[index]
-    maps = {
-        "SAM (zero-shot)": compute_mask_edges(mask_probabilities(result.masks)),
-        "Sobel": compute_sobel_edges(item.image),
-        "Canny": compute_canny_edges(item.image),
-    }
+    store = auto_results(key).setdefault({})
+    methods = ("SAM (zero-shot)", "Sobel", "Canny")
+    with st.spinner("Edge maps…"):
+        maps = {name: _edge_map(store, name, gt.items[index], model) for name in methods}
     for col, (name, edges) in zip(st.columns(3), maps.items(), strict=True):
         col.image((255 * (1 - edges)).astype(np.uint8), caption=name, output_format="PNG")
-    store = auto_results(key).setdefault({})
     done = [i for i, it in enumerate(gt.items) if (model, it.name, EDGE_SIDE) in store]
     rows = []
-    for name in maps:
-        edge_maps = [_edge_map(name, gt.items[i].image, store[(model, gt.items[i].name, EDGE_SIDE)]) for i in done]
+    for name in methods:
+        edge_maps = [_edge_map(store, name, gt.items[i], model) for i in done]
         scores = edge_scores(edge_maps, [gt_boundaries(gt.items[i].masks) for i in done])
         rows.append({"method": name, "ODS": round(scores.ods, 4), "OIS": round(scores.ois, 4),
                      "this image (best F)": round(float(scores.per_image[done.index(index)]), 4)})  # fmt: skip
@@ -265,9 +261,14 @@ def show_edges(gt: GroundTruth, index: int, model: str, key: str) -> None:
     st.caption(f"Over {count(len(done), 'image')} with edges computed.")
 
 
-def _edge_map(name: str, image: np.ndarray, masks: AutoMasks) -> np.ndarray:
-    if name == "Sobel":
-        return compute_sobel_edges(image)
-    if name == "Canny":
-        return compute_canny_edges(image)
-    return compute_mask_edges(mask_probabilities(masks.masks))
+def _edge_map(store: dict, name: str, item, model: str) -> np.ndarray:
+    """One method's edge map of one image, computed once (kept beside the automatic masks it comes from)."""
+    cache_key = ("edges", name, item.name, model if name.startswith("SAM") else "")
+    if cache_key not in store:
+        if name == "Sobel":
+            store[cache_key] = compute_sobel_edges(item.image)
+        elif name == "Canny":
+            store[cache_key] = compute_canny_edges(item.image)
+        else:
+            store[cache_key] = compute_mask_edges(store[(model, item.name, EDGE_SIDE)].masks)
+    return store[cache_key]

@@ -4,7 +4,7 @@ edge map; the Sobel and Canny baselines on the same image; boundary precision, r
 Maps are (H, W) float arrays; masks (H, W) bool. Edge maps are float in [0, 1], thin (one pixel across).
 
 Probability maps: the SAM paper Sobel-filters each mask's unthresholded probability map (its upsampled logits
-through a sigmoid). The engine's automatic mask generator returns thresholded masks, so `mask_probabilities`
+through a sigmoid). The engine's automatic mask generator returns thresholded masks, so `compute_mask_edges`
 turns each binary mask into a soft map with a Gaussian of σ = max(H, W) / 256 pixels, the footprint of one cell of
 SAM's 256 × 256 low-resolution logits (what bilinear upsampling of the logits spreads an edge over).
 
@@ -17,7 +17,7 @@ Default tolerance: 2 pixels.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -57,32 +57,49 @@ def _normalized(values: np.ndarray) -> np.ndarray:
     return values / top if top > 0 else np.zeros_like(values)
 
 
-def mask_probabilities(masks: np.ndarray, sigma: float | None = None) -> np.ndarray:
-    """(K, H, W) bool masks → (K, H, W) float soft maps in [0, 1] (Gaussian, σ default max(H, W) / 256)."""
-    masks = np.asarray(masks)
-    if not len(masks):
-        return np.zeros(masks.shape, np.float32)
-    sigma = max(masks.shape[1:]) / 256 if sigma is None else sigma
-    return np.stack([ndimage.gaussian_filter(m.astype(np.float32), sigma) if sigma > 0 else m.astype(np.float32)
-                     for m in masks])  # fmt: skip
+def default_sigma(size: tuple[int, int]) -> float:
+    """σ in pixels of the soft map of a binary mask on an image of (H, W): one cell of SAM's 256² logits."""
+    return max(size) / 256
 
 
-def compute_mask_edges(probabilities: np.ndarray) -> np.ndarray:
-    """(K, H, W) mask probability maps → (H, W) thin edge map in [0, 1]: per map the Sobel magnitude, the maximum
-    over maps, edge NMS (across the strongest map's gradient at each pixel), scaled to a maximum of 1."""
-    probabilities = np.asarray(probabilities, np.float64)
-    if probabilities.ndim != 3 or not len(probabilities):
-        return np.zeros(probabilities.shape[-2:])
-    best = gy_best = gx_best = None
-    for p in probabilities:
-        gy, gx = sobel(p)
+def _soft_maps(masks: np.ndarray, sigma: float) -> Iterator[tuple[tuple[slice, slice], np.ndarray]]:
+    """Each binary mask as a probability map, computed only in its box grown by the blur's reach:
+    ((rows, cols) slices, float map there)."""
+    h, w = masks.shape[1:]
+    reach = int(np.ceil(4 * sigma)) + 2
+    for mask in masks:
+        rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+        if not rows.size:
+            continue
+        box = (
+            slice(max(rows[0] - reach, 0), min(rows[-1] + reach + 1, h)),
+            slice(max(cols[0] - reach, 0), min(cols[-1] + reach + 1, w)),
+        )
+        crop = mask[box].astype(np.float64)
+        yield box, ndimage.gaussian_filter(crop, sigma, mode="nearest") if sigma > 0 else crop
+
+
+def compute_mask_edges(maps: np.ndarray, sigma: float | None = None) -> np.ndarray:
+    """(K, H, W) mask maps → (H, W) thin edge map in [0, 1]: per map the Sobel magnitude, the maximum over maps,
+    edge NMS across the strongest map's gradient at each pixel, scaled to a maximum of 1.
+
+    Float maps are taken as probability maps as they are. Bool masks are first made soft with a Gaussian of σ
+    pixels (default `default_sigma`; 0 keeps them binary), each in its own box (memory and time scale with the
+    masks' sizes, not K × H × W)."""
+    maps = np.asarray(maps)
+    size = maps.shape[-2:]
+    best, gy_best, gx_best = np.zeros(size), np.zeros(size), np.zeros(size)
+    if maps.dtype == bool:
+        pieces = _soft_maps(maps, default_sigma(size) if sigma is None else sigma)
+    else:
+        pieces = (((slice(None), slice(None)), m.astype(np.float64)) for m in maps)
+    for box, soft in pieces:
+        gy, gx = sobel(soft)
         magnitude = np.hypot(gy, gx)
-        if best is None:
-            best, gy_best, gx_best = magnitude, gy, gx
-        else:
-            stronger = magnitude > best
-            best = np.where(stronger, magnitude, best)
-            gy_best, gx_best = np.where(stronger, gy, gy_best), np.where(stronger, gx, gx_best)
+        stronger = magnitude > best[box]
+        best[box] = np.where(stronger, magnitude, best[box])
+        gy_best[box] = np.where(stronger, gy, gy_best[box])
+        gx_best[box] = np.where(stronger, gx, gx_best[box])
     return _normalized(edge_nms(best, gy_best, gx_best))
 
 

@@ -12,7 +12,6 @@ from core.analysis.edges import (
     edge_scores,
     f_measure,
     gt_boundaries,
-    mask_probabilities,
 )
 from core.analysis.masks import mask_contour
 
@@ -32,9 +31,7 @@ def test_edge_nms_on_a_filled_square_returns_its_one_pixel_outline():
 
 def test_a_soft_square_still_gives_a_thin_outline_next_to_the_true_one():
     mask = square((64, 64), (16, 48), (12, 52))
-    soft = mask_probabilities(mask[None], sigma=1.5)
-    assert soft.shape == (1, 64, 64) and 0 < soft.min() + 1e-9 and soft.max() <= 1
-    edges = compute_mask_edges(soft) > 0.2
+    edges = compute_mask_edges(mask[None], sigma=1.5) > 0.2  # bool masks: each blurred to a soft map first
     band = mask_contour(mask, 1) | mask_contour(~mask, 1)  # the pixels on either side of the true edge
     assert not edges[~band].any()
     assert abs(int(edges.sum()) - int(mask_contour(mask, 1).sum())) <= 8  # one pixel across: the perimeter's length
@@ -46,6 +43,16 @@ def test_two_masks_give_both_outlines():
     a, b = square((40, 40), (5, 15), (5, 15)), square((40, 40), (20, 35), (22, 38))
     edges = compute_mask_edges(np.stack([a, b]).astype(float))
     np.testing.assert_array_equal(edges > 0, mask_contour(a) | mask_contour(b))
+    binary = compute_mask_edges(np.stack([a, b]), sigma=0)  # bool masks kept binary, each in its own box
+    np.testing.assert_array_equal(binary, edges)
+
+
+def test_soft_masks_in_their_boxes_equal_the_full_image_blur():
+    from scipy import ndimage
+
+    a, b = square((60, 70), (5, 25), (8, 30)), square((60, 70), (30, 55), (35, 66))
+    full = np.stack([ndimage.gaussian_filter(m.astype(float), 2.0, mode="nearest") for m in (a, b)])
+    np.testing.assert_allclose(compute_mask_edges(np.stack([a, b]), sigma=2.0), compute_mask_edges(full), atol=1e-6)
 
 
 def test_baselines_find_a_bright_square_on_a_dark_image():
