@@ -13,6 +13,7 @@ from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -21,10 +22,15 @@ from core import config
 from core.cache import CacheKey, EmbeddingCache
 from core.data import image_hash
 from core.models import Adapter, Can, build_adapter, can, families, family
+from core.models.attention_groups import AttentionMaps, split_attention
 from core.models.fast import apply_fast_paths
 from core.models.sam import AutoMaskParams, AutoMasks, SamEmbedding, SamPrediction, SamPrompt
 from core.registry import ModelRef, parse
 from core.weights import WeightsStatus, WeightsUnavailable, fetch, locate, unavailable
+
+if TYPE_CHECKING:
+    from core.models.paligemma import Answer
+    from core.models.sam3 import ConceptMasks
 
 log = logging.getLogger(__name__)
 Progress = Callable[[int, int], None]  # (done, total)
@@ -325,6 +331,30 @@ class Engine:
 
         return np.stack(self._cached(images, keys, compute, progress), axis=1)
 
+    def attention_maps(
+        self,
+        images: Sequence[np.ndarray],
+        model: str | ModelRef,
+        layer: int | None = None,
+        size: int | None = None,
+        progress: Progress | None = None,
+    ) -> AttentionMaps:
+        """Block `layer`'s softmax attention (None: the last block) of N images at `size`, split into CLS, register
+        and patch groups (`AttentionMaps`, float32). It comes from the model's own eager attention path, switched on
+        under the model's lock and back to SDPA after (`core.models.vit_attention`), and is cached per image in
+        float16 (attention lies in [0, 1]; on CUDA it is computed in bf16 anyway)."""
+        loaded = self._able(model, Can.ATTENTION)
+        spec = loaded.adapter.spec
+        size, layer = size or spec.input_size, layer or loaded.adapter.num_layers
+
+        def compute(batch: list[np.ndarray]) -> list[np.ndarray]:
+            with self._forward(loaded):
+                return list(loaded.adapter.attentions(batch, size, layer).half().cpu().numpy())
+
+        rows = self._cached(images, lambda h: CacheKey(h, loaded.key, "attention", layer, size), compute, progress)
+        grid = size // spec.patch_size
+        return split_attention(np.stack(rows).astype(np.float32), 1 + spec.registers, (grid, grid))
+
     def _able(self, model: str | ModelRef, what: Can) -> LoadedModel:
         """The loaded model, if its family can do `what` (a clear error otherwise, before anything is loaded)."""
         ref = parse(model)
@@ -332,6 +362,12 @@ class Engine:
             able = ", ".join(f.title for f in families() if what in f.can)
             raise ValueError(f"{what} come from {able} models, not {ref.spec.title}")
         return self.model(ref)
+
+    def frame_patch_tokens(self, image: np.ndarray, model: str | ModelRef, size: int | None = None) -> np.ndarray:
+        """(h, w, D) float32 last-layer patch tokens of one image, not cached: a camera frame is seen once."""
+        loaded = self._able(model, Can.PATCHES)
+        with self._forward(loaded):
+            return _to_numpy(loaded.adapter.patch_tokens([image], size or loaded.adapter.spec.input_size))[0]
 
     def embed_text(self, texts: Sequence[str], model: str | ModelRef) -> np.ndarray:
         """(T, D) float32 CLIP text embeddings (unnormalised), cached by a hash of each text."""
@@ -345,15 +381,26 @@ class Engine:
         rows = self._cached(encoded, lambda h: CacheKey(h, loaded.key, "embed_text"), compute, None)
         return np.stack(rows) if rows else np.zeros((0, loaded.adapter.spec.embed_dim), np.float32)
 
-    def clip_patch_embeddings(self, image: np.ndarray, model: str | ModelRef) -> np.ndarray:
-        """(h, w, D) float32 CLIP patch tokens in the joint image-text space; the grid covers the whole image."""
-        loaded = self._able(model, Can.TEXT)
+    def zero_shot_rule(self, model: str | ModelRef):
+        """How `model` turns image–class cosines into probabilities, a `core.analysis.retrieval.ZeroShotRule` (CLIP:
+        softmax; SigLIP 2: per-class sigmoid). Its adapter says it: the engine needs no analysis code."""
+        return self._able(model, Can.TEXT).adapter.zero_shot_rule()
+
+    def tokenizer_note(self, model: str | ModelRef) -> str:
+        """ "" when `model` tokenises text with its own tokenizer, else one sentence on the stand-in it uses."""
+        return self._able(model, Can.TEXT).adapter.tokenizer_note
+
+    def clip_patch_embeddings(self, image: np.ndarray, model: str | ModelRef, route: str = "final") -> np.ndarray:
+        """(h, w, D) float32 CLIP patch tokens in the joint image-text space, the grid covering the whole image;
+        `route` "maskclip" (MaskCLIP's value embeddings) or "final" (the last block's tokens): `CLIPAdapter`."""
+        loaded = self._able(model, Can.DENSE_TEXT)
 
         def compute(batch: list[np.ndarray]) -> list[np.ndarray]:
             with self._forward(loaded):
-                return list(_to_numpy(loaded.adapter.patch_embeddings(batch)))
+                return list(_to_numpy(loaded.adapter.patch_embeddings(batch, route)))
 
-        return self._cached([image], lambda h: CacheKey(h, loaded.key, "clip_patches"), compute, None)[0]
+        kind = "clip_patches" if route == "final" else f"clip_patches_{route}"  # the final route keeps its old key
+        return self._cached([image], lambda h: CacheKey(h, loaded.key, kind), compute, None)[0]
 
     def sam_embedding(self, image: np.ndarray, model: str | ModelRef = "sam_vit_b") -> SamEmbedding:
         """The SAM image embedding of one image, computed once and cached by image hash (which it carries)."""
@@ -364,7 +411,7 @@ class Engine:
         if features is None:
             with self._forward(loaded):
                 embedding = loaded.adapter.image_embedding(image, digest)
-            self._store(key, embedding.features)
+            self._store(key, embedding.cached)  # SAM: the features; SAM 2: with its high-res levels
             return embedding
         return loaded.adapter.embedding_from(features, image, digest)
 
@@ -387,6 +434,48 @@ class Engine:
         again), under the model lock; `progress(done, total)` counts batches of point prompts."""
         loaded = self.model(model)
         return loaded.adapter.auto_masks(image, embedding, params, loaded.lock, progress)
+
+    def concept_masks(
+        self,
+        image: np.ndarray,
+        phrase: str,
+        model: str | ModelRef = "sam3",
+        exemplar_box: np.ndarray | None = None,
+        threshold: float = 0.5,
+    ) -> ConceptMasks:
+        """SAM 3's instances of `phrase` and/or of the concept in `exemplar_box` (XYXY pixels) on one HWC uint8 RGB
+        image, scores above `threshold`, best first. The vision encoder runs once per image and weights: its FPN
+        features stay in the in-memory LRU only (~110 MB at 1008 px: too big for the disk cache); each phrase or box
+        then runs the text encoder, detector and mask decoder alone (`Sam3Adapter.concepts`)."""
+        loaded = self._able(model, Can.CONCEPTS)
+        key = str(CacheKey(image_hash(image), loaded.key, "sam3_fpn"))
+        features = self._memory.get(key)
+        if features is None:
+            with self._forward(loaded):
+                features = loaded.adapter.vision_features(image)
+            self._memory.put(key, features, sum(level.nbytes for level in features))
+        with self._forward(loaded):
+            return loaded.adapter.concepts(features, image.shape[:2], phrase, exemplar_box, threshold)
+
+    def generate(
+        self,
+        image: np.ndarray,
+        prompt: str,
+        model: str | ModelRef = "paligemma2_3b_224",
+        max_new_tokens: int = 32,
+        progress: Progress | None = None,
+    ) -> Answer:
+        """A vision-language model's greedy answer to `prompt` ("caption en", "detect cat ; dog") about one HWC uint8
+        RGB image; `progress(done, max_new_tokens)` after each token. Answers are deterministic, so they are kept in
+        the in-memory LRU by image hash, weights, prompt and token budget."""
+        loaded = self._able(model, Can.CAPTION)
+        key = f"generate|{loaded.key}|{image_hash(image)}|{max_new_tokens}|{prompt}"
+        answer = self._memory.get(key)
+        if answer is None:
+            with self._forward(loaded):
+                answer = loaded.adapter.generate(image, prompt, max_new_tokens, progress)
+            self._memory.put(key, answer, answer.tokens.nbytes + len(key))
+        return answer
 
 
 def _empty_cuda_cache() -> None:

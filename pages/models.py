@@ -5,6 +5,7 @@ import streamlit as st
 from components.state import get_engine
 from core import config
 from core.model_cards import model_cards
+from core.models import families
 
 st.title("Models")
 st.caption(
@@ -23,6 +24,14 @@ st.markdown("""
   folder), `clip_vit_b32-openai.safetensors`, `timm_vit_b16.safetensors` (timm's `model.safetensors`, renamed), or
   `sam_vit_b_01ec64.pth` (SAM checkpoints are verified by SHA-256 when downloaded).
 """)
+gated = [f.title for f in families() if getattr(f.weights, "gated", False)]
+if gated:
+    st.markdown(
+        f"**Gated weights** ({', '.join(gated)}): the hub asks you to accept the licence on the model's page first. "
+        "Accept it there, sign in with `hf auth login`, then run `make weights MODELS=...`; or put a "
+        "`save_pretrained` folder named after the model in `VFM_LENS_WEIGHTS`. Until then these run with random "
+        "weights, said in the sidebar."
+    )
 
 engine = get_engine()
 st.subheader("In memory on this server")

@@ -6,9 +6,11 @@ import streamlit as st
 from components import retrieval_view as view
 from components.errors import user_errors
 from components.images import pick_image
-from components.sidebar import SEGMENT, TEXT, selected_model
+from components.sidebar import SEGMENT, TEXT, model_label, selected_model
 from components.state import get_engine, get_working_set
+from core import registry
 from core.analysis.retrieval import class_embeddings, expand_prompts, patch_text_similarity, peak_points
+from core.models import Can, can
 from core.models.sam import SamPrompt
 from core.text import count
 
@@ -19,6 +21,14 @@ st.warning(
     "points placed at the most similar patches: good when the peak lands on the object, wrong when it does not.",
     icon=":material/info:",
 )
+
+if not can(registry.parse(selected_model(TEXT)).spec, Can.DENSE_TEXT):
+    st.info(
+        f"Text masks need patch tokens in the image–text space, which {model_label(selected_model(TEXT))} does not "
+        "have (it pools its patches with an attention head before the joint space): choose a CLIP model as the "
+        "sidebar's image–text model."
+    )
+    st.stop()
 
 images = get_working_set()
 if not images.items:

@@ -8,10 +8,16 @@ touches its own file, one line in `_FAMILY_MODULES` below, its registry entries 
 Every adapter has `spec`, `weights` (the weights actually loaded: a tag or "random"), `module` (the torch model).
 - `Can.EMBED`: `embed(images) -> (B, D)` on HWC uint8 RGB images.
 - `Can.PATCHES`: `patch_tokens(images, size, layer)`, `layer_tokens(images, size)`, `num_layers`.
-- `Can.TEXT`: `embed_text(texts) -> (T, D)` in the joint space of `embed`; `patch_embeddings(images)`.
+- `Can.TEXT`: `embed_text(texts) -> (T, D)` in the joint space of `embed`; `zero_shot_rule()` (how its cosines
+  become class probabilities: `core.analysis.retrieval.ZeroShotRule`); `tokenizer_note` ("" or why text scores
+  mean nothing).
+- `Can.DENSE_TEXT`: `patch_embeddings(images, route) -> (B, h, w, D)` patch tokens in that joint space.
 - `Can.PROMPTS`: `image_embedding`, `embedding_from`, `predict(SamEmbedding, SamPrompt)`, `auto_masks`
   (`core/models/sam.py` defines the prompt and result types every promptable family shares).
 - `Can.ATTENTION`: `attentions(images, size, layer)` from the model's own eager attention path.
+- `Can.CONCEPTS`: `vision_features(image)` once per image, then `concepts(features, size, phrase, box, threshold)`
+  (`core/models/sam3.py`).
+- `Can.CAPTION`: `generate(image, prompt, max_new_tokens, progress)` → `Answer` (`core/models/paligemma.py`).
 """
 
 from __future__ import annotations
@@ -33,8 +39,11 @@ class Can(StrEnum):
     EMBED = "image embeddings"  # one vector per image
     PATCHES = "patch tokens"  # a grid of patch tokens per layer
     TEXT = "text embeddings"  # a text tower in the image embedding's space
+    DENSE_TEXT = "patch-text similarity"  # patch tokens in that joint space too (CLIP; not SigLIP's pooled head)
     PROMPTS = "masks from prompts"  # masks from points and boxes
     ATTENTION = "attention maps"  # from the model's own attention
+    CONCEPTS = "masks from a phrase"  # every instance of a noun phrase or an exemplar box
+    CAPTION = "answers in words"  # caption, "detect X" (boxes as <loc> tokens)
 
 
 class Adapter(Protocol):
@@ -65,8 +74,14 @@ class Family:
 # one line per family; the order is the order families are offered in
 _FAMILY_MODULES = {
     "clip": "core.models.clip",
+    "siglip2": "core.models.siglip2",
     "dinov2": "core.models.dinov2",
+    "dinov3": "core.models.dinov3",
     "sam": "core.models.sam",
+    "sam2": "core.models.sam2",
+    "edgetam": "core.models.edgetam",
+    "sam3": "core.models.sam3",
+    "paligemma": "core.models.paligemma",
     "timm": "core.models.timm_models",
 }
 

@@ -10,6 +10,7 @@ import torch
 from open_clip.transform import PreprocessCfg, image_transform_v2
 from PIL import Image
 
+from core.analysis.retrieval import ZERO_SHOT_SCALE, ZeroShotRule
 from core.models import Can, Family
 from core.models.fast import clip_fast_paths
 from core.models.pixels import recipe_of
@@ -70,6 +71,7 @@ class CLIPAdapter:
         self._squash = image_transform_v2(PreprocessCfg(**{**cfg, "resize_mode": "squash"}), is_train=False)
         self._recipe = recipe_of(self.preprocess)  # the same recipe on the arrays, without PIL (or None)
         self.tokenizer = open_clip.get_tokenizer(spec.arch)
+        self.tokenizer_note = ""  # open_clip's BPE tokenizer ships in its wheel
 
     @property
     def device(self) -> torch.device:
@@ -88,17 +90,52 @@ class CLIPAdapter:
         """(T, D) text embeddings (unnormalised), in the joint space of `embed`."""
         return self.module.encode_text(self.tokenizer(texts).to(self.device))
 
-    def patch_embeddings(self, images: list[np.ndarray]) -> torch.Tensor:
-        """(B, h, w, D) patch tokens after `ln_post`, projected into the joint space by `proj`.
+    def zero_shot_rule(self) -> ZeroShotRule:
+        """A softmax over the classes of 100 × cosine (CLIP's learned logit scale, trained up to its cap of 100)."""
+        return ZeroShotRule(sigmoid=False, scale=ZERO_SHOT_SCALE, model="CLIP")
+
+    def patch_embeddings(self, images: list[np.ndarray], route: str = "maskclip") -> torch.Tensor:
+        """(B, h, w, D) patch tokens in the joint image-text space, by `route` (one of `PATCH_ROUTES`):
+
+        - "maskclip": MaskCLIP (Zhou et al., ECCV 2022): the blocks before the last as usual, then the last block's
+          value embeddings through its output projection (no query-key attention, no residual, no MLP), then
+          `ln_post` and `proj`. Each patch keeps its own content, so text similarity localises.
+        - "final": the last block's output tokens after `ln_post`, projected by `proj` (`VisionTransformer.forward`
+          with `output_tokens=True`): every token has mixed in the whole image, so they localise poorly.
 
         The image is squashed to the model's input size (no crop), so the grid covers the whole image.
-        This is `VisionTransformer.forward` with `output_tokens=True`, without changing the shared module.
         """
+        if route not in PATCH_ROUTES:
+            raise ValueError(f"route must be one of {', '.join(PATCH_ROUTES)}, got {route!r}")
         visual = self.module.visual
         pixels = torch.stack([self._squash(Image.fromarray(im)) for im in images]).to(self.device)
-        _, tokens = visual._pool(visual.transformer(visual._embeds(pixels)))
+        x = visual._embeds(pixels)
+        if route == "final":
+            _, tokens = visual._pool(visual.transformer(x))
+        else:
+            tokens = visual.ln_post(maskclip_values(visual.transformer, x)[:, 1:])
         grid = self.spec.input_size // self.spec.patch_size
         return (tokens @ visual.proj).reshape(len(images), grid, grid, -1)
+
+
+PATCH_ROUTES = {
+    "maskclip": "MaskCLIP: value embeddings of the last block",
+    "final": "Final-layer tokens (raw CLIP)",
+}
+
+
+def maskclip_values(transformer: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """(B, T, W) tokens entering open_clip's `transformer` → (B, T, W) MaskCLIP tokens: every block but the last as
+    usual, then the last block's value projection of `ln_1(x)` through the attention's output projection."""
+    *blocks, last = transformer.resblocks
+    x = x if transformer.batch_first else x.transpose(0, 1)
+    for block in blocks:
+        x = block(x)
+    x = x if transformer.batch_first else x.transpose(0, 1)
+    attn = last.attn
+    width = attn.embed_dim
+    values = torch.nn.functional.linear(last.ln_1(x), attn.in_proj_weight[-width:], attn.in_proj_bias[-width:])
+    return attn.out_proj(values)
 
 
 FAMILY = Family(
@@ -107,7 +144,7 @@ FAMILY = Family(
     adapter=CLIPAdapter,
     build_module=build_module,
     weights=OpenClipHub(),
-    can=frozenset({Can.EMBED, Can.TEXT}),
+    can=frozenset({Can.EMBED, Can.TEXT, Can.DENSE_TEXT}),
     default="clip_vit_b32",
     tiny="clip_tiny",
     fast_paths=clip_fast_paths,

@@ -56,6 +56,31 @@ def test_clip_patch_embeddings_are_open_clips_output_tokens_projected(engine, im
     np.testing.assert_allclose(ours, projected.numpy(), atol=1e-4)
 
 
+def test_maskclip_tokens_are_the_last_block_attending_each_token_to_itself_only(engine, images):
+    """MaskCLIP's value path (out_proj of v) is what the last attention block gives when each token may attend only
+    to itself: softmax over one key is 1. Checked with open_clip's own block and a diagonal attention mask."""
+    image = images[0]
+    ours = engine.clip_patch_embeddings(image, "clip_tiny", route="maskclip")
+    visual = _upstream(engine).visual
+    squashed = Image.fromarray(image).resize((64, 64), Image.Resampling.BICUBIC)
+    pixels = engine.model("clip_tiny").adapter.preprocess(squashed)[None]
+    with torch.no_grad():
+        x = visual._embeds(pixels)
+        *blocks, last = visual.transformer.resblocks
+        for block in blocks:
+            x = block(x)
+        tokens = x.shape[1]
+        only_self = torch.full((tokens, tokens), float("-inf")).fill_diagonal_(0.0)
+        attended = last.attention(last.ln_1(x), attn_mask=only_self)  # out_proj(softmax(...)·v) with one key each
+        expected = (visual.ln_post(attended[:, 1:]) @ visual.proj).reshape(4, 4, 32)
+    assert ours.shape == (4, 4, 32)
+    np.testing.assert_allclose(ours, expected.numpy(), atol=1e-4)
+    final = engine.clip_patch_embeddings(image, "clip_tiny", route="final")
+    assert not np.allclose(ours, final, atol=1e-3)  # two routes, two caches
+    with pytest.raises(ValueError, match="route"):
+        engine.model("clip_tiny").adapter.patch_embeddings([image], "nope")
+
+
 def test_text_calls_refuse_models_without_a_text_tower(images):
     fresh = Engine(device="cpu", cache=None)
     with pytest.raises(ValueError, match="CLIP"):
