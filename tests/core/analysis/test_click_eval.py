@@ -20,6 +20,7 @@ from core.analysis.click_eval import (
     run_object,
     summarize,
 )
+from core.models import Can, families
 from core.models.sam import SamPrompt
 
 MODEL = "sam_tiny@random"
@@ -202,3 +203,22 @@ def test_cancel_stops_between_objects_and_keeps_what_was_done(engine):
 
     result = evaluate_model(engine, MODEL, images, targets, n_clicks=2, cancel=cancel)
     assert result.cancelled and len(result.runs) == 2
+
+
+PROMPTABLE = [f.tiny for f in families() if Can.PROMPTS in f.can]
+
+
+@pytest.mark.parametrize("tiny", PROMPTABLE)
+def test_every_promptable_family_runs_the_protocol_with_one_encode_per_image(engine, tiny, monkeypatch):
+    """Generic over the registry: each family that can take prompts (SAM, SAM 2, EdgeTAM, ...) through its tiny
+    model; the decoder loop never encodes again, and more clicks with logits fed back decode without error."""
+    model = f"{tiny}@random"
+    images, targets = shapes()
+    adapter = engine.model(model).adapter
+    encoded = []
+    real = adapter.image_embedding
+    monkeypatch.setattr(adapter, "image_embedding", lambda image, key="": encoded.append(key) or real(image, key))
+    result = evaluate_model(engine, model, [im + 1 for im in images], targets[:3], n_clicks=3)  # fresh pixels
+    assert len(encoded) == 2  # two images, each encoded once for its objects' 3 × 3 decodes
+    for _, run in result.runs:
+        assert len(run.ious) == 3 and all(0.0 <= v <= 1.0 for v in run.ious) and run.oracle_iou >= run.ious[0] - 1e-9
