@@ -15,6 +15,7 @@ PAGES = [
     "pages/embedding_scatter.py",
     "pages/patch_matching.py",
     "pages/segment.py",
+    "pages/evaluate.py",
     "pages/zero_shot.py",
     "pages/search.py",
     "pages/compare.py",
@@ -22,6 +23,17 @@ PAGES = [
     "pages/stored.py",
     "pages/models.py",
 ]
+
+
+# pages whose main widget needs a live server (AppTest has none): their own tests stub it, a browser test runs it
+SERVER_ONLY = {"pages/live.py": "tests/pages/test_live.py, tests/browser/test_live.py"}
+
+
+def test_every_page_of_the_navigation_is_rendered_here_or_has_its_own_test():
+    import re
+
+    navigation = set(re.findall(r'st\.Page\("(pages/[a-z_]+\.py)"', Path(APP).read_text()))
+    assert navigation == set(PAGES) | set(SERVER_ONLY)
 
 
 def run_app() -> AppTest:
