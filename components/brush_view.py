@@ -116,6 +116,7 @@ def _edit(item, start: Start, key: str) -> None:
             label = name or item.labels[start.index]
             kept.append(Kept(label, item.name, corrected, len(strokes), before, after))
             brush_start(key).pop()
+            st.session_state.pop(f"{key}_export", None)  # the export shows the mask just kept
             st.rerun()
 
 
