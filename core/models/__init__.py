@@ -12,6 +12,8 @@ Every adapter has `spec`, `weights` (the weights actually loaded: a tag or "rand
 - `Can.PROMPTS`: `image_embedding`, `embedding_from`, `predict(SamEmbedding, SamPrompt)`, `auto_masks`
   (`core/models/sam.py` defines the prompt and result types every promptable family shares).
 - `Can.ATTENTION`: `attentions(images, size, layer)` from the model's own eager attention path.
+- `Can.DETECT`: `detect(image, phrase, box_threshold, text_threshold) -> Detections` (`core/models/detection.py`
+  defines the result type every detector family shares).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ class Can(StrEnum):
     TEXT = "text embeddings"  # a text tower in the image embedding's space
     PROMPTS = "masks from prompts"  # masks from points and boxes
     ATTENTION = "attention maps"  # from the model's own attention
+    DETECT = "boxes from text"  # boxes, scores and phrase labels for a text query
 
 
 class Adapter(Protocol):
