@@ -71,6 +71,8 @@ _FAMILY_MODULES = {
     "dinov2": "core.models.dinov2",
     "sam": "core.models.sam",
     "timm": "core.models.timm_models",
+    "grounding_dino": "core.models.grounding_dino",
+    "owlv2": "core.models.owlv2",
 }
 
 
