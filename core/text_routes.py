@@ -125,8 +125,11 @@ def run_detector_sam(
     boxes = clip_boxes(found.boxes[order], image.shape[:2])
     masks = boxes_to_masks(engine, image, boxes, segmenter, progress)
     labels = [found.labels[i] or phrase for i in order]
-    note = f"{len(found)} boxes above {cut:.2f}; the best {len(order)} kept." if len(found) > len(order) else ""
-    return Instances(masks, boxes, found.scores[order], labels, time.perf_counter() - start, note)
+    note = f"{len(found)} boxes above {cut:.2f}; the best {len(order)} kept. " if len(found) > len(order) else ""
+    source = getattr(engine.model(detector).adapter, "tokenizer_source", "")
+    if "stand-in" in source:
+        note += f"The phrase was read with {source}."
+    return Instances(masks, boxes, found.scores[order], labels, time.perf_counter() - start, note.strip())
 
 
 def run_clip_sam(
@@ -253,6 +256,19 @@ def draw_instances(image: np.ndarray, instances: Instances, alpha: float = 0.45)
         draw.rectangle(draw.textbbox((x, y), text), fill=fill)
         draw.text((x, y), text, fill=(255, 255, 255))
     return np.asarray(picture)
+
+
+def grid_picture(panels: list[tuple[str, np.ndarray]], strip: int = 18) -> np.ndarray:
+    """HWC uint8: the (title, picture) panels side by side at the height of the tallest, each titled above."""
+    height = max(p.shape[0] for _, p in panels)
+    tiles = []
+    for title, picture in panels:
+        width = round(picture.shape[1] * height / picture.shape[0])
+        tile = Image.new("RGB", (width + 4, height + strip), (255, 255, 255))
+        tile.paste(Image.fromarray(picture).resize((width, height)), (2, strip))
+        ImageDraw.Draw(tile).text((4, 3), title, fill=(0, 0, 0))
+        tiles.append(np.asarray(tile))
+    return np.concatenate(tiles, axis=1)
 
 
 def coco_dataset(images: list[tuple[str, Instances]], sizes: list[tuple[int, int]], phrase: str) -> dict:

@@ -32,7 +32,7 @@ def _upstream_gdino(image, text, box_threshold, text_threshold):
     spec = registry.get("gdino_tiny")
     torch.manual_seed(0)  # what `build_adapter` seeds
     model = GroundingDinoForObjectDetection(gd._config(spec)).eval()
-    sizes = {"shortest_edge": 64, "longest_edge": 96}
+    sizes = {"shortest_edge": 128, "longest_edge": 213}
     processor = GroundingDinoProcessor(GroundingDinoImageProcessor(size=sizes), gd.character_tokenizer())
     inputs = processor(images=image, text=text, return_tensors="pt")
     with torch.no_grad():
