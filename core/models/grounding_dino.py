@@ -10,6 +10,7 @@ and ASCII punctuation), so any Latin phrase tokenises and decodes back to its wo
 from __future__ import annotations
 
 import string
+import threading
 
 import numpy as np
 import torch
@@ -85,6 +86,9 @@ class GroundingDinoAdapter:
         self.module = build_module(spec, path)
         self.processor, self.tokenizer_source = build_processor(spec, path)
         self.max_text_len = self.module.config.max_text_len
+        # a fast tokenizer set to truncate is not safe to call from two threads at once ("Already borrowed"), and
+        # post-processing runs outside the engine's model lock
+        self._text_lock = threading.Lock()
 
     @property
     def device(self) -> torch.device:
@@ -92,19 +96,21 @@ class GroundingDinoAdapter:
 
     def input_ids(self, phrases: list[str]) -> torch.Tensor:
         """(1, T) token ids of the joined phrases, cut at the model's `max_text_len`."""
-        return self.processor.tokenizer(
-            [joined(phrases)], truncation=True, max_length=self.max_text_len, return_tensors="pt"
-        )["input_ids"]
+        with self._text_lock:
+            return self.processor.tokenizer(
+                [joined(phrases)], truncation=True, max_length=self.max_text_len, return_tensors="pt"
+            )["input_ids"]
 
     def raw(self, image: np.ndarray, phrases: list[str]) -> torch.Tensor:
         """(Q, 256 + 4): per-query token logits (-inf past the text) and normalised (cx, cy, w, h) boxes."""
-        inputs = self.processor(
-            images=[np.require(image, requirements="W")],
-            text=joined(phrases),
-            truncation=True,
-            max_length=self.max_text_len,
-            return_tensors="pt",
-        ).to(self.device)
+        with self._text_lock:
+            inputs = self.processor(
+                images=[np.require(image, requirements="W")],
+                text=joined(phrases),
+                truncation=True,
+                max_length=self.max_text_len,
+                return_tensors="pt",
+            ).to(self.device)
         out = self.module(**inputs)
         return torch.cat([out.logits[0].float(), out.pred_boxes[0].float()], dim=-1)
 

@@ -136,6 +136,14 @@ def test_long_and_non_latin_phrases_run(engine, photo):
     assert len(engine.detect(photo, "a dog and " * 200, "owlv2_tiny", 0.0)) > 0
 
 
+def test_square_and_thin_images_run_through_the_tiny_detector(engine):
+    """Every feature level keeps more than one pixel (the tiny config's resize is large enough for GroupNorm)."""
+    for size in ((80, 80, 3), (30, 300, 3), (300, 24, 3)):
+        thin = np.random.default_rng(1).integers(0, 256, size, dtype=np.uint8)
+        found = engine.detect(thin, PHRASE, "gdino_tiny", 0.0, 0.0)
+        assert len(found) == 12 and (found.boxes[:, 2] >= found.boxes[:, 0]).all()
+
+
 def test_only_detectors_detect(engine, photo):
     with pytest.raises(ValueError, match="boxes from text come from Grounding DINO, OWLv2 models, not CLIP"):
         engine.detect(photo, PHRASE, "clip_tiny")
