@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8501
 MODELS ?= clip_vit_b32 dinov2_small sam_vit_b
 
-.PHONY: setup setup-dev setup-scale run test test-random test-fast browser-deps weights bench lint clean
+.PHONY: setup setup-dev setup-scale run lecture-pack test test-random test-fast browser-deps weights bench lint clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -31,9 +31,17 @@ setup: $(VENV)/.run-deps
 setup-dev: $(VENV)/.dev-deps
 setup-scale: $(VENV)/.scale-deps
 
-## run: set up (first time) and serve the dashboard on http://$(HOST):$(PORT)
+## run: set up (first time) and serve the dashboard on http://$(HOST):$(PORT); PACK=file.vfmpack opens a lecture pack
 run: setup
-	$(VENV)/bin/streamlit run app.py --server.address $(HOST) --server.port $(PORT)
+	$(if $(PACK),eval "$$($(PY) -m core.lecture_pack open $(PACK))" && )$(VENV)/bin/streamlit run app.py \
+	  --server.address $(HOST) --server.port $(PORT)
+
+## lecture-pack: weights + images + precomputed results in one file, e.g.
+##   make lecture-pack MODELS="dinov2_small sam_vit_b" IMAGES=photos PACK=lecture.vfmpack
+PACK_OUT = $(if $(PACK),$(PACK),lecture.vfmpack)
+lecture-pack: setup
+	@test -n "$(IMAGES)" || { echo "IMAGES=folder is required"; exit 2; }
+	$(PY) -m core.lecture_pack build --models $(MODELS) --images $(IMAGES) --out $(PACK_OUT)
 
 ## browser-deps: Debian's chromium for the browser tests (Playwright drives the system browser)
 browser-deps:

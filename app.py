@@ -20,6 +20,7 @@ page = st.navigation(
         st.Page("pages/embedding_scatter.py", title="Embedding Scatter", icon=":material/scatter_plot:"),
         st.Page("pages/patch_matching.py", title="Patch Matching", icon=":material/join:"),
         st.Page("pages/segment.py", title="Segment", icon=":material/content_cut:"),
+        st.Page("pages/live.py", title="Live camera", icon=":material/videocam:"),
         st.Page("pages/zero_shot.py", title="Zero-shot", icon=":material/label:"),
         st.Page("pages/search.py", title="Search", icon=":material/image_search:"),
         st.Page("pages/compare.py", title="Compare models", icon=":material/leaderboard:"),
@@ -29,7 +30,9 @@ page = st.navigation(
     ]
 )
 # The navigation and the signs of work are in place before the first (slow) import of the models' code.
+from components.presenter import apply_presenter  # noqa: E402
 from components.sidebar import show_random_banner, show_sidebar  # noqa: E402
 
 show_random_banner(show_sidebar())
+apply_presenter()
 page.run()

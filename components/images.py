@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import streamlit as st
 
@@ -142,15 +144,32 @@ def show_added(new: ImageSet, merged: Merged | None = None) -> None:
     show_skipped(new)
 
 
+def camera_snapshot(key: str) -> ImageSet | None:
+    """A photo from the camera as a one-image set, once per shot (None until one is taken). The browser asks for
+    the camera only after the user switches it on; after each shot the widget comes back empty for the next one."""
+    if not st.toggle("Take a photo with the camera", key=f"{key}_camera_on"):
+        return None
+    generation = uploader_generation(f"{key}_camera").get(0)
+    shot = st.camera_input("Camera", key=f"{key}_camera_{generation}", label_visibility="collapsed")
+    if shot is None:
+        return None
+    clear_uploader(f"{key}_camera")  # the next run shows a fresh camera: the same shot is never added twice
+    return load_files([(f"camera-{time.strftime('%H%M%S')}.jpg", shot.getvalue())])
+
+
 def quick_add(key: str) -> None:
-    """An uploader in an expander that adds images to the working set (the Upload page has every option)."""
-    with st.expander("Add images here"):
+    """An uploader and the camera in an expander that add images to the working set (the Upload page has every
+    option)."""
+    with st.container(key=f"{key}_quick_add"), st.expander("Add images here"):  # presenter mode hides it by key
         uploads = uploader("Images or a zip", key=f"{key}_files")
         if st.button("Add to the working set", disabled=not uploads, key=f"{key}_add"):
             with st.spinner(f"Reading {count(len(uploads), 'file')}…"):
                 new = load_files((f.name, f.getvalue()) for f in uploads)
             last_load(key).set((new, add_to_working_set(new)))
             clear_uploader(f"{key}_files")
+            st.rerun()
+        if (shot := camera_snapshot(key)) is not None:
+            last_load(key).set((shot, add_to_working_set(shot)))
             st.rerun()
         if last_load(key).present:
             show_added(*last_load(key).get())

@@ -26,7 +26,7 @@ from components.matching_charts import (
     heat_png,
 )
 from components.progress import patch_tokens
-from components.state import get_engine, image_a_chart, patch_click
+from components.state import get_engine, image_a_chart, input_size, option_start, patch_click
 from core import registry
 from core.analysis.imaging import resize_map
 from core.analysis.matching import (
@@ -35,10 +35,11 @@ from core.analysis.matching import (
     matches_csv,
     matches_table,
     patch_crops,
+    small_image_note,
 )
 from core.data import ImageSet, image_hash
 
-SIZES = [14 * n for n in range(4, 65)]  # model input sizes: 56 … 896 px
+MIN_PATCHES, MAX_SIZE = 4, 896  # input sizes offered: 4 patches a side up to 896 px, multiples of the patch
 CROP_HEIGHT = 96  # px, enlarged patch crops
 
 
@@ -48,7 +49,7 @@ class PairInputs:
     index_b: int
     model: str  # name@weights as chosen in the sidebar
     layer: int | None  # None: last layer after the final LayerNorm
-    size: int  # square model input, a multiple of 14
+    size: int  # square model input, a multiple of the model's patch
 
 
 # ---- controls and the cached pair ---------------------------------------------------------------
@@ -73,19 +74,27 @@ def show_pair_controls(images: ImageSet, model: str, key: str) -> PairInputs | N
         key=f"{key}_layer",
         help="Deeper layers match by meaning (eye ↔ eye); early blocks match by colour and texture.",
     )
+    patch, sizes = spec.patch_size, input_sizes(spec.patch_size)
     size = right.select_slider(
         "Input size (px)",
-        SIZES,
-        value=max(spec.input_size, 224),
-        key=f"{key}_size",
-        help="Both images are resized to this square; each 14 px square becomes one patch.",
+        sizes,
+        key=input_size(key).key,
+        help=f"Both images are resized to this square; each {patch} × {patch} px square becomes one patch.",
+        **option_start(input_size(key), sizes, max(spec.input_size, 224)),
     )
     grid = size // spec.patch_size
     st.caption(
         f"{spec.title} (change it in the sidebar) · {size} px → {grid} × {grid} patches"
         + (" · larger sizes give finer patches but take longer on CPU" if size > 448 else "")
     )
+    if note := small_image_note([images.items[i].image.shape[:2] for i in (index_a, index_b)], grid):
+        st.info(note)
     return PairInputs(index_a, index_b, model, layer or None, size)
+
+
+def input_sizes(patch: int) -> list[int]:
+    """Square input sides for a model with `patch`-pixel patches: MIN_PATCHES patches a side up to MAX_SIZE px."""
+    return [patch * n for n in range(MIN_PATCHES, MAX_SIZE // patch + 1)]
 
 
 def compute_pair(images: ImageSet, inputs: PairInputs) -> MatchPair:

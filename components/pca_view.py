@@ -17,7 +17,7 @@ import streamlit as st
 from components.charts import norm_profile, threshold_histogram
 from components.downloads import download_npz, download_png
 from components.errors import user_errors
-from components.state import Slot, pca_threshold, rgb_memo
+from components.state import Slot, input_size, option_start, pca_threshold, rgb_memo
 from core import registry
 from core.analysis.imaging import blend, colorize, fit, resize_map, to_png
 from core.analysis.pca import (
@@ -34,10 +34,10 @@ from core.analysis.pca import (
 from core.text import count
 
 SINGLE, JOINT, REGISTERS, NORMS = "Single image", "Joint PCA", "Registers", "Token norms"
-MODES = (SINGLE, JOINT, REGISTERS, NORMS)
-PATCH = 14  # DINOv2's patch side, pixels
-SIZES = tuple(range(224, 897, PATCH))  # square input sides, multiples of the patch
-SINGLE_SIZE = JOINT_SIZE = 448  # default input sides; joint PCA keeps its own, not the single image's
+ATTENTION = "Attention maps"  # drawn by components/attention_view.py
+MODES = (SINGLE, JOINT, REGISTERS, NORMS, ATTENTION)
+MIN_SIZE, MAX_SIZE = 224, 896  # square input sides offered, pixels
+SINGLE_SIZE = JOINT_SIZE = 448  # default input sides (a multiple of 14 and of 16); joint PCA keeps its own
 MAX_JOINT = 8
 DISPLAY_SIDE = 448  # longest side of a shown panel, pixels
 OPACITY = 0.6
@@ -70,7 +70,8 @@ def show_mode(key: str) -> str:
         key=f"{key}_mode",
         help="Single image: the recipe step by step. Joint PCA: one PCA over several images, so the same part "
         "gets the same colour. Registers: the same image through a model with and without registers. "
-        "Token norms: the size of every patch token, block by block.",
+        "Token norms: the size of every patch token, block by block. Attention maps: where the CLS token and a "
+        "clicked patch look, per head, with and without registers.",
     )
 
 
@@ -78,13 +79,20 @@ def layer_name(layer: int | None) -> str:
     return "last layer (normed)" if not layer else f"block {layer} (raw)"
 
 
+def input_sizes(patch: int) -> tuple[int, ...]:
+    """Square input sides offered for a model with `patch`-pixel patches: its multiples from MIN_SIZE to MAX_SIZE."""
+    return tuple(range(-(-MIN_SIZE // patch) * patch, MAX_SIZE + 1, patch))
+
+
 def show_token_controls(
-    num_layers: int, key: str, choose_layer: bool = True, n_images: int = 1, joint: bool = False
+    num_layers: int, key: str, patch: int, choose_layer: bool = True, n_images: int = 1, joint: bool = False
 ) -> tuple[int | None, int]:
-    """Layer (None: last, after the final LayerNorm; k: raw output of block k) and square input size.
+    """Layer (None: last, after the final LayerNorm; k: raw output of block k) and square input size, a multiple
+    of the model's `patch`.
 
     `joint` views keep their own size (default JOINT_SIZE), so a large single-image size is not multiplied by
-    several images; under the slider a caption says what `n_images` at the chosen size cost.
+    several images; under the slider a caption says what `n_images` at the chosen size cost. A size kept from a
+    model with another patch moves to the nearest multiple of this one.
     """
     left, right = st.columns(2)
     layer = None
@@ -99,21 +107,22 @@ def show_token_controls(
             )
             or None
         )
+    sizes, size_slot = input_sizes(patch), input_size(f"{key}_joint" if joint else key)
     size = right.select_slider(
         "Input size (pixels)",
-        SIZES,
-        value=JOINT_SIZE if joint else SINGLE_SIZE,
-        key=f"{key}_joint_size" if joint else f"{key}_size",
-        help="The image is resized to a square of this side; the token grid is size / 14 patches a side. "
-        "Larger gives finer maps and takes longer.",
+        sizes,
+        key=size_slot.key,
+        help=f"The image is resized to a square of this side; the token grid is size / {patch} patches a side "
+        f"(this model's patches are {patch} × {patch} px). Larger gives finer maps and takes longer.",
+        **option_start(size_slot, sizes, JOINT_SIZE if joint else SINGLE_SIZE),
     )
-    right.caption(size_cost(n_images, size))
+    right.caption(size_cost(n_images, size, patch))
     return layer, size
 
 
-def size_cost(n_images: int, size: int) -> str:
+def size_cost(n_images: int, size: int, patch: int) -> str:
     """What the model processes at this size, and roughly how long that takes next to one image at SINGLE_SIZE."""
-    grid = size // PATCH
+    grid = size // patch
     ratio = n_images * (size / SINGLE_SIZE) ** 2
     return (
         f"{count(n_images, 'image')} × {grid}×{grid} patches = {count(n_images * grid * grid, 'token')}: about "

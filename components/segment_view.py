@@ -1,4 +1,4 @@
-"""Click-to-segment with SAM: prompts on the image, candidate masks, kept objects, automatic masks, export.
+"""Click-to-segment with SAM, SAM 2 or EdgeTAM: prompts on the image, candidate masks, kept objects, automatic masks, export.
 
 The widgets only: the click path's state is a `SegmentSession` (core/segment_session.py, no Streamlit),
 one per model and image hash in this browser session (`st.session_state`). A click reruns only the segmentation
@@ -32,8 +32,9 @@ from components.state import (
 from core.analysis.imaging import data_url, palette, resize_map, to_png
 from core.analysis.masks import canvas_background, coco_annotations, cutout, overlay_masks
 from core.data import ImageError, ImageSet, image_hash, load_image
+from core.models import Can, can
 from core.models.sam import PREVIEW_SIDE, AutoMaskParams, AutoMasks, SamEmbedding, auto_mask_defaults
-from core.registry import parse
+from core.registry import list_models, parse
 from core.segment_session import SegmentSession, Step
 from core.text import count
 
@@ -41,8 +42,21 @@ MASK_COLOR = "#1e90ff"
 MODES = ("Positive point", "Negative point")  # what a left click adds; a right click always adds a negative one
 THUMB_WIDTH = 160  # pixels of a candidate preview (shown 120 wide: sharp on high-density screens)
 # Seconds for one image embedding until one is measured on this server: ViT-B measured at ~35 s on a 2-core CPU,
-# ViT-L and ViT-H scaled from it by parameter count; on a GPU ViT-H took 0.2 s (H100, fp32), the others less.
-_CPU_EMBED_S = {"sam_vit_b": 35.0, "sam_vit_l": 120.0, "sam_vit_h": 240.0}
+# ViT-L and ViT-H scaled from it by parameter count. SAM 2.1 and EdgeTAM: 35 s times their encode time over ViT-B's,
+# measured in one run on CPU_EMBED_DATE (bench/bench_sam_families.py, 2250 × 1500 photo, full-size random weights,
+# a busy 2-core CPU: ViT-B 55.8 s, Hiera-T 30.6 s, Hiera-B+ 66.7 s, EdgeTAM 20.0 s); Hiera-S and Hiera-L scaled
+# by parameter count. On a GPU ViT-H took 0.2 s (H100, fp32), the others less.
+_CPU_EMBED_S = {
+    "sam_vit_b": 35.0,
+    "sam_vit_l": 120.0,
+    "sam_vit_h": 240.0,
+    "sam2_hiera_tiny": 19.0,
+    "sam2_hiera_small": 23.0,
+    "sam2_hiera_base_plus": 42.0,
+    "sam2_hiera_large": 124.0,
+    "edgetam": 12.0,
+}
+CPU_EMBED_DATE = "2026-12-04"
 _GPU_EMBED_S = 0.2
 _KEEP_IMAGES = 8  # per session: prompt state of the most recently segmented images
 
@@ -83,6 +97,25 @@ def embedding_seconds(model: str) -> float:
     if spec.tiny:
         return 0.1
     return _CPU_EMBED_S.get(spec.name, 60.0) if device == "cpu" else _GPU_EMBED_S
+
+
+def faster_model_hint(model: str) -> str | None:
+    """On a CPU, one line naming the promptable model that encodes an image fastest, when it is at least twice as
+    fast as `model` (seconds measured on this server where there are some, else the measured table above)."""
+    spec = parse(model).spec
+    if get_engine().device.type != "cpu" or spec.tiny:
+        return None
+    promptable = [s for s in list_models(include_tiny=False) if can(s, Can.PROMPTS)]
+    fastest = min(promptable, key=lambda s: embedding_seconds(s.name))
+    best, mine = embedding_seconds(fastest.name), embedding_seconds(model)
+    if 2 * best > mine:
+        return None
+    measured = all(f"{n}|cpu" in _measured_s() for n in (fastest.name, spec.name))
+    where = "measured on this server" if measured else f"measured on a 2-core CPU, {CPU_EMBED_DATE}"
+    return (
+        f"On this CPU, {fastest.title} encodes an image in {_duration(best)}, {spec.title} in {_duration(mine)} "
+        f"({where}): pick {fastest.title} as the Segmenter in the sidebar for a quicker first mask."
+    )
 
 
 def _duration(seconds: float) -> str:

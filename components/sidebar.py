@@ -8,6 +8,7 @@ from collections.abc import Iterable
 
 import streamlit as st
 
+from components.presenter import presenter_switch
 from components.state import chosen_model, chosen_weights, get_engine
 from core import config, registry
 from core.models import Can, can, families, family
@@ -27,8 +28,12 @@ def _tiny() -> bool:
 
 
 def default_model(role: str) -> str:
-    """A role's default: the default model of the first family that can do it (its tiny one in the tiny profile);
-    for a family name, that family's default."""
+    """A role's default: the first preferred model that can do it (a lecture pack's models), else the default model
+    of the first family that can (its tiny one in the tiny profile); for a family name, that family's default."""
+    offered = {s.name for s in offered_models(role)}
+    preferred = [name for name in (m.partition("@")[0] for m in config.preferred_models()) if name in offered]
+    if preferred:
+        return preferred[0]
     described = next(f for f in families() if ROLES[role][1] in f.can) if role in ROLES else family(role)
     return described.tiny if _tiny() else described.default
 
@@ -47,7 +52,8 @@ def selected_model(role: str) -> str:
     if name not in {s.name for s in offered_models(role)}:
         name = default_model(role)
     spec = registry.get(name)
-    weights = chosen_weights(role).get(spec.default_weights)
+    packed = {ref.partition("@")[0]: ref.partition("@")[2] for ref in config.preferred_models()}
+    weights = chosen_weights(role).get(packed.get(name) or spec.default_weights)
     return f"{name}@{weights if weights in spec.weight_options else spec.default_weights}"
 
 
@@ -100,6 +106,7 @@ def show_sidebar() -> list[WeightsStatus]:
     """Render the sidebar; returns the weights status of the chosen model of each role."""
     engine = get_engine()
     with st.sidebar:
+        presenter_switch()
         st.markdown(f"**Device:** `{engine.device.type}` ({str(engine.dtype).removeprefix('torch.')})")
         statuses = [_model_picker(role) for role in ROLES]
         if engine.notices:

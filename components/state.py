@@ -11,8 +11,9 @@ from typing import Generic, TypeVar
 
 import streamlit as st
 
+from core import config
 from core.analysis.projection import start_umap_warmup
-from core.data import ImageSet, Merged, load_samples
+from core.data import ImageSet, Merged, load_folder, load_samples
 from core.engine import Engine
 
 T = TypeVar("T")
@@ -61,7 +62,9 @@ def get_engine() -> Engine:
 
 @st.cache_resource(show_spinner=False)
 def _default_set() -> ImageSet:
-    return load_samples()
+    """The built-in sample photos, or the images of the lecture pack the server was started with."""
+    folder = config.start_images()
+    return load_folder(folder, [folder]) if folder is not None else load_samples()
 
 
 # ---- the working set and loading into it ---------------------------------------------------------
@@ -90,6 +93,9 @@ uploader_generation: Keys[int] = Keys("{}_generation")
 chosen_model: Keys[str] = Keys("sidebar_{}_model")
 chosen_weights: Keys[str] = Keys("sidebar_{}_weights")
 
+# presenter mode: on for this session (the sidebar switch's key)
+presenter_on: Slot[bool] = Slot("presenter")
+
 # ---- stored datasets ----------------------------------------------------------------------------
 store_choice: Keys[str | None] = Keys("{}_found")  # the found dataset chosen in the owner's picker (its key)
 store_folder: Keys[str] = Keys("{}_path")  # the folder typed in the owner's picker (its key)
@@ -102,6 +108,7 @@ picked_row: Keys[int] = Keys("{}_row")  # the stored row last clicked on the own
 comparison_result: Keys[tuple[str, list[dict]]] = Keys("{}_result")  # (settings' signature, score rows)
 image_a_chart: Keys[dict] = Keys("{}_chart_a")  # the selection event of the clickable chart of image A (its key)
 patch_click: Keys[tuple[float, float]] = Keys("{}_click")  # the last click on image A, (x, y) as fractions
+input_size: Keys[int] = Keys("{}_size")  # the owner's square input-size slider (its key), a multiple of the patch
 pca_threshold: Keys[float] = Keys("{}_threshold_{}")  # (owner, tokens' tag): PC1 threshold (the slider's key)
 rgb_memo: Keys[tuple] = Keys("{}_rgb_memo")
 started: Keys[bool] = Keys("{}_started")  # the owner's form was submitted once: its results stay on later runs
@@ -109,9 +116,25 @@ accuracy_runs: Keys[dict] = Keys(
     "{}_accuracy"
 )  # (projection, model, dataset) → (projection acc., k-NN acc.)  # (digest of scores and mask, colour PCA, error) of the last fit
 
+
+def option_start(slot: Slot, options: list, default) -> dict:
+    """Keyword arguments for a select slider keyed `slot.key`: `value=` the option nearest `default` when it is new;
+    nothing when the slot holds its value, moved to the nearest option when it is no longer one (input sizes kept
+    from a model with another patch)."""
+    kept = slot.get()
+    if kept is None:
+        return {"value": min(options, key=lambda option: abs(option - default))}
+    if kept not in options:
+        slot.set(min(options, key=lambda option: abs(option - kept)))
+    return {}
+
+
 # ---- Segment ------------------------------------------------------------------------------------
 segment_images: Keys[dict] = Keys("{}_images")  # "model|image key" → SegmentSession, the most recent few images
 last_sam_embedding: Slot[dict] = Slot("sam_last_embedding")  # model → (image array, its SamEmbedding)
 decoded_uploads: Keys[dict] = Keys("{}_decoded")  # upload file id → (name, HWC uint8 image), the latest only
 display_images: Keys[dict] = Keys("{}_display")  # (image key, canvas frame[, width]) → the resized display image
 mask_name: Keys[str] = Keys("{}_name")  # the name typed for the next kept mask (its text input's key)
+
+# ---- live camera ----------------------------------------------------------------------------------
+live_analysis: Keys[object] = Keys("{}_analysis")  # the owner's core.live.LiveAnalysis (its camera stream calls it)

@@ -6,6 +6,8 @@ VFM_LENS_WEIGHTS     a local weights folder, searched before the libraries' cach
 VFM_LENS_OFFLINE     1: never try the network (lecture halls, CI)
 VFM_LENS_PROFILE     "tiny": default to the tiny random-init models (tests, demos without weights)
 VFM_LENS_DATA_ROOTS  os.pathsep-separated folders that server-folder datasets may come from
+VFM_LENS_START_IMAGES a folder whose images are every new session's working set (a lecture pack's images)
+VFM_LENS_MODELS      space-separated ``name@weights`` the sidebar offers first (a lecture pack's models)
 """
 
 from __future__ import annotations
@@ -47,6 +49,14 @@ def data_roots() -> list[Path]:
     raw = os.environ.get("VFM_LENS_DATA_ROOTS", "")
     roots = [Path(p).expanduser() for p in raw.split(os.pathsep) if p.strip()]
     return roots or [Path.cwd() / "data"]
+
+
+def start_images() -> Path | None:
+    return _env_path("VFM_LENS_START_IMAGES")
+
+
+def preferred_models() -> list[str]:
+    return os.environ.get("VFM_LENS_MODELS", "").split()
 
 
 def scale_extras_installed() -> bool:

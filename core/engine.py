@@ -22,6 +22,7 @@ from core import config
 from core.cache import CacheKey, EmbeddingCache
 from core.data import image_hash
 from core.models import Adapter, Can, build_adapter, can, families, family
+from core.models.attention_groups import AttentionMaps, split_attention
 from core.models.detection import Detections, split_phrases
 from core.models.fast import apply_fast_paths
 from core.models.sam import AutoMaskParams, AutoMasks, SamEmbedding, SamPrediction, SamPrompt
@@ -327,6 +328,30 @@ class Engine:
 
         return np.stack(self._cached(images, keys, compute, progress), axis=1)
 
+    def attention_maps(
+        self,
+        images: Sequence[np.ndarray],
+        model: str | ModelRef,
+        layer: int | None = None,
+        size: int | None = None,
+        progress: Progress | None = None,
+    ) -> AttentionMaps:
+        """Block `layer`'s softmax attention (None: the last block) of N images at `size`, split into CLS, register
+        and patch groups (`AttentionMaps`, float32). It comes from the model's own eager attention path, switched on
+        under the model's lock and back to SDPA after (`core.models.vit_attention`), and is cached per image in
+        float16 (attention lies in [0, 1]; on CUDA it is computed in bf16 anyway)."""
+        loaded = self._able(model, Can.ATTENTION)
+        spec = loaded.adapter.spec
+        size, layer = size or spec.input_size, layer or loaded.adapter.num_layers
+
+        def compute(batch: list[np.ndarray]) -> list[np.ndarray]:
+            with self._forward(loaded):
+                return list(loaded.adapter.attentions(batch, size, layer).half().cpu().numpy())
+
+        rows = self._cached(images, lambda h: CacheKey(h, loaded.key, "attention", layer, size), compute, progress)
+        grid = size // spec.patch_size
+        return split_attention(np.stack(rows).astype(np.float32), 1 + spec.registers, (grid, grid))
+
     def _able(self, model: str | ModelRef, what: Can) -> LoadedModel:
         """The loaded model, if its family can do `what` (a clear error otherwise, before anything is loaded)."""
         ref = parse(model)
@@ -334,6 +359,12 @@ class Engine:
             able = ", ".join(f.title for f in families() if what in f.can)
             raise ValueError(f"{what} come from {able} models, not {ref.spec.title}")
         return self.model(ref)
+
+    def frame_patch_tokens(self, image: np.ndarray, model: str | ModelRef, size: int | None = None) -> np.ndarray:
+        """(h, w, D) float32 last-layer patch tokens of one image, not cached: a camera frame is seen once."""
+        loaded = self._able(model, Can.PATCHES)
+        with self._forward(loaded):
+            return _to_numpy(loaded.adapter.patch_tokens([image], size or loaded.adapter.spec.input_size))[0]
 
     def embed_text(self, texts: Sequence[str], model: str | ModelRef) -> np.ndarray:
         """(T, D) float32 CLIP text embeddings (unnormalised), cached by a hash of each text."""
@@ -347,10 +378,19 @@ class Engine:
         rows = self._cached(encoded, lambda h: CacheKey(h, loaded.key, "embed_text"), compute, None)
         return np.stack(rows) if rows else np.zeros((0, loaded.adapter.spec.embed_dim), np.float32)
 
+    def zero_shot_rule(self, model: str | ModelRef):
+        """How `model` turns image–class cosines into probabilities, a `core.analysis.retrieval.ZeroShotRule` (CLIP:
+        softmax; SigLIP 2: per-class sigmoid). Its adapter says it: the engine needs no analysis code."""
+        return self._able(model, Can.TEXT).adapter.zero_shot_rule()
+
+    def tokenizer_note(self, model: str | ModelRef) -> str:
+        """ "" when `model` tokenises text with its own tokenizer, else one sentence on the stand-in it uses."""
+        return self._able(model, Can.TEXT).adapter.tokenizer_note
+
     def clip_patch_embeddings(self, image: np.ndarray, model: str | ModelRef, route: str = "final") -> np.ndarray:
         """(h, w, D) float32 CLIP patch tokens in the joint image-text space, the grid covering the whole image;
         `route` "maskclip" (MaskCLIP's value embeddings) or "final" (the last block's tokens): `CLIPAdapter`."""
-        loaded = self._able(model, Can.TEXT)
+        loaded = self._able(model, Can.DENSE_TEXT)
 
         def compute(batch: list[np.ndarray]) -> list[np.ndarray]:
             with self._forward(loaded):
@@ -390,7 +430,7 @@ class Engine:
         if features is None:
             with self._forward(loaded):
                 embedding = loaded.adapter.image_embedding(image, digest)
-            self._store(key, embedding.features)
+            self._store(key, embedding.cached)  # SAM: the features; SAM 2: with its high-res levels
             return embedding
         return loaded.adapter.embedding_from(features, image, digest)
 

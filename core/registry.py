@@ -57,9 +57,22 @@ def _dinov2(size: str, dim: int, registers: bool = False) -> ModelSpec:
     return ModelSpec(name, "dinov2", repo, title, 224, 14, dim, ("hf",), registers=4 * registers)
 
 
+def _dinov3(size: str, letter: str, hub: str, dim: int) -> ModelSpec:
+    """A DINOv3 ViT pretrained on LVD-1689M: patch 16, 4 register tokens always (no twin without them)."""
+    repo = f"facebook/dinov3-{hub}-pretrain-lvd1689m"
+    return ModelSpec(
+        f"dinov3_{size}", "dinov3", repo, f"DINOv3 ViT-{letter}/16", 224, 16, dim, ("lvd1689m",), registers=4
+    )
+
+
 def _timm(name: str, arch: str, title: str, patch: int, dim: int) -> ModelSpec:
     """An ImageNet-supervised baseline from timm; `patch` is the ViT patch or the CNN's total stride."""
     return ModelSpec(name, "timm", arch, title, 224, patch, dim, ("in1k",))
+
+
+def _siglip2(size: str, arch: str, title: str, input_size: int, patch: int, dim: int) -> ModelSpec:
+    """A fixed-resolution SigLIP 2 checkpoint (transformers `SiglipModel`; the NaFlex ones are a different class)."""
+    return ModelSpec(f"siglip2_{size}", "siglip2", arch, title, input_size, patch, dim, ("hf",))
 
 
 def _sam(kind: str, title: str, checkpoint: Checkpoint) -> ModelSpec:
@@ -70,6 +83,12 @@ def _detector(name: str, family: str, arch: str, title: str, size: int, patch: i
     """A text-prompted detector: `size` is the model's input side (Grounding DINO: the shortest edge), `dim` its
     query/embedding width."""
     return ModelSpec(name, family, arch, title, size, patch, dim, ("hf",))
+
+
+def _sam2(size: str, title: str) -> ModelSpec:
+    """A SAM 2.1 image model from the hub (`facebook/sam2.1-hiera-<size>`, transformers weights)."""
+    name = f"sam2_hiera_{size.replace('-', '_')}"
+    return ModelSpec(name, "sam2", f"facebook/sam2.1-hiera-{size}", title, 1024, 16, 256, ("hf",))
 
 
 _TINY_DINOV2 = {
@@ -84,8 +103,17 @@ _TINY_DINOV2 = {
 _SPECS: tuple[ModelSpec, ...] = (
     _clip("clip_vit_b32", "ViT-B-32", "CLIP ViT-B/32", 32, 512, ("openai", "laion2b_s34b_b79k")),
     _clip("clip_vit_l14", "ViT-L-14", "CLIP ViT-L/14", 14, 768, ("openai", "laion2b_s32b_b82k")),
+    _siglip2("base", "google/siglip2-base-patch16-224", "SigLIP 2 ViT-B/16 @224", 224, 16, 768),
+    _siglip2("large", "google/siglip2-large-patch16-256", "SigLIP 2 ViT-L/16 @256", 256, 16, 1024),
+    _siglip2("so400m", "google/siglip2-so400m-patch14-384", "SigLIP 2 So400m/14 @384", 384, 14, 1152),
     *(_dinov2(s, d) for s, d in (("small", 384), ("base", 768), ("large", 1024), ("giant", 1536))),
     *(_dinov2(s, d, True) for s, d in (("small", 384), ("base", 768), ("large", 1024), ("giant", 1536))),
+    _dinov3("small", "S", "vits16", 384),
+    _dinov3("small_plus", "S+", "vits16plus", 384),
+    _dinov3("base", "B", "vitb16", 768),
+    _dinov3("large", "L", "vitl16", 1024),
+    _dinov3("huge_plus", "H+", "vith16plus", 1280),
+    _dinov3("7b", "7B", "vit7b16", 4096),
     _sam(
         "vit_b",
         "SAM ViT-B",
@@ -107,6 +135,11 @@ _SPECS: tuple[ModelSpec, ...] = (
             "sam_vit_h_4b8939.pth", "a7bf3b02f3ebf1267aba913ff637d9a2d5c33d3173bb679e46d9f338c26f262e", 2_564_550_879
         ),
     ),
+    _sam2("tiny", "SAM 2.1 Hiera-T"),
+    _sam2("small", "SAM 2.1 Hiera-S"),
+    _sam2("base-plus", "SAM 2.1 Hiera-B+"),
+    _sam2("large", "SAM 2.1 Hiera-L"),
+    ModelSpec("edgetam", "edgetam", "yonigozlan/EdgeTAM-hf", "EdgeTAM", 1024, 16, 256, ("hf",)),
     _timm("timm_vit_b16", "vit_base_patch16_224.augreg2_in21k_ft_in1k", "ViT-B/16 ImageNet (timm)", 16, 768),
     _timm("timm_convnext_tiny", "convnext_tiny.fb_in1k", "ConvNeXt-T ImageNet (timm)", 32, 768),
     _detector(
@@ -133,6 +166,34 @@ _SPECS: tuple[ModelSpec, ...] = (
         },
     ),
     ModelSpec(
+        "siglip2_tiny",
+        "siglip2",
+        "vfm-lens-siglip2-tiny",
+        "SigLIP 2 tiny (test)",
+        64,
+        16,
+        32,
+        tiny=True,
+        config={
+            "text_config": {
+                "vocab_size": 512,
+                "hidden_size": 32,
+                "intermediate_size": 64,
+                "num_hidden_layers": 2,
+                "num_attention_heads": 2,
+                "max_position_embeddings": 64,
+            },
+            "vision_config": {
+                "hidden_size": 32,
+                "intermediate_size": 64,
+                "num_hidden_layers": 2,
+                "num_attention_heads": 2,
+                "image_size": 64,
+                "patch_size": 16,
+            },
+        },
+    ),
+    ModelSpec(
         "dinov2_tiny",
         "dinov2",
         "dinov2-tiny",
@@ -154,6 +215,26 @@ _SPECS: tuple[ModelSpec, ...] = (
         registers=4,
         tiny=True,
         config={**_TINY_DINOV2, "num_register_tokens": 4},
+    ),
+    ModelSpec(
+        "dinov3_tiny",
+        "dinov3",
+        "dinov3-tiny",
+        "DINOv3 tiny (test)",
+        64,
+        16,
+        32,
+        registers=4,
+        tiny=True,
+        config={
+            "hidden_size": 32,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "intermediate_size": 64,
+            "patch_size": 16,
+            "num_register_tokens": 4,
+            "image_size": 64,
+        },
     ),
     ModelSpec(
         "timm_tiny",
@@ -253,6 +334,28 @@ _SPECS: tuple[ModelSpec, ...] = (
             "projection_dim": 32,
         },
     ),
+    ModelSpec(
+        "sam2_tiny",
+        "sam2",
+        "sam2-tiny",
+        "SAM 2 tiny (test)",
+        256,
+        16,
+        32,
+        tiny=True,
+        config={"width": 16, "blocks": (1, 1, 2, 1), "global_blocks": (3,), "windows": (4, 4, 4, 4), "hidden": 32},
+    ),
+    ModelSpec(
+        "edgetam_tiny",
+        "edgetam",
+        "edgetam-tiny",
+        "EdgeTAM tiny (test)",
+        256,
+        16,
+        32,
+        tiny=True,
+        config={"repvit_dims": (8, 16, 32, 64), "hidden": 32},
+    ),
 )
 _BY_NAME = {s.name: s for s in _SPECS}
 
@@ -291,10 +394,13 @@ def parse(ref: str | ModelRef) -> ModelRef:
     return ModelRef(spec, weights)
 
 
-def register_pair(ref: str | ModelRef) -> tuple[str, str]:
-    """(without, with registers) ``name@weights`` for a DINOv2 model given either way, with the same weights."""
+def register_variants(ref: str | ModelRef) -> tuple[str, ...]:
+    """``name@weights`` of the model without and with registers, same weights, when it has a ``_reg`` twin (DINOv2,
+    given either way); otherwise the model alone (DINOv3 always has registers, CLIP never)."""
     ref = parse(ref)
     base = ref.spec.name.removesuffix("_reg")
+    if base not in _BY_NAME or f"{base}_reg" not in _BY_NAME:
+        return (str(ref),)
     return str(parse(f"{base}@{ref.weights}")), str(parse(f"{base}_reg@{ref.weights}"))
 
 

@@ -23,7 +23,7 @@ from core.analysis.retrieval import class_embeddings, expand_prompts, patch_text
 from core.models import Can, can
 from core.models.detection import clip_boxes, split_phrases
 from core.models.sam import SamPrompt
-from core.registry import parse
+from core.registry import display_name, parse
 from core.text import count
 
 StepNote = Callable[[str], None]  # progress("Detecting boxes with Grounding DINO…"): names the step starting now
@@ -186,13 +186,13 @@ ROUTES.update(
         "maskclip_sam": Route(
             "maskclip_sam",
             "MaskCLIP peaks → SAM points",
-            (Can.TEXT, Can.PROMPTS),
+            (Can.DENSE_TEXT, Can.PROMPTS),
             partial(run_clip_sam, kind="maskclip"),
         ),
         "clip_final_sam": Route(
             "clip_final_sam",
             "Raw CLIP final-layer peaks → SAM points",
-            (Can.TEXT, Can.PROMPTS),
+            (Can.DENSE_TEXT, Can.PROMPTS),
             partial(run_clip_sam, kind="final"),
         ),
     }
@@ -210,8 +210,16 @@ def missing_models(route: Route, models: dict[str, str]) -> str:
     missing (the page shows it instead of running the route)."""
     for need in route.needs:
         if not any(_can(model, need) for model in models.values()):
-            return f"{route.title} needs a model that gives {need}; none of the chosen models does."
+            chosen = ", ".join(_display(model) for model in dict.fromkeys(models.values()))
+            return f"{route.title} needs {need}, which none of the chosen models ({chosen}) gives."
     return ""
+
+
+def _display(model: str) -> str:
+    try:
+        return display_name(model)
+    except (KeyError, ValueError):
+        return model
 
 
 def _can(model: str, need: Can) -> bool:

@@ -83,23 +83,24 @@ def _hub_file(repo: str, filename: str) -> str | None:
     return hit if isinstance(hit, str) else None
 
 
-def gated_message(repo: str) -> str:
+def gated_message(repo: str, local: str = "$VFM_LENS_WEIGHTS") -> str:
+    """What a gated repo takes: the licence page, a login and `make weights`, or a local copy at `local`."""
     return (
         f"{repo} is gated on the hub: accept its licence at https://huggingface.co/{repo}, sign in with "
-        "`hf auth login`, then run `make weights`; or put a copy in $VFM_LENS_WEIGHTS."
+        f"`hf auth login`, then run `make weights`; or put a copy in {local}."
     )
 
 
-def _hub_download(download, repo: str, gated: bool, **options) -> str:
+def _hub_download(download, repo: str, gated: bool, local: str = "$VFM_LENS_WEIGHTS", **options) -> str:
     """`download(repo, **options)` (a huggingface_hub function); gated and missing repos said in one sentence."""
     from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
 
     try:
         return download(repo, **options)
     except GatedRepoError:
-        raise WeightsUnavailable(gated_message(repo)) from None
+        raise WeightsUnavailable(gated_message(repo, local)) from None
     except RepositoryNotFoundError:
-        why = gated_message(repo) if gated else f"{repo} is not on the Hugging Face hub (or is private)."
+        why = gated_message(repo, local) if gated else f"{repo} is not on the Hugging Face hub (or is private)."
         raise WeightsUnavailable(why) from None
 
 
@@ -121,11 +122,15 @@ class HubSnapshot:
     def fetch(self, ref: ModelRef) -> str:
         from huggingface_hub import snapshot_download
 
-        return _hub_download(snapshot_download, ref.spec.arch, self.gated, allow_patterns=list(self.files))
+        repo, local = ref.spec.arch, self.local_hint(ref)
+        return _hub_download(snapshot_download, repo, self.gated, local, allow_patterns=list(self.files))
+
+    def local_hint(self, ref: ModelRef) -> str:
+        return f"$VFM_LENS_WEIGHTS/{ref.spec.name}/ (a transformers save_pretrained folder)"
 
     def advice(self, ref: ModelRef) -> str:
         """Said after "weights are not on this machine": what else it takes to get them."""
-        return f" {gated_message(ref.spec.arch)}" if self.gated else ""
+        return f" {gated_message(ref.spec.arch, self.local_hint(ref))}" if self.gated else ""
 
 
 @dataclass(frozen=True)

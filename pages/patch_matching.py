@@ -1,4 +1,4 @@
-"""Patch Matching (DINOv2): click a patch of image A, see where it lives in image B."""
+"""Patch Matching (DINOv2, DINOv3): click a patch of image A, see where it lives in image B."""
 
 import streamlit as st
 
@@ -7,11 +7,15 @@ from components.images import quick_add
 from components.matching_view import compute_pair, show_matching, show_pair_controls
 from components.sidebar import DENSE, selected_model
 from components.state import get_working_set
+from core.registry import parse
 
+model = selected_model(DENSE)
+spec = parse(model).spec
+patch = f"{spec.patch_size} × {spec.patch_size}"
 st.title("Patch Matching")
 st.caption(
-    "DINOv2 describes every 14 × 14 px patch of an image with a token. Click a patch of image A to see how "
-    "similar each patch of image B is to it; below, the pairs of patches that pick each other as best match."
+    f"{spec.title} describes every {patch} px patch of an image with a token. Click a patch of image A to see "
+    "how similar each patch of image B is to it; below, the pairs of patches that pick each other as best match."
 )
 
 with st.expander("How to read this page"):
@@ -23,7 +27,7 @@ with st.expander("How to read this page"):
         "- **Correspondences** keep only pairs that choose each other: a patch of A whose best match in B has "
         "A's patch as its own best match. With trained weights they land on the same parts (eye ↔ eye); "
         "with random weights they reflect little more than colour.\n"
-        "- Every image is resized to a square first, so a patch covers a 14 × 14 square of the model input, "
+        f"- Every image is resized to a square first, so a patch covers a {patch} square of the model input, "
         "which is a rectangle of the original photo when it is not square."
     )
 
@@ -35,7 +39,7 @@ if not images.items:
 if len(images.items) == 1:
     st.info("Only one image in the working set: it is matched against itself. Add another on the Upload page.")
 
-inputs = show_pair_controls(images, selected_model(DENSE), key="match")
+inputs = show_pair_controls(images, model, key="match")
 pair = None
 if inputs is not None:
     with user_errors("Computing the patch tokens"):

@@ -1,5 +1,6 @@
-"""Search: rank the working set by a text description (CLIP) or by an image (any model), with scores; or search a
-stored dataset through its index (text with a CLIP dataset, a working-set image embedded with the dataset's model)."""
+"""Search: rank the working set by a text description (CLIP, SigLIP 2) or by an image (any model), with scores; or
+search a stored dataset through its index (text with an image–text dataset, a working-set image embedded with the
+dataset's model)."""
 
 import streamlit as st
 
@@ -7,14 +8,14 @@ from components import retrieval_view as view
 from components.errors import user_errors
 from components.images import pick_image, quick_add
 from components.sidebar import TEXT, random_note, selected_model
-from components.state import get_working_set
+from components.state import get_engine, get_working_set
 from core.analysis.retrieval import rank
 
 st.title("Search")
 st.caption(
-    "Every image of the working set, ranked by cosine similarity of its embedding to the query: a CLIP text "
-    "embedding, or the embedding of one of the images (itself left out) with any model. A stored dataset is "
-    "searched through its vector index instead, with its own model."
+    "Every image of the working set, ranked by cosine similarity of its embedding to the query: a text embedding "
+    "from the sidebar's image–text model, or the embedding of one of the images (itself left out) with any model. "
+    "A stored dataset is searched through its vector index instead, with its own model."
 )
 
 if view.pick_source("Search in", "Stored dataset", key="search"):
@@ -48,7 +49,7 @@ if len(images.items) < 2:
 
 n = len(images.items)
 k = st.slider("Results", 1, min(48, n), min(8, n), key="search_k")
-text_tab, image_tab = st.tabs(["Text → image (CLIP)", "Image → image (any model)"])
+text_tab, image_tab = st.tabs(["Text → image (image–text model)", "Image → image (any model)"])
 
 with text_tab:
     query = st.text_input("Describe what you are looking for", "a photo of a cat", key="search_text").strip()
@@ -58,6 +59,8 @@ with text_tab:
         with user_errors("Text search"):
             model = selected_model(TEXT)
             text = view.embed_text([query], model)[0]
+            if note := get_engine().tokenizer_note(model):
+                st.caption(f":material/casino: {note}")
             view.show_ranking(images, rank(text, view.embed_images(images.images, model), k), key="search_text")
 
 with image_tab:

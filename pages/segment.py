@@ -1,10 +1,11 @@
-"""Segment (SAM): click to segment, automatic masks, dataset precompute, export."""
+"""Segment (SAM, SAM 2, EdgeTAM): click to segment, automatic masks, dataset precompute, export."""
 
 import streamlit as st
 
 from components.images import pick_image
 from components.segment_view import (
     compute_embedding,
+    faster_model_hint,
     pick_upload,
     show_auto_masks,
     show_precompute,
@@ -15,11 +16,13 @@ from components.state import get_working_set
 
 st.title("Segment")
 st.caption(
-    "Segment Anything: the image is encoded once, then every click runs only SAM's light mask decoder. "
-    "The SAM model is chosen in the sidebar."
+    "Segment Anything (SAM, SAM 2, EdgeTAM): the image is encoded once, then every click runs only the light mask "
+    "decoder. The model is chosen in the sidebar."
 )
 
 model = selected_model(SEGMENT)
+if hint := faster_model_hint(model):
+    st.caption(hint)
 images = get_working_set()
 source = st.radio("Image from", ["Working set", "Upload"], horizontal=True, key="seg_source")
 if source == "Upload":

@@ -7,6 +7,7 @@ import streamlit as st
 from components.errors import user_errors
 from components.images import (
     add_to_working_set,
+    camera_snapshot,
     clear_uploader,
     show_added,
     show_summary,
@@ -40,13 +41,19 @@ def _take(what: str, load: Callable[[], ImageSet]) -> bool:
     return False
 
 
-files_tab, folder_tab, builtin_tab = st.tabs(["Files or zip", "Server folder", "Built-in samples"])
+files_tab, camera_tab, folder_tab, builtin_tab = st.tabs(
+    ["Files or zip", "Camera", "Server folder", "Built-in samples"]
+)
 with files_tab:
     uploads = uploader("Images or a zip", key="upload_files")
     if st.button("Add uploaded files", disabled=not uploads, key="upload_add"):
         if _take(f"Reading {count(len(uploads), 'file')}", lambda: load_files((f.name, f.getvalue()) for f in uploads)):
             clear_uploader("upload_files")
             st.rerun()
+with camera_tab:
+    if (shot := camera_snapshot("upload")) is not None:
+        _take("Adding the photo", lambda: shot)
+        st.rerun()
 with folder_tab:
     roots = prepare_roots(config.data_roots())
     st.markdown(

@@ -1,25 +1,21 @@
-"""Zero-shot (CLIP): classify the working set by text prompts; accuracy and a confusion matrix when labels exist."""
+"""Zero-shot (CLIP, SigLIP 2): classify the working set by text prompts; accuracy and a confusion matrix when labels
+exist. The model's own rule turns cosines into probabilities (a softmax for CLIP, a per-class sigmoid for SigLIP)."""
 
 import streamlit as st
 
 from components import retrieval_view as view
 from components.errors import user_errors
 from components.sidebar import TEXT, selected_model
-from components.state import get_working_set
-from core.analysis.retrieval import (
-    class_embeddings,
-    compute_classification,
-    expand_prompts,
-    zero_shot_probabilities,
-)
+from components.state import get_engine, get_working_set
+from core.analysis.retrieval import class_embeddings, compute_classification, expand_prompts
 
 SAMPLE_CLASSES = ["astronaut", "cat", "cup of coffee", "rocket", "man with a camera", "temple", "flower"]
 
 st.title("Zero-shot")
 st.caption(
-    'CLIP classifies without training: every class becomes text prompts ("a photo of a {}" …), a class is the '
-    "average of its prompts' normalised text embeddings, and an image's class probabilities are a softmax over "
-    "100 × the cosine similarity between the image and each class."
+    'An image–text model classifies without training: every class becomes text prompts ("a photo of a {}" …), a '
+    "class is the average of its prompts' normalised text embeddings, and the model's own rule turns the cosine "
+    "similarity between an image and each class into a probability (said below the prompts)."
 )
 
 images = get_working_set()
@@ -38,8 +34,12 @@ if len(classes) < 2:
 
 with user_errors("Zero-shot classification"):
     prompts = expand_prompts(classes, templates)
-    text = class_embeddings(view.embed_text(prompts, model), len(classes))
-    probs = zero_shot_probabilities(view.embed_images(images.images, model), text)
+    text = class_embeddings(view.embed_text(prompts, model), len(classes))  # loads the model on first use
+    rule, note = get_engine().zero_shot_rule(model), get_engine().tokenizer_note(model)
+    st.info(rule.describe(), icon=":material/functions:")
+    if note:
+        st.caption(f":material/casino: {note}")
+    probs = rule.probabilities(view.embed_images(images.images, model), text)
     st.subheader("Per-image probabilities")
     view.show_probabilities(images, classes, probs, key="zs")
 

@@ -155,6 +155,19 @@ def pixel_to_patch(x: float, y: float, image_size: Size, grid: Grid) -> tuple[in
     return row, col, row * w + col
 
 
+def small_image_note(image_sizes: list[Size], grid: int) -> str | None:
+    """One sentence when an image has fewer pixels a side than the `grid`×`grid` patch grid it is cut into (each
+    patch then sees less than one of its pixels), else None. `image_sizes` are (H, W)."""
+    small = [(h, w) for h, w in image_sizes if min(h, w) < grid]
+    if not small:
+        return None
+    h, w = small[0]
+    return (
+        f"A {w}×{h} px image has fewer pixels than the {grid}×{grid} patch grid, so each patch sees less than one "
+        "of its pixels: pick a smaller input size or a larger image."
+    )
+
+
 def patch_box(row: int, col: int, image_size: Size, grid: Grid) -> tuple[float, float, float, float]:
     """XYXY box of patch (row, col) in image pixels: (x0, y0) inclusive, (x1, y1) exclusive."""
     (height, width), (h, w) = image_size, grid

@@ -66,6 +66,47 @@ def zero_shot_probabilities(
     return (probs / probs.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
+def sigmoid_probabilities(
+    image_features: np.ndarray, class_features: np.ndarray, scale: float, bias: float
+) -> np.ndarray:
+    """(N, C) float32 per-class probabilities: sigmoid(`scale` × cosine(image, class) + `bias`), each class on its own
+    (SigLIP's rule); a row need not sum to 1."""
+    logits = scale * normalize(image_features) @ normalize(class_features).T + bias
+    return (0.5 * (1.0 + np.tanh(0.5 * logits))).astype(np.float32)  # the sigmoid, without overflow in exp
+
+
+@dataclass(frozen=True)
+class ZeroShotRule:
+    """How a model turns image–class cosines into class probabilities; its adapter's `zero_shot_rule()` gives it.
+
+    sigmoid False: a softmax over the classes of `scale` × cosine (CLIP; a row sums to 1).
+    sigmoid True: every class on its own, sigmoid(`scale` × cosine + `bias`) (SigLIP; a row need not sum to 1).
+    """
+
+    sigmoid: bool
+    scale: float
+    bias: float = 0.0
+    model: str = "CLIP"  # the family's title, for the sentence
+
+    def probabilities(self, image_features: np.ndarray, class_features: np.ndarray) -> np.ndarray:
+        if self.sigmoid:
+            return sigmoid_probabilities(image_features, class_features, self.scale, self.bias)
+        return zero_shot_probabilities(image_features, class_features, self.scale)
+
+    def describe(self) -> str:
+        """One sentence for the page: which rule applies, with its numbers."""
+        if self.sigmoid:
+            sign = "+" if self.bias >= 0 else "−"
+            return (
+                f"{self.model} scores each class on its own with a sigmoid: probabilities need not sum to 1 "
+                f"(sigmoid({self.scale:.4g} × cosine {sign} {abs(self.bias):.4g}), its learned scale and bias)."
+            )
+        return (
+            f"{self.model} picks among the classes with a softmax over {self.scale:g} × the cosine similarity between "
+            "the image and each class: an image's probabilities sum to 1."
+        )
+
+
 @dataclass(frozen=True)
 class Classification:
     """accuracy in [0, 1]; confusion (C, C) int64, rows = true class, columns = predicted, in `classes` order."""

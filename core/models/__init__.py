@@ -8,7 +8,10 @@ touches its own file, one line in `_FAMILY_MODULES` below, its registry entries 
 Every adapter has `spec`, `weights` (the weights actually loaded: a tag or "random"), `module` (the torch model).
 - `Can.EMBED`: `embed(images) -> (B, D)` on HWC uint8 RGB images.
 - `Can.PATCHES`: `patch_tokens(images, size, layer)`, `layer_tokens(images, size)`, `num_layers`.
-- `Can.TEXT`: `embed_text(texts) -> (T, D)` in the joint space of `embed`; `patch_embeddings(images)`.
+- `Can.TEXT`: `embed_text(texts) -> (T, D)` in the joint space of `embed`; `zero_shot_rule()` (how its cosines
+  become class probabilities: `core.analysis.retrieval.ZeroShotRule`); `tokenizer_note` ("" or why text scores
+  mean nothing).
+- `Can.DENSE_TEXT`: `patch_embeddings(images, route) -> (B, h, w, D)` patch tokens in that joint space.
 - `Can.PROMPTS`: `image_embedding`, `embedding_from`, `predict(SamEmbedding, SamPrompt)`, `auto_masks`
   (`core/models/sam.py` defines the prompt and result types every promptable family shares).
 - `Can.ATTENTION`: `attentions(images, size, layer)` from the model's own eager attention path.
@@ -35,6 +38,7 @@ class Can(StrEnum):
     EMBED = "image embeddings"  # one vector per image
     PATCHES = "patch tokens"  # a grid of patch tokens per layer
     TEXT = "text embeddings"  # a text tower in the image embedding's space
+    DENSE_TEXT = "patch-text similarity"  # patch tokens in that joint space too (CLIP; not SigLIP's pooled head)
     PROMPTS = "masks from prompts"  # masks from points and boxes
     ATTENTION = "attention maps"  # from the model's own attention
     DETECT = "boxes from text"  # boxes, scores and phrase labels for a text query
@@ -68,8 +72,12 @@ class Family:
 # one line per family; the order is the order families are offered in
 _FAMILY_MODULES = {
     "clip": "core.models.clip",
+    "siglip2": "core.models.siglip2",
     "dinov2": "core.models.dinov2",
+    "dinov3": "core.models.dinov3",
     "sam": "core.models.sam",
+    "sam2": "core.models.sam2",
+    "edgetam": "core.models.edgetam",
     "timm": "core.models.timm_models",
     "grounding_dino": "core.models.grounding_dino",
     "owlv2": "core.models.owlv2",

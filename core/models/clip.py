@@ -10,6 +10,7 @@ import torch
 from open_clip.transform import PreprocessCfg, image_transform_v2
 from PIL import Image
 
+from core.analysis.retrieval import ZERO_SHOT_SCALE, ZeroShotRule
 from core.models import Can, Family
 from core.models.fast import clip_fast_paths
 from core.models.pixels import recipe_of
@@ -70,6 +71,7 @@ class CLIPAdapter:
         self._squash = image_transform_v2(PreprocessCfg(**{**cfg, "resize_mode": "squash"}), is_train=False)
         self._recipe = recipe_of(self.preprocess)  # the same recipe on the arrays, without PIL (or None)
         self.tokenizer = open_clip.get_tokenizer(spec.arch)
+        self.tokenizer_note = ""  # open_clip's BPE tokenizer ships in its wheel
 
     @property
     def device(self) -> torch.device:
@@ -87,6 +89,10 @@ class CLIPAdapter:
     def embed_text(self, texts: list[str]) -> torch.Tensor:
         """(T, D) text embeddings (unnormalised), in the joint space of `embed`."""
         return self.module.encode_text(self.tokenizer(texts).to(self.device))
+
+    def zero_shot_rule(self) -> ZeroShotRule:
+        """A softmax over the classes of 100 × cosine (CLIP's learned logit scale, trained up to its cap of 100)."""
+        return ZeroShotRule(sigmoid=False, scale=ZERO_SHOT_SCALE, model="CLIP")
 
     def patch_embeddings(self, images: list[np.ndarray], route: str = "maskclip") -> torch.Tensor:
         """(B, h, w, D) patch tokens in the joint image-text space, by `route` (one of `PATCH_ROUTES`):
@@ -138,7 +144,7 @@ FAMILY = Family(
     adapter=CLIPAdapter,
     build_module=build_module,
     weights=OpenClipHub(),
-    can=frozenset({Can.EMBED, Can.TEXT}),
+    can=frozenset({Can.EMBED, Can.TEXT, Can.DENSE_TEXT}),
     default="clip_vit_b32",
     tiny="clip_tiny",
     fast_paths=clip_fast_paths,

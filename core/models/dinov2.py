@@ -14,6 +14,7 @@ from transformers import (
 
 from core.models import Can, Family
 from core.models.fast import transformers_fast_paths
+from core.models.hf_vit import TokenGridViT
 from core.models.pixels import EvalRecipe
 from core.registry import ModelSpec
 from core.weights import HubSnapshot
@@ -64,18 +65,12 @@ def _processor(size: int, crop: bool) -> BitImageProcessor:
     )
 
 
-class DINOv2Adapter:
+class DINOv2Adapter(TokenGridViT):
     def __init__(self, spec: ModelSpec, weights: str, path: str | None):
-        self.spec, self.weights = spec, weights
-        self.module = build_module(spec, path)
-        self.num_layers = self.module.config.num_hidden_layers
+        super().__init__(spec, weights, build_module(spec, path))
         self.mean, self.std = IMAGENET_MEAN, IMAGENET_STD
         size = spec.input_size  # the processor's eval crop, on the arrays without PIL
         self._crop = EvalRecipe(round(size * 256 / 224), size, IMAGENET_MEAN, IMAGENET_STD, "bicubic", True)
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.module.parameters()).device
 
     def pixels(self, images: list[np.ndarray], size: int | None = None) -> torch.Tensor:
         """HWC uint8 RGB → (B, 3, S, S): eval crop at the model's size (resize 256/224, centre crop, as the
@@ -86,37 +81,6 @@ class DINOv2Adapter:
         writable = [np.require(im, requirements="W") for im in images]  # torch warns on read-only arrays
         return processor(images=writable, return_tensors="pt")["pixel_values"]
 
-    def embed(self, images: list[np.ndarray]) -> torch.Tensor:
-        """Normalised CLS token, (B, D)."""
-        return self.module(pixel_values=self.pixels(images).to(self.device)).pooler_output
-
-    def patch_tokens(self, images: list[np.ndarray], size: int, layer: int | None = None) -> torch.Tensor:
-        """(B, h, w, D) patch tokens of an image resized to `size`×`size` (a multiple of 14).
-
-        layer None: the last layer after the final LayerNorm (what DINOv2's PCA pictures use);
-        layer k in 1..num_layers: the raw output of block k. CLS and register tokens are dropped.
-        """
-        if layer is not None and not 1 <= layer <= self.num_layers:
-            raise ValueError(f"layer must be in 1..{self.num_layers}, got {layer}")
-        out = self._forward(images, size, hidden_states=layer is not None)
-        return self._grid(out.last_hidden_state if layer is None else out.hidden_states[layer], size)
-
-    def layer_tokens(self, images: list[np.ndarray], size: int) -> torch.Tensor:
-        """(L, B, h, w, D) raw patch tokens of every block 1..L from one forward pass (`patch_tokens(layer=k)`
-        for each k)."""
-        out = self._forward(images, size, hidden_states=True)
-        return torch.stack([self._grid(tokens, size) for tokens in out.hidden_states[1:]])
-
-    def _forward(self, images: list[np.ndarray], size: int, hidden_states: bool):
-        if size % self.spec.patch_size:
-            raise ValueError(f"size must be a multiple of {self.spec.patch_size}, got {size}")
-        return self.module(pixel_values=self.pixels(images, size).to(self.device), output_hidden_states=hidden_states)
-
-    def _grid(self, tokens: torch.Tensor, size: int) -> torch.Tensor:
-        """(B, T, D) tokens → (B, h, w, D) patch tokens (CLS and register tokens dropped)."""
-        grid = size // self.spec.patch_size
-        return tokens[:, 1 + self.spec.registers :].reshape(len(tokens), grid, grid, -1)
-
 
 FAMILY = Family(
     name="dinov2",
@@ -124,7 +88,7 @@ FAMILY = Family(
     adapter=DINOv2Adapter,
     build_module=build_module,
     weights=HubSnapshot(),
-    can=frozenset({Can.EMBED, Can.PATCHES}),
+    can=frozenset({Can.EMBED, Can.PATCHES, Can.ATTENTION}),
     default="dinov2_small",
     tiny="dinov2_tiny",
     fast_paths=transformers_fast_paths,

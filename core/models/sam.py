@@ -7,7 +7,7 @@ Images are HWC uint8 RGB. Points are (X, Y) in image pixels, boxes XYXY; masks c
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 from functools import partial
@@ -27,12 +27,45 @@ from core.weights import UrlCheckpoint
 
 @dataclass(frozen=True)
 class SamEmbedding:
-    """SAM image embedding of one image: features (C, h, w) float32, sizes as (H, W) in pixels."""
+    """The image embedding of one image: features (C, h, w) float32, sizes as (H, W) in pixels.
+
+    SAM 2 and EdgeTAM's mask decoder also takes high-resolution features: `levels`, finest first, each (C_i, r_i h,
+    r_i w) float32 (SAM 1 has none). The engine caches one array per image, `cached`; the adapter's `embedding_from`
+    rebuilds the embedding from it.
+    """
 
     features: np.ndarray
     original_size: tuple[int, int]  # the image as given
-    input_size: tuple[int, int]  # after resizing the longest side to the encoder's input size
+    input_size: tuple[int, int]  # after resizing to the encoder's input (SAM: longest side; SAM 2: the square)
     key: str = ""  # the image's content hash, when known: the page keys its state by it without hashing again
+    levels: tuple[np.ndarray, ...] = ()
+
+    @property
+    def cached(self) -> np.ndarray:
+        """The one array the engine caches: `features` itself without levels (SAM), else `pack_levels`."""
+        return pack_levels(self.features, self.levels) if self.levels else self.features
+
+
+def pack_levels(features: np.ndarray, levels: Sequence[np.ndarray]) -> np.ndarray:
+    """(C, h, w) features and finer (C_i, r h, r w) levels → one (C + Σ C_i r², h, w) float32 array: each level's
+    r × r pixel blocks become channels on the (h, w) grid (a pixel unshuffle). `unpack_levels` undoes it exactly."""
+    _, h, w = features.shape
+    parts = [features]
+    for level in levels:
+        c, r = level.shape[0], level.shape[1] // h
+        parts.append(level.reshape(c, h, r, w, r).transpose(0, 2, 4, 1, 3).reshape(c * r * r, h, w))
+    return np.concatenate(parts).astype(np.float32, copy=False)
+
+
+def unpack_levels(packed: np.ndarray, levels: Sequence[tuple[int, int]]) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+    """`pack_levels` undone: `levels` gives each level's (channels, scale r), finest first as packed."""
+    _, h, w = packed.shape
+    end = packed.shape[0] - sum(c * r * r for c, r in levels)
+    features, unpacked = packed[:end], []
+    for c, r in levels:
+        block, end = packed[end : end + c * r * r], end + c * r * r
+        unpacked.append(block.reshape(c, r, r, h, w).transpose(0, 3, 1, 4, 2).reshape(c, h * r, w * r))
+    return features, tuple(unpacked)
 
 
 @dataclass(frozen=True)
@@ -194,16 +227,7 @@ class SAMAdapter:
             box_nms_thresh=params.box_nms_thresh,
         )
         generator.predictor = _CachedPredictor(self.module, embedding)
-        device = next(self.module.parameters()).device.type
-        with guard or nullcontext(), torch.inference_mode(), torch.autocast(device, enabled=False):
-            records = sorted(generator.generate(image), key=lambda r: -r["area"])
-        h, w = image.shape[:2]
-        return AutoMasks(
-            np.array([r["segmentation"] for r in records], bool).reshape(-1, h, w),
-            np.array([r["area"] for r in records], np.int64),
-            np.array([r["predicted_iou"] for r in records], np.float32),
-            np.array([r["stability_score"] for r in records], np.float32),
-        )
+        return run_generator(generator, image, next(self.module.parameters()).device, guard)
 
 
 # ---- automatic masks --------------------------------------------------------------------------
@@ -242,6 +266,24 @@ class AutoMasks:
     areas: np.ndarray
     scores: np.ndarray
     stability: np.ndarray
+
+
+def run_generator(
+    generator: SamAutomaticMaskGenerator,
+    image: np.ndarray,
+    device: torch.device,
+    guard: AbstractContextManager | None = None,
+) -> AutoMasks:
+    """`generator.generate(image)` under `guard`, in fp32 with autocast off, as `AutoMasks` (largest first)."""
+    with guard or nullcontext(), torch.inference_mode(), torch.autocast(device.type, enabled=False):
+        records = sorted(generator.generate(image), key=lambda r: -r["area"])
+    h, w = image.shape[:2]
+    return AutoMasks(
+        np.array([r["segmentation"] for r in records], bool).reshape(-1, h, w),
+        np.array([r["area"] for r in records], np.int64),
+        np.array([r["predicted_iou"] for r in records], np.float32),
+        np.array([r["stability_score"] for r in records], np.float32),
+    )
 
 
 class _CachedPredictor(SamPredictor):

@@ -12,7 +12,7 @@ def test_references_pick_architecture_and_weights_separately():
     with pytest.raises(ValueError, match="no weights"):
         registry.parse("dinov2_small@openai")
     with pytest.raises(KeyError, match="Unknown model"):
-        registry.parse("dinov3_small")
+        registry.parse("dinov4_small")
 
 
 def test_every_family_has_real_models_and_a_tiny_one():
@@ -20,6 +20,7 @@ def test_every_family_has_real_models_and_a_tiny_one():
         ("clip", {"clip_vit_b32", "clip_vit_l14"}),
         ("sam", {"sam_vit_b", "sam_vit_l", "sam_vit_h"}),
         ("dinov2", {f"dinov2_{s}{r}" for s in ("small", "base", "large", "giant") for r in ("", "_reg")}),
+        ("dinov3", {f"dinov3_{s}" for s in ("small", "small_plus", "base", "large", "huge_plus", "7b")}),
     ):
         names = {s.name for s in registry.list_models(family)}
         assert real <= names and any(registry.get(n).tiny for n in names)
@@ -34,12 +35,13 @@ def test_model_cards_match_the_published_sizes():
     assert cards["dinov2_small"]["patch (px)"] == 14 and cards["clip_vit_b32"]["patch (px)"] == 32
 
 
-def test_register_pair_maps_either_name_to_both_with_the_same_weights():
-    assert registry.register_pair("dinov2_tiny@random") == ("dinov2_tiny@random", "dinov2_tiny_reg@random")
-    assert registry.register_pair("dinov2_tiny_reg@random") == ("dinov2_tiny@random", "dinov2_tiny_reg@random")
-    assert registry.register_pair("dinov2_small_reg") == ("dinov2_small@hf", "dinov2_small_reg@hf")
-    with pytest.raises(KeyError):
-        registry.register_pair("clip_tiny")
+def test_register_variants_pair_a_dinov2_model_with_its_twin_and_leave_others_alone():
+    assert registry.register_variants("dinov2_tiny@random") == ("dinov2_tiny@random", "dinov2_tiny_reg@random")
+    assert registry.register_variants("dinov2_tiny_reg@random") == ("dinov2_tiny@random", "dinov2_tiny_reg@random")
+    assert registry.register_variants("dinov2_small_reg") == ("dinov2_small@hf", "dinov2_small_reg@hf")
+    assert registry.register_variants("dinov3_small") == ("dinov3_small@lvd1689m",)  # registers always, no twin
+    assert registry.register_variants("dinov3_tiny") == ("dinov3_tiny@random",)
+    assert registry.register_variants("clip_tiny") == ("clip_tiny@random",)
 
 
 def test_display_name_shows_weights_except_for_tiny_test_models():

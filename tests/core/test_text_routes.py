@@ -164,8 +164,8 @@ def test_routes_say_which_model_is_missing():
     assert missing_models(ROUTES["grounded_sam"], MODELS) == ""
     no_detector = {"segment": "sam_tiny", "text": "clip_tiny"}
     assert missing_models(ROUTES["grounded_sam"], no_detector) == (
-        "Grounded-SAM: Grounding DINO boxes → SAM needs a model that gives boxes from text; none of the chosen "
-        "models does."
+        "Grounded-SAM: Grounding DINO boxes → SAM needs boxes from text, which none of the chosen models "
+        "(SAM tiny (test), CLIP tiny (test)) gives."
     )
-    assert ROUTES["maskclip_sam"].needs == (Can.TEXT, Can.PROMPTS) and set(DEFAULT_ROUTES) <= set(ROUTES)
+    assert ROUTES["maskclip_sam"].needs == (Can.DENSE_TEXT, Can.PROMPTS) and set(DEFAULT_ROUTES) <= set(ROUTES)
     assert ROUTE_FAMILIES["grounded_sam"] == {"detector": "grounding_dino"}

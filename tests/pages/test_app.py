@@ -190,3 +190,19 @@ def test_model_pickers_on_pages_say_when_weights_are_missing(monkeypatch):
     assert "ViT-B/16 ImageNet (timm) (in1k not found: random weights)" in at.multiselect(key="compare_models").options
     note = next(w.value for w in at.warning if "Random weights here" in w.value)
     assert "ViT-B/16 ImageNet (timm) (in1k not found: random weights)" in note
+
+
+def test_presenter_mode_hides_the_controls_and_can_be_left():
+    """One switch (or ?present=1) adds the projector layout and a way out; leaving removes both."""
+    from components.presenter import PRESENTER_CSS
+
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.query_params["present"] = "1"
+    at.run()
+    assert not at.exception
+    assert at.session_state["presenter"] is True
+    assert any(PRESENTER_CSS in h.proto.body for h in at.get("html"))
+    at.button(key="presenter_leave").click().run()
+    assert at.session_state["presenter"] is False
+    assert not any(PRESENTER_CSS in h.proto.body for h in at.get("html"))
+    assert not [b for b in at.button if b.key == "presenter_leave"]

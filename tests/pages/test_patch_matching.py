@@ -18,10 +18,10 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from components.matching_charts import MatchPair, build_pair, click_figures, heat_png
+from components.matching_charts import MatchPair, build_pair, click_figures, compute_click, heat_png
 from core.analysis.matching import compute_mutual_matches, compute_similarity, patch_box, similarity_map, top_matches
 from core.analysis.pca import compute_foreground
-from core.data import ImageSet, load_samples
+from core.data import ImageItem, ImageSet, load_samples
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
 PAGE = "pages/patch_matching.py"
@@ -32,15 +32,24 @@ READOUT = re.compile(
 )
 
 
-def open_page(a: int = 0, b: int = 1, **widgets) -> AppTest:
+def open_page(a: int = 0, b: int = 1, dense: str | None = None) -> AppTest:
+    """The page on images a and b, with the tiny DINOv2 or `dense` chosen in the sidebar's dense-features role."""
     at = AppTest.from_file(APP, default_timeout=180).run()
-    at.switch_page(PAGE).run()
+    at.switch_page(PAGE)
+    rerun(at, dense)
     if (a, b) != (0, 1):
         at.selectbox(key="match_a").set_value(a)
         at.selectbox(key="match_b").set_value(b)
-        at.run()
+        rerun(at, dense)
     assert not at.exception, at.exception
     return at
+
+
+def rerun(at: AppTest, dense: str | None) -> AppTest:
+    """AppTest draws the sidebar on its first run only, so a model chosen there is set again before every run."""
+    if dense:
+        at.session_state["sidebar_dense_model"] = dense
+    return at.run()
 
 
 def readout(at: AppTest) -> tuple[int, int, int, int, float, float]:
@@ -62,7 +71,7 @@ def array(value) -> np.ndarray:
     return flat.reshape([int(s) for s in str(shape).split(",")]) if shape else flat
 
 
-def click(at: AppTest, row: int, col: int) -> AppTest:
+def click(at: AppTest, row: int, col: int, dense: str | None = None) -> AppTest:
     """Click the centre marker of patch (row, col) of A, as read from the chart's own scatter grid."""
     trace = next(t for t in chart(at, "match_chart_a")["data"] if "customdata" in t)
     cells = array(trace["customdata"]).reshape(-1, 2)
@@ -70,7 +79,7 @@ def click(at: AppTest, row: int, col: int) -> AppTest:
     x, y = float(array(trace["x"])[i]), float(array(trace["y"])[i])
     point = {"x": x, "y": y, "curve_number": 1, "point_number": i, "point_index": i}
     at.session_state["match_chart_a"] = {"selection": {"points": [point], "point_indices": [i], "box": [], "lasso": []}}
-    at.run()
+    rerun(at, dense)
     assert not at.exception, at.exception
     return at
 
@@ -80,8 +89,8 @@ def samples() -> list[np.ndarray]:
     return load_samples().images
 
 
-def expected(engine, images: list[np.ndarray], size: int = 224, layer: int | None = None):
-    tokens = engine.patch_tokens(images, MODEL, layer, size)
+def expected(engine, images: list[np.ndarray], size: int = 224, layer: int | None = None, model: str = MODEL):
+    tokens = engine.patch_tokens(images, model, layer, size)
     return compute_similarity(tokens[0], tokens[-1]), tokens
 
 
@@ -187,3 +196,62 @@ def test_heat_png_export_is_b_at_full_size_with_the_best_match_boxed_in_red(plan
     assert len(fig_b.layout.shapes) == 2
     assert [t.type for t in fig_a.data] == ["image", "scatter", "scatter"]  # image, grid lines, click markers
     assert planted_pair.foreground is not None and planted_pair.foreground.shape == (2, 2, 3)
+
+
+def test_dinov3_in_the_sidebar_matches_on_its_16_px_grid(engine, samples):
+    at = open_page(a=1, b=0, dense="dinov3_tiny")  # A = chelsea (300 × 451), B = astronaut
+    assert any("224 px → 14 × 14 patches" in c.value for c in at.caption)
+    assert "16 × 16 px patch" in at.caption[0].value and "DINOv3" in at.caption[0].value
+    sizes = list(map(int, at.select_slider(key="match_size").options))
+    assert sizes[0] == 64 and all(size % 16 == 0 for size in sizes)
+    sim, _ = expected(engine, [samples[1], samples[0]], model="dinov3_tiny")
+    assert sim.grid_a == (14, 14)
+    assert_readout_matches(at, sim, 7, 7)
+    for row, col in [(2, 11), (13, 0)]:
+        click(at, row, col, dense="dinov3_tiny")
+        assert_readout_matches(at, sim, row, col)
+
+
+ASPECTS = [(128, 128), (96, 192), (192, 96), (120, 200)]  # H × W: square, wide, tall, 3 : 5
+
+
+@pytest.mark.parametrize("model", ["dinov3_tiny", "dinov2_tiny"])
+def test_a_click_on_a_painted_patch_finds_that_patch_in_another_image(engine, model):
+    """Paint one grid cell red in images of four aspect ratios (A on dark grey, B on light grey), click the cell's
+    centre through the page's click mapping (`compute_click`): the heat map over B peaks on that same cell.
+    The 16 cells on the diagonals of an 8 × 8 grid, 0 errors: register slicing, grid order and click mapping agree."""
+    patch = 16 if model == "dinov3_tiny" else 14
+    size, grid = 8 * patch, 8
+    errors = []
+    for height, width in ASPECTS:
+        cells = [(r, c) for r in range(grid) for c in {r, grid - 1 - r}]  # both diagonals: every row, column, corner
+        painted = {shade: [_painted(height, width, grid, r, c, shade) for r, c in cells] for shade in (60, 180)}
+        tokens_a = engine.patch_tokens(painted[60], model, None, size)
+        tokens_b = engine.patch_tokens(painted[180], model, None, size)
+        for i, (r, c) in enumerate(cells):
+            pair = build_pair(("a", "b"), (painted[60][i], painted[180][i]), (tokens_a[i], tokens_b[i]))
+            view = compute_click(pair, ((c + 0.5) / grid, (r + 0.5) / grid), k=1)
+            peak = np.unravel_index(int(np.argmax(view.heat)), view.heat.shape)
+            if (view.row, view.col) != (r, c) or tuple(map(int, peak)) != (r, c):
+                errors.append(((height, width), (r, c), (view.row, view.col), peak))
+    assert not errors, errors[:5]
+
+
+def _painted(height: int, width: int, grid: int, row: int, col: int, shade: int) -> np.ndarray:
+    """HWC uint8 grey `shade` with cell (row, col) of a `grid` × `grid` split of the image painted red."""
+    image = np.full((height, width, 3), shade, np.uint8)
+    h, w = height // grid, width // grid
+    image[row * h : (row + 1) * h, col * w : (col + 1) * w] = (220, 30, 30)
+    return image
+
+
+def test_an_image_smaller_than_the_patch_grid_gets_one_sentence_and_still_runs(samples):
+    at = AppTest.from_file(APP, default_timeout=180).run()
+    tiny = np.random.default_rng(0).integers(0, 256, (10, 12, 3), dtype=np.uint8)
+    at.session_state["working_set"] = ImageSet([ImageItem("speck.png", tiny), ImageItem("astronaut", samples[0])])
+    rerun(at.switch_page(PAGE), "dinov3_tiny")
+    assert not at.exception, at.exception
+    notes = [i.value for i in at.info if "patch grid" in i.value]
+    assert notes == ["A 12×10 px image has fewer pixels than the 14×14 patch grid, so each patch sees less than one "
+                     "of its pixels: pick a smaller input size or a larger image."]  # fmt: skip
+    assert readout(at)[:2] == (7, 7)  # the page still works on it

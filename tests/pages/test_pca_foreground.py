@@ -37,9 +37,18 @@ def media(monkeypatch) -> list[MemoryMediaFileStorage]:
     return made
 
 
-def _open_page() -> AppTest:
+def _open_page(dense: str | None = None) -> AppTest:
+    """The page with the tiny DINOv2, or `dense` chosen in the sidebar's dense-features role."""
     at = AppTest.from_file(APP, default_timeout=180).run()
-    return _clean(at.switch_page("pages/pca_foreground.py").run())
+    at.switch_page("pages/pca_foreground.py")
+    return _clean(_run(at, dense) if dense else at.run())
+
+
+def _run(at: AppTest, dense: str) -> AppTest:
+    """Run with `dense` chosen in the sidebar. AppTest draws the sidebar on its first run only, so its picker's
+    value is dropped after each run: set it again before every one."""
+    at.session_state["sidebar_dense_model"] = dense
+    return at.run()
 
 
 def _clean(at: AppTest) -> AppTest:
@@ -150,7 +159,7 @@ def test_joint_registers_and_norms_views(media):
     titles = [m.value for m in _clean(at).markdown if m.value.startswith("**DINOv2")]
     assert len(titles) == 2 and "registers" in titles[1] and "registers" not in titles[0]
     note = next(w.value for w in _clean(at).warning if "Random weights here" in w.value)
-    assert "comparison means nothing" in note and "registers" in note  # both tiny models of the pair run random
+    assert "view means nothing" in note and "registers" in note  # both tiny models of the pair run random
     first, second = _pixels(at, media, PANELS["pc1"])
     assert first.shape == second.shape and not np.array_equal(first, second)  # two different models ran
     assert len(_pixels(at, media, PANELS["norms"])) == 2
@@ -205,3 +214,35 @@ def test_token_norms_of_all_blocks_come_from_one_forward_pass(media, monkeypatch
     at.radio(key="pca_mode").set_value(NORMS).run()
     assert [c.split(":")[0] for c in (image.captions[0] for image in _clean(at).image[1:])] == ["Block 1", "Block 2"]
     assert all_layers["n"] == 1 and per_layer["n"] == 0
+
+
+def test_dinov3_runs_every_view_on_its_16_px_patch_grid(media):
+    """DINOv3 chosen in the sidebar: sizes are multiples of 16, the grid is size / 16, and the registers view shows
+    the model alone with a one-line note (it always has registers: there is no twin to compare with)."""
+    at = _open_page("dinov3_tiny")
+    assert [image.captions[0] for image in at.image] == RECIPE
+    size = at.select_slider(key="pca_size")
+    assert size.value == 448 and all(option % 16 == 0 for option in map(int, size.options))
+    assert "1 image × 28×28 patches = 784 tokens" in " ".join(c.value for c in at.caption)
+    assert 0 < _mask(at, media).mean() < 1
+
+    at.radio(key="pca_mode").set_value(REGISTERS)
+    _run(at, "dinov3_tiny")
+    titles = [m.value for m in _clean(at).markdown if m.value.startswith("**DINOv")]
+    assert len(titles) == 1 and titles[0].startswith("**DINOv3 tiny (test)**")
+    assert any("no twin" in i.value and "always has 4" in i.value for i in at.info)
+    assert len(_pixels(at, media, PANELS["pc1"])) == 1 and len(_pixels(at, media, PANELS["norms"])) == 1
+
+    at.radio(key="pca_mode").set_value(NORMS)
+    _run(at, "dinov3_tiny")
+    assert [c.split(":")[0] for c in (image.captions[0] for image in _clean(at).image[1:])] == ["Block 1", "Block 2"]
+    assert "size / 16 patches" in at.select_slider(key="pca_size").help
+
+
+def test_a_size_kept_from_dinov2_moves_to_the_nearest_multiple_of_16(media):
+    at = _open_page()
+    at.select_slider(key="pca_size").set_value(238).run()  # 17 DINOv2 patches: not a multiple of 16
+    _run(at, "dinov3_tiny")
+    assert _clean(at).select_slider(key="pca_size").value == 240
+    assert "1 image × 15×15 patches" in " ".join(c.value for c in at.caption)
+    assert [image.captions[0] for image in at.image] == RECIPE

@@ -389,3 +389,63 @@ def test_automatic_masks_are_counted_and_drawn(engine, monkeypatch):
     np.testing.assert_array_equal(drawn, expected)
     outside = ~masks.any(axis=0)
     assert outside.any() and (drawn[outside] == image[outside]).all()
+
+
+# ---- SAM 2 and EdgeTAM on the same page ----------------------------------------------------------------
+@pytest.mark.parametrize("model", ["sam2_tiny", "edgetam_tiny"])
+def test_sam2_clicks_draw_its_mask_and_two_points_show_one_candidate(engine, model):
+    """The sidebar's Segmenter set to SAM 2 (EdgeTAM): a click draws SAM 2's best candidate of three; a second
+    point gives one mask, SAM 2's single-mask output on the first click's fed-back logits, and no picker."""
+    at = AppTest.from_file(PAGE, default_timeout=180)
+    at.session_state["sidebar_segment_model"] = model  # what the sidebar's picker stores
+    at.run()
+    assert not at.exception, at.exception
+    image = load_samples().items[0].image
+    plain = canvas(at)["pixels"]
+    point = Prompt("point", (256.0, 200.0))
+    click(at, "point", *point.xy)
+    (key,) = at.session_state["seg_images"]
+    assert key.startswith(f"{model}@random|")
+    embedding = engine.sam_embedding(image, model)
+    expected = engine.sam_predict(embedding, model, SamPrompt(np.array([point.xy]), np.array([1])))
+    step = state(at).steps[0]
+    assert step.prediction.masks.shape == (3, *image.shape[:2])
+    np.testing.assert_array_equal(step.prediction.masks, expected.masks)
+    best = int(np.argmax(expected.scores))
+    mask = resize_map(expected.masks[best], plain.shape[:2], nearest=True) > 0.5
+    assert 0.02 < mask.mean() < 0.98
+    shown = canvas(at)["pixels"]
+    changed = np.abs(shown.astype(int) - plain).max(axis=2) > 20
+    shift = shown[mask].astype(int) - plain[mask]
+    assert changed[mask].mean() > 0.99 and shift[:, 2].mean() > 20 and shift[:, 0].mean() < -20  # dodger blue
+    assert changed[~mask].mean() < changed[mask].mean() - 0.3  # the JPEG background rings near the mask's edges
+    edge = mask_contour(mask, 8) | mask_contour(~mask, 8)
+    if model == "sam2_tiny":  # its mask has areas away from edges (the tiny EdgeTAM's is fine-grained noise)
+        assert changed[~mask & ~edge].mean() < 0.001
+    assert at.radio(key=f"seg_pick_{step.serial}").options[0].startswith("1 (predicted IoU")
+
+    negative = Prompt("point", (60.0, 60.0), positive=False)
+    click(at, "point", *negative.xy, positive=False)
+    second = state(at).steps[1].prediction
+    both = SamPrompt(np.array([point.xy, negative.xy]), np.array([1, 0]), None, expected.logits[[best]])
+    assert not both.multimask and second.masks.shape == (1, *image.shape[:2])
+    np.testing.assert_array_equal(second.masks, engine.sam_predict(embedding, model, both).masks)
+    assert all(not r.key.startswith("seg_pick_") for r in at.radio)
+    captions = [c for shown in at.get("image") for c in shown.captions]
+    assert captions[-1] == f"SAM's one mask for several prompts · predicted IoU {second.scores[0]:.2f}"
+
+
+def test_on_a_cpu_the_page_suggests_the_model_that_encodes_fastest(monkeypatch):
+    monkeypatch.setattr(segment_view, "get_engine", lambda: Engine(device="cpu", cache=None))
+    monkeypatch.setattr(segment_view, "_measured_s", lambda: {})
+    hint = segment_view.faster_model_hint("sam_vit_b@random")
+    assert hint.startswith("On this CPU, EdgeTAM encodes an image in about 12 s, SAM ViT-B in about 35 s")
+    assert hint.endswith(f"2-core CPU, {segment_view.CPU_EMBED_DATE}): pick EdgeTAM as the Segmenter in the sidebar "
+                         "for a quicker first mask.")  # fmt: skip
+    assert segment_view.faster_model_hint("edgetam") is None  # the fastest already
+    assert segment_view.faster_model_hint("sam_tiny") is None  # test models: no advice
+    measured = {"sam_vit_b|cpu": 15.0, "edgetam|cpu": 10.0}  # this server measured both: its numbers count
+    monkeypatch.setattr(segment_view, "_measured_s", lambda: measured)
+    assert segment_view.faster_model_hint("sam_vit_b") is None
+    monkeypatch.setattr(segment_view, "get_engine", lambda: Engine(device="cuda:0", cache=None))
+    assert segment_view.faster_model_hint("sam2_hiera_large") is None  # on a GPU every encoder is quick

@@ -99,7 +99,7 @@ def test_thresholds_bad_phrases_and_routes_that_cannot_run(monkeypatch):
     assert "No instance above the threshold 1.00; the best score was" in panel
 
     at.multiselect(key="tm_routes").set_value(["maskclip_sam", "needs_attention"]).run()
-    assert any(i.value.startswith("Attention route needs a model that gives attention maps") for i in at.info)
+    assert any(i.value.startswith("Attention route needs attention maps, which none of the chosen") for i in at.info)
 
     for bad in ("...", "", "?!"):
         at.text_input(key="tm_prompt").set_value(bad).run()

@@ -150,3 +150,23 @@ def test_a_single_class_upload_leaves_no_dead_end_on_the_pages_that_need_classes
     assert not at.exception
     assert "Give at least two classes" not in _texts(at.info)  # cats and the sample classes are offered
     assert "7 unlabeled images are left out of the accuracy." in _texts(at.caption)  # the cats are scored
+
+
+def _jpeg(seed: int) -> bytes:
+    return corpus.encode(corpus.rgb(48, 32, seed=seed), "JPEG")
+
+
+def test_a_camera_photo_lands_in_the_working_set_once_and_the_camera_comes_back_empty():
+    at = _page()
+    before = len(at.session_state["working_set"].items)
+    assert not at.get("camera_input")  # the browser is asked for the camera only after the switch
+    at.toggle(key="upload_camera_on").set_value(True).run()
+    (camera,) = at.get("camera_input")
+    camera.set_value(("shot.jpg", _jpeg(7), "image/jpeg")).run()
+    items = at.session_state["working_set"].items
+    assert len(items) == before + 1 and items[-1].name.startswith("camera-")
+    assert at.success and "Added 1 image" in at.success[0].value
+    (fresh,) = at.get("camera_input")
+    assert fresh.key != camera.key and fresh.value is None  # ready for the next shot
+    at.run()  # a later run adds nothing again
+    assert len(at.session_state["working_set"].items) == before + 1
