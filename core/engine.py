@@ -14,6 +14,7 @@ from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -28,6 +29,10 @@ from core.models.fast import apply_fast_paths
 from core.models.sam import AutoMaskParams, AutoMasks, SamEmbedding, SamPrediction, SamPrompt
 from core.registry import ModelRef, parse
 from core.weights import WeightsStatus, WeightsUnavailable, fetch, locate, unavailable
+
+if TYPE_CHECKING:
+    from core.models.paligemma import Answer
+    from core.models.sam3 import ConceptMasks
 
 log = logging.getLogger(__name__)
 Progress = Callable[[int, int], None]  # (done, total)
@@ -453,6 +458,48 @@ class Engine:
         again), under the model lock; `progress(done, total)` counts batches of point prompts."""
         loaded = self.model(model)
         return loaded.adapter.auto_masks(image, embedding, params, loaded.lock, progress)
+
+    def concept_masks(
+        self,
+        image: np.ndarray,
+        phrase: str,
+        model: str | ModelRef = "sam3",
+        exemplar_box: np.ndarray | None = None,
+        threshold: float = 0.5,
+    ) -> ConceptMasks:
+        """SAM 3's instances of `phrase` and/or of the concept in `exemplar_box` (XYXY pixels) on one HWC uint8 RGB
+        image, scores above `threshold`, best first. The vision encoder runs once per image and weights: its FPN
+        features stay in the in-memory LRU only (~110 MB at 1008 px: too big for the disk cache); each phrase or box
+        then runs the text encoder, detector and mask decoder alone (`Sam3Adapter.concepts`)."""
+        loaded = self._able(model, Can.CONCEPTS)
+        key = str(CacheKey(image_hash(image), loaded.key, "sam3_fpn"))
+        features = self._memory.get(key)
+        if features is None:
+            with self._forward(loaded):
+                features = loaded.adapter.vision_features(image)
+            self._memory.put(key, features, sum(level.nbytes for level in features))
+        with self._forward(loaded):
+            return loaded.adapter.concepts(features, image.shape[:2], phrase, exemplar_box, threshold)
+
+    def generate(
+        self,
+        image: np.ndarray,
+        prompt: str,
+        model: str | ModelRef = "paligemma2_3b_224",
+        max_new_tokens: int = 32,
+        progress: Progress | None = None,
+    ) -> Answer:
+        """A vision-language model's greedy answer to `prompt` ("caption en", "detect cat ; dog") about one HWC uint8
+        RGB image; `progress(done, max_new_tokens)` after each token. Answers are deterministic, so they are kept in
+        the in-memory LRU by image hash, weights, prompt and token budget."""
+        loaded = self._able(model, Can.CAPTION)
+        key = f"generate|{loaded.key}|{image_hash(image)}|{max_new_tokens}|{prompt}"
+        answer = self._memory.get(key)
+        if answer is None:
+            with self._forward(loaded):
+                answer = loaded.adapter.generate(image, prompt, max_new_tokens, progress)
+            self._memory.put(key, answer, answer.tokens.nbytes + len(key))
+        return answer
 
 
 def _empty_cuda_cache() -> None:

@@ -100,6 +100,65 @@ _TINY_DINOV2 = {
     "image_size": 56,
 }
 
+_TINY_SAM3 = {  # every sub-config shrunk; the FPN levels of a 112 px input are 32², 16², 8², 4²
+    "vision_config": {
+        "backbone_config": {
+            "model_type": "sam3_vit_model",
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "image_size": 112,
+            "patch_size": 14,
+            "window_size": 4,
+            "global_attn_indexes": [1],
+            "pretrain_image_size": 56,
+        },
+        "fpn_hidden_size": 32,
+        "backbone_feature_sizes": [[32, 32], [16, 16], [8, 8]],
+    },
+    "text_config": {
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "projection_dim": 32,
+        "vocab_size": 49408,  # CLIP's BPE vocabulary (the real tokenizer)
+        "max_position_embeddings": 32,
+    },
+    "geometry_encoder_config": {
+        "hidden_size": 32,
+        "num_layers": 1,
+        "num_attention_heads": 2,
+        "intermediate_size": 64,
+        "roi_size": 2,
+    },
+    "detr_encoder_config": {"hidden_size": 32, "num_layers": 1, "num_attention_heads": 2, "intermediate_size": 64},
+    "detr_decoder_config": {
+        "hidden_size": 32,
+        "num_layers": 2,
+        "num_queries": 10,
+        "num_attention_heads": 2,
+        "intermediate_size": 64,
+    },
+    "mask_decoder_config": {"hidden_size": 32, "num_attention_heads": 2},
+}
+
+_TINY_PALIGEMMA = {  # with its stand-in tokenizer's 512 text tokens (core.models.paligemma.offline_tokenizer)
+    "text_vocab": 512,
+    "vision": {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2},
+    "text": {
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "num_key_value_heads": 1,
+        "head_dim": 16,
+        "query_pre_attn_scalar": 16,
+        "sliding_window": 64,
+    },
+}
+
 _SPECS: tuple[ModelSpec, ...] = (
     _clip("clip_vit_b32", "ViT-B-32", "CLIP ViT-B/32", 32, 512, ("openai", "laion2b_s34b_b79k")),
     _clip("clip_vit_l14", "ViT-L-14", "CLIP ViT-L/14", 14, 768, ("openai", "laion2b_s32b_b82k")),
@@ -140,6 +199,13 @@ _SPECS: tuple[ModelSpec, ...] = (
     _sam2("base-plus", "SAM 2.1 Hiera-B+"),
     _sam2("large", "SAM 2.1 Hiera-L"),
     ModelSpec("edgetam", "edgetam", "yonigozlan/EdgeTAM-hf", "EdgeTAM", 1024, 16, 256, ("hf",)),
+    ModelSpec("sam3", "sam3", "facebook/sam3", "SAM 3", 1008, 14, 256, ("hf",)),
+    ModelSpec(
+        "paligemma2_3b_224", "paligemma", "google/paligemma2-3b-pt-224", "PaliGemma 2 3B 224", 224, 14, 2304, ("hf",)
+    ),
+    ModelSpec(
+        "paligemma2_3b_448", "paligemma", "google/paligemma2-3b-pt-448", "PaliGemma 2 3B 448", 448, 14, 2304, ("hf",)
+    ),
     _timm("timm_vit_b16", "vit_base_patch16_224.augreg2_in21k_ft_in1k", "ViT-B/16 ImageNet (timm)", 16, 768),
     _timm("timm_convnext_tiny", "convnext_tiny.fb_in1k", "ConvNeXt-T ImageNet (timm)", 32, 768),
     _detector(
@@ -355,6 +421,28 @@ _SPECS: tuple[ModelSpec, ...] = (
         32,
         tiny=True,
         config={"repvit_dims": (8, 16, 32, 64), "hidden": 32},
+    ),
+    ModelSpec(
+        "sam3_tiny",
+        "sam3",
+        "sam3-tiny",
+        "SAM 3 tiny (test)",
+        112,
+        14,
+        32,
+        tiny=True,
+        config=_TINY_SAM3,
+    ),
+    ModelSpec(
+        "paligemma_tiny",
+        "paligemma",
+        "paligemma-tiny",
+        "PaliGemma tiny (test)",
+        28,
+        14,
+        32,
+        tiny=True,
+        config=_TINY_PALIGEMMA,
     ),
 )
 _BY_NAME = {s.name: s for s in _SPECS}

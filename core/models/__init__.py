@@ -17,6 +17,9 @@ Every adapter has `spec`, `weights` (the weights actually loaded: a tag or "rand
 - `Can.ATTENTION`: `attentions(images, size, layer)` from the model's own eager attention path.
 - `Can.DETECT`: `detect(image, phrase, box_threshold, text_threshold) -> Detections` (`core/models/detection.py`
   defines the result type every detector family shares).
+- `Can.CONCEPTS`: `vision_features(image)` once per image, then `concepts(features, size, phrase, box, threshold)`
+  (`core/models/sam3.py`).
+- `Can.CAPTION`: `generate(image, prompt, max_new_tokens, progress)` → `Answer` (`core/models/paligemma.py`).
 """
 
 from __future__ import annotations
@@ -42,6 +45,8 @@ class Can(StrEnum):
     PROMPTS = "masks from prompts"  # masks from points and boxes
     ATTENTION = "attention maps"  # from the model's own attention
     DETECT = "boxes from text"  # boxes, scores and phrase labels for a text query
+    CONCEPTS = "masks from a phrase"  # every instance of a noun phrase or an exemplar box
+    CAPTION = "answers in words"  # caption, "detect X" (boxes as <loc> tokens)
 
 
 class Adapter(Protocol):
@@ -78,6 +83,8 @@ _FAMILY_MODULES = {
     "sam": "core.models.sam",
     "sam2": "core.models.sam2",
     "edgetam": "core.models.edgetam",
+    "sam3": "core.models.sam3",
+    "paligemma": "core.models.paligemma",
     "timm": "core.models.timm_models",
     "grounding_dino": "core.models.grounding_dino",
     "owlv2": "core.models.owlv2",
