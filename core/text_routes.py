@@ -201,8 +201,20 @@ ROUTES.update(
 ROUTE_FAMILIES: dict[str, dict[str, str]] = {
     "grounded_sam": {"detector": "grounding_dino"},
     "owlv2_sam": {"detector": "owlv2"},
+    "sam3": {"concept": "sam3"},
+    "paligemma_sam": {"vlm": "paligemma"},
 }
 DEFAULT_ROUTES = ("grounded_sam", "maskclip_sam")
+
+
+def _concept_routes() -> None:
+    """SAM 3 and PaliGemma 2 → SAM (`core/concept_routes.py`) join the routes, after the ones defined here."""
+    from core.concept_routes import ROUTES_EXTRA
+
+    ROUTES.update(ROUTES_EXTRA)
+
+
+_concept_routes()
 
 
 def missing_models(route: Route, models: dict[str, str]) -> str:

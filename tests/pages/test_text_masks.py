@@ -60,8 +60,9 @@ def test_side_by_side_shows_each_routes_masks_and_exports_them(fresh, saved, mon
     at = open_page()
     assert [t for t in spinners if t.endswith("…")] == [f"{ROUTES[r].title}…" for r in ("grounded_sam", "maskclip_sam")]
     image = load_samples().images[0]
-    models = {name: MODELS | {"detector": "owlv2_tiny@random"} if name == "owlv2_sam" else MODELS for name in ROUTES}
-    expected = {name: ROUTES[name].run(fresh, image, "a cat.", models[name], RouteOptions(), None) for name in ROUTES}
+    ours = ("grounded_sam", "owlv2_sam", "maskclip_sam", "clip_final_sam")
+    models = {name: MODELS | {"detector": "owlv2_tiny@random"} if name == "owlv2_sam" else MODELS for name in ours}
+    expected = {name: ROUTES[name].run(fresh, image, "a cat.", models[name], RouteOptions(), None) for name in ours}
     assert [m.value for m in at.markdown if m.value.startswith("**")][:2] == [
         f"**{ROUTES['grounded_sam'].title}**",
         f"**{ROUTES['maskclip_sam'].title}**",
@@ -81,7 +82,8 @@ def test_side_by_side_shows_each_routes_masks_and_exports_them(fresh, saved, mon
     assert not at.exception and not at.error
     assert at.selectbox(key="tm_owlv2").value == "owlv2_tiny@random"  # each detector route's model, picked here
     panel = panels(at)
-    assert len(panel) == 4 and panel[1].startswith(f"{len(expected['owlv2_sam'])} instances · ")
+    assert len(panel) == len(ROUTES) == 6  # with SAM 3 and PaliGemma 2 → SAM (core/concept_routes.py)
+    assert panel[1].startswith(f"{len(expected['owlv2_sam'])} instances · ")
 
     at.selectbox(key="tm_coco").set_value("clip_final_sam").run()
     coco = saved[f"{Path(load_samples().names[0]).stem}_clip_final_sam_coco.json"]
