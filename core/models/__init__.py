@@ -15,8 +15,8 @@ Every adapter has `spec`, `weights` (the weights actually loaded: a tag or "rand
 - `Can.PROMPTS`: `image_embedding`, `embedding_from`, `predict(SamEmbedding, SamPrompt)`, `auto_masks`
   (`core/models/sam.py` defines the prompt and result types every promptable family shares).
 - `Can.ATTENTION`: `attentions(images, size, layer)` from the model's own eager attention path.
-- `Can.DETECT`: `detect(image, phrase, box_threshold, text_threshold) -> Detections` (`core/models/detection.py`
-  defines the result type every detector family shares).
+- `Can.DETECT`: `raw(image, phrases)` (the forward pass, cached by the engine) and `detections(raw, phrases, size,
+  box_threshold, text_threshold) -> Detections` (`core/models/detection.py`: what every detector family shares).
 - `Can.CONCEPTS`: `vision_features(image)` once per image, then `concepts(features, size, phrase, box, threshold)`
   (`core/models/sam3.py`).
 - `Can.CAPTION`: `generate(image, prompt, max_new_tokens, progress)` → `Answer` (`core/models/paligemma.py`).
