@@ -7,6 +7,7 @@ a small in-memory LRU and in the persistent on-disk cache. There is never a shar
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 from collections import Counter, OrderedDict, deque
@@ -23,6 +24,7 @@ from core.cache import CacheKey, EmbeddingCache
 from core.data import image_hash
 from core.models import Adapter, Can, build_adapter, can, families, family
 from core.models.attention_groups import AttentionMaps, split_attention
+from core.models.detection import Detections, split_phrases
 from core.models.fast import apply_fast_paths
 from core.models.sam import AutoMaskParams, AutoMasks, SamEmbedding, SamPrediction, SamPrompt
 from core.registry import ModelRef, parse
@@ -401,6 +403,28 @@ class Engine:
 
         kind = "clip_patches" if route == "final" else f"clip_patches_{route}"  # the final route keeps its old key
         return self._cached([image], lambda h: CacheKey(h, loaded.key, kind), compute, None)[0]
+
+    def detect(
+        self,
+        image: np.ndarray,
+        phrases: str,
+        model: str | ModelRef,
+        box_threshold: float = 0.35,
+        text_threshold: float = 0.25,
+    ) -> Detections:
+        """Boxes for `phrases` ("a dog. a red car.") on one HWC uint8 RGB image, by a `Can.DETECT` model, through
+        its processor's own post-processing. The raw outputs are cached by image hash, phrases and weights, so
+        moving a threshold only post-processes again."""
+        loaded = self._able(model, Can.DETECT)
+        queries = split_phrases(phrases)
+        kind = f"detect_{hashlib.sha256(chr(31).join(queries).encode()).hexdigest()[:16]}"
+
+        def compute(batch: list[np.ndarray]) -> list[np.ndarray]:
+            with self._forward(loaded):
+                return [_to_numpy(loaded.adapter.raw(im, queries)) for im in batch]
+
+        raw = self._cached([image], lambda h: CacheKey(h, loaded.key, kind), compute, None)[0]
+        return loaded.adapter.detections(raw, queries, image.shape[:2], box_threshold, text_threshold)
 
     def sam_embedding(self, image: np.ndarray, model: str | ModelRef = "sam_vit_b") -> SamEmbedding:
         """The SAM image embedding of one image, computed once and cached by image hash (which it carries)."""

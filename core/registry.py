@@ -79,6 +79,12 @@ def _sam(kind: str, title: str, checkpoint: Checkpoint) -> ModelSpec:
     return ModelSpec(f"sam_{kind}", "sam", kind, title, 1024, 16, 256, ("meta",), checkpoint)
 
 
+def _detector(name: str, family: str, arch: str, title: str, size: int, patch: int, dim: int) -> ModelSpec:
+    """A text-prompted detector: `size` is the model's input side (Grounding DINO: the shortest edge), `dim` its
+    query/embedding width."""
+    return ModelSpec(name, family, arch, title, size, patch, dim, ("hf",))
+
+
 def _sam2(size: str, title: str) -> ModelSpec:
     """A SAM 2.1 image model from the hub (`facebook/sam2.1-hiera-<size>`, transformers weights)."""
     name = f"sam2_hiera_{size.replace('-', '_')}"
@@ -202,6 +208,13 @@ _SPECS: tuple[ModelSpec, ...] = (
     ),
     _timm("timm_vit_b16", "vit_base_patch16_224.augreg2_in21k_ft_in1k", "ViT-B/16 ImageNet (timm)", 16, 768),
     _timm("timm_convnext_tiny", "convnext_tiny.fb_in1k", "ConvNeXt-T ImageNet (timm)", 32, 768),
+    _detector(
+        "grounding_dino_tiny", "grounding_dino", "IDEA-Research/grounding-dino-tiny", "Grounding DINO-T", 800, 4, 256
+    ),
+    _detector(
+        "grounding_dino_base", "grounding_dino", "IDEA-Research/grounding-dino-base", "Grounding DINO-B", 800, 4, 256
+    ),
+    _detector("owlv2_base", "owlv2", "google/owlv2-base-patch16-ensemble", "OWLv2 B/16 (ensemble)", 960, 16, 512),
     # Tiny random-init variants, built from the same library classes (offline use and tests).
     ModelSpec(
         "clip_tiny",
@@ -317,6 +330,74 @@ _SPECS: tuple[ModelSpec, ...] = (
             "window_size": 4,
             "prompt_embed_dim": 32,
             "image_size": 256,
+        },
+    ),
+    ModelSpec(
+        "gdino_tiny",
+        "grounding_dino",
+        "grounding-dino-tiny-test",
+        "Grounding DINO tiny (test)",
+        128,
+        4,
+        32,
+        tiny=True,
+        config={
+            "backbone_config": {
+                "model_type": "swin",
+                "embed_dim": 8,
+                "depths": [1, 1, 1, 1],
+                "num_heads": [1, 1, 1, 1],
+                "window_size": 4,
+                "image_size": 64,
+                "out_indices": [2, 3, 4],
+            },
+            "text_config": {
+                "model_type": "bert",
+                "vocab_size": 128,
+                "hidden_size": 16,
+                "num_hidden_layers": 1,
+                "num_attention_heads": 2,
+                "intermediate_size": 32,
+            },
+            "d_model": 32,  # GroupNorm(32, d_model) needs a multiple of 32
+            "encoder_layers": 1,
+            "decoder_layers": 2,  # the tied box heads need a decoder layer beyond the first
+            "encoder_ffn_dim": 32,
+            "decoder_ffn_dim": 32,
+            "encoder_attention_heads": 2,
+            "decoder_attention_heads": 2,
+            "encoder_n_points": 2,
+            "decoder_n_points": 2,
+            "num_queries": 12,
+            "shortest_edge": 128,  # the image processor's resize: at 64 px a wide image's coarsest level is 1 pixel
+            "longest_edge": 213,  # high, which GroupNorm(32, 32) rejects
+        },
+    ),
+    ModelSpec(
+        "owlv2_tiny",
+        "owlv2",
+        "owlv2-tiny-test",
+        "OWLv2 tiny (test)",
+        64,
+        16,
+        32,
+        tiny=True,
+        config={
+            "text_config": {
+                "hidden_size": 32,
+                "intermediate_size": 64,
+                "num_hidden_layers": 1,
+                "num_attention_heads": 2,
+            },
+            "vision_config": {
+                "image_size": 64,
+                "patch_size": 16,
+                "hidden_size": 32,
+                "intermediate_size": 64,
+                "num_hidden_layers": 1,
+                "num_attention_heads": 2,
+            },
+            "projection_dim": 32,
         },
     ),
     ModelSpec(

@@ -1,63 +1,58 @@
-"""Text masks: CLIP patch similarity to a text picks points, SAM turns them into a mask (coarse, MaskCLIP-style)."""
+"""Text masks: one phrase, one image → each route's masks side by side; then one route over the whole working set."""
 
-import numpy as np
 import streamlit as st
 
-from components import retrieval_view as view
-from components.errors import user_errors
+from components import text_masks_view as view
 from components.images import pick_image
-from components.sidebar import SEGMENT, TEXT, model_label, selected_model
-from components.state import get_engine, get_working_set
-from core import registry
-from core.analysis.retrieval import class_embeddings, expand_prompts, patch_text_similarity, peak_points
-from core.models import Can, can
-from core.models.sam import SamPrompt
-from core.text import count
+from components.sidebar import random_note
+from components.state import get_working_set
+from core.models.detection import split_phrases
 
 st.title("Text masks")
-st.warning(
-    "**Coarse by design.** CLIP learned to match text with whole images, not with patches, so its patch-level "
-    "similarity to a text is a rough heat map (as in MaskCLIP-style methods). The mask is SAM's answer to a few "
-    "points placed at the most similar patches: good when the peak lands on the object, wrong when it does not.",
-    icon=":material/info:",
+st.caption(
+    "Words to masks, several ways. **Grounded-SAM**: Grounding DINO finds a box for each thing the phrase names, "
+    "each box prompts SAM. **OWLv2** does the same with another detector. **MaskCLIP → SAM**: CLIP's patch "
+    "similarity to the phrase (MaskCLIP's value embeddings, which localise) puts points on SAM; the raw final-layer "
+    "route shows why that change matters. Separate things with full stops: “a dog. a red car.”"
 )
-
-if not can(registry.parse(selected_model(TEXT)).spec, Can.DENSE_TEXT):
-    st.info(
-        f"Text masks need patch tokens in the image–text space, which {model_label(selected_model(TEXT))} does not "
-        "have (it pools its patches with an attention head before the joint space): choose a CLIP model as the "
-        "sidebar's image–text model."
-    )
-    st.stop()
 
 images = get_working_set()
 if not images.items:
     st.info("The working set is empty. Add images on the Upload page.")
     st.stop()
 
-left, right = st.columns(2)
-with left:
-    index = pick_image(images, "Image", key="tm_image")
-prompt = right.text_input("What to find (a short noun phrase)", "cat", key="tm_prompt").strip()
-n_points = right.slider("Points for SAM (the most similar patches)", 1, 5, 1, key="tm_points")
-if not prompt:
-    st.info("Type what to find, for example “cat” or “red car”.")
-    st.stop()
+phrase = st.text_input("What to find", "a cat.", key="tm_prompt", max_chars=2000)
+routes = view.pick_routes(key="tm")
+options = view.pick_options(key="tm")
+models = view.route_models(routes, key="tm")
+random_note([m for r in routes for m in models[r].values()])
+compare, whole_set = st.tabs(["Side by side", "Instance segmentation (whole set)"])
 
-with user_errors("The text-prompted mask"):  # each step names itself above the (faded) previous result
-    clip, sam, engine = selected_model(TEXT), selected_model(SEGMENT), get_engine()
-    image = images.items[index].image
-    with st.spinner(f"Scoring patches with CLIP against “{prompt}”…", show_time=True):
-        text = class_embeddings(engine.embed_text(expand_prompts([prompt]), clip), 1)[0]
-        similarity = patch_text_similarity(engine.clip_patch_embeddings(image, clip), text)
-    points = peak_points(similarity, image.shape[:2], n_points)
-    with st.spinner("Embedding the image with SAM (once per image; slow on a CPU)…", show_time=True):
-        embedding = engine.sam_embedding(image, sam)
-    with st.spinner(f"Prompting SAM with {count(len(points), 'point')}…", show_time=True):
-        prediction = engine.sam_predict(embedding, sam, SamPrompt(points, np.ones(len(points), int)))
-    best = int(prediction.scores.argmax())
-    view.show_text_mask(image, similarity, points, prediction.masks[best], images.names[index], key="tm")
-    st.caption(
-        f"CLIP patch grid {similarity.shape[0]}×{similarity.shape[1]}; cosine from {similarity.min():.3f} to "
-        f"{similarity.max():.3f}. SAM's predicted IoU for the mask: {prediction.scores[best]:.2f}."
-    )
+try:
+    split_phrases(phrase)
+    problem = "" if routes else "Choose at least one route."
+except ValueError as exc:
+    problem = str(exc)
+
+with compare:
+    index = pick_image(images, "Image", key="tm_image")
+    image, name = images.items[index].image, images.names[index]
+    last = view.last_compare("tm")
+    if problem:
+        st.info(problem)
+        if (kept := last.get()) and kept[1] == name:
+            st.caption(f"Earlier result, for “{kept[0]}”:")
+            view.show_panels(image, kept[2], name, key="tm_kept")
+    else:
+        results = view.run_routes(image, phrase, routes, models, options)
+        last.set((phrase, name, {r: f for r, f in results.items() if not isinstance(f, str)}))
+        view.show_panels(image, results, name, key="tm")
+        view.show_exports(image, results, phrase, name, key="tm")
+
+with whole_set:
+    if problem:
+        st.info(problem)
+    else:
+        view.show_set_mode(
+            [it.image for it in images.items], images.names, phrase, routes, models, options, key="tm_set"
+        )

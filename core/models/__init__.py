@@ -15,6 +15,8 @@ Every adapter has `spec`, `weights` (the weights actually loaded: a tag or "rand
 - `Can.PROMPTS`: `image_embedding`, `embedding_from`, `predict(SamEmbedding, SamPrompt)`, `auto_masks`
   (`core/models/sam.py` defines the prompt and result types every promptable family shares).
 - `Can.ATTENTION`: `attentions(images, size, layer)` from the model's own eager attention path.
+- `Can.DETECT`: `raw(image, phrases)` (the forward pass, cached by the engine) and `detections(raw, phrases, size,
+  box_threshold, text_threshold) -> Detections` (`core/models/detection.py`: what every detector family shares).
 - `Can.CONCEPTS`: `vision_features(image)` once per image, then `concepts(features, size, phrase, box, threshold)`
   (`core/models/sam3.py`).
 - `Can.CAPTION`: `generate(image, prompt, max_new_tokens, progress)` → `Answer` (`core/models/paligemma.py`).
@@ -42,6 +44,7 @@ class Can(StrEnum):
     DENSE_TEXT = "patch-text similarity"  # patch tokens in that joint space too (CLIP; not SigLIP's pooled head)
     PROMPTS = "masks from prompts"  # masks from points and boxes
     ATTENTION = "attention maps"  # from the model's own attention
+    DETECT = "boxes from text"  # boxes, scores and phrase labels for a text query
     CONCEPTS = "masks from a phrase"  # every instance of a noun phrase or an exemplar box
     CAPTION = "answers in words"  # caption, "detect X" (boxes as <loc> tokens)
 
@@ -83,6 +86,8 @@ _FAMILY_MODULES = {
     "sam3": "core.models.sam3",
     "paligemma": "core.models.paligemma",
     "timm": "core.models.timm_models",
+    "grounding_dino": "core.models.grounding_dino",
+    "owlv2": "core.models.owlv2",
 }
 
 

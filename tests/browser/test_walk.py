@@ -102,7 +102,7 @@ WALK = [  # page title → its main controls, touched in turn (none: opening the
     ("Zero-shot", [_fill("Classes, one per line", "cat\ndog")]),
     ("Search", [_fill("Describe what you are looking for", "a dog on grass")]),
     ("Compare models", [_click("button", "Compare")]),
-    ("Text masks", [_fill("What to find (a short noun phrase)", "dog")]),
+    ("Text masks", [_fill("What to find", "a dog.")]),
     ("Stored datasets", []),
     ("Models", []),
 ]

@@ -15,6 +15,7 @@ NEEDS = {
     Can.DENSE_TEXT: ("patch_embeddings",),
     Can.PROMPTS: ("image_embedding", "embedding_from", "predict", "auto_masks"),
     Can.ATTENTION: ("attentions",),
+    Can.DETECT: ("raw", "detections"),
 }
 
 

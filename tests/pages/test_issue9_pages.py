@@ -1,4 +1,4 @@
-"""Zero-shot, Search, Compare models and Text masks pages on the offline default (tiny models, built-in data).
+"""Zero-shot, Search and Compare models pages on the offline default (tiny models, built-in data).
 
 Numbers on the pages are checked against the same computation done here through core, with a fresh engine
 (the tiny models' random weights are seeded, so both see the same embeddings)."""
@@ -12,7 +12,6 @@ from streamlit.testing.v1 import AppTest
 from core.analysis import retrieval as R
 from core.data import load_digits_set, load_samples
 from core.engine import Engine
-from tests.widgets import record_spinners
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
 
@@ -119,20 +118,3 @@ def test_compare_needs_labels_then_scores_every_model_in_one_table(fresh):
 
     at.slider(key="compare_k").set_value(7).run()  # other settings: the old table is not shown as theirs
     assert not at.dataframe and any("Press Compare" in i.value for i in at.info)
-
-
-def test_text_masks_show_the_similarity_and_the_mask_and_say_they_are_coarse(monkeypatch):
-    spinners = record_spinners(monkeypatch)
-    at = open_page("pages/text_masks.py")
-    steps = ["Scoring patches with CLIP against “cat”…", "Embedding the image with SAM", "Prompting SAM with 1 point…"]
-    named = [next(s for s in steps if t.startswith(s)) for t in spinners if t.startswith(tuple(steps))]
-    assert named == steps  # every slow step names itself, in order
-    assert "Coarse by design" in at.warning[-1].value
-    assert any("patch grid 4×4" in c.value for c in at.caption)
-    assert len(at.get("download_button")) == 2
-    captions = [c for image in at.get("image") for c in image.captions]
-    assert captions[0].startswith("CLIP patch similarity") and captions[1].startswith("SAM mask from the peaks")
-    at.slider(key="tm_points").set_value(3).run()
-    assert not at.exception and not at.error and spinners[-1] == "Prompting SAM with 3 points…"
-    at.text_input(key="tm_prompt").set_value("").run()
-    assert any("Type what to find" in i.value for i in at.info) and not at.get("download_button")

@@ -1,0 +1,132 @@
+"""Text masks page on the offline default (tiny models, built-in samples): each route's panel shows what the route
+computes through core (a fresh engine: the tiny models' random weights are seeded), the COCO exports decode to
+those masks, bad input keeps the earlier result, and the whole-set mode writes one COCO JSON."""
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from pycocotools import mask as coco_mask
+from streamlit.testing.v1 import AppTest
+
+import components.text_masks_view as view
+from core.data import load_samples
+from core.engine import Engine
+from core.models import Can
+from core.text_routes import ROUTES, Route, RouteOptions
+from tests.widgets import record_spinners
+
+APP = str(Path(__file__).resolve().parents[2] / "app.py")
+MODELS = {"segment": "sam_tiny@random", "text": "clip_tiny@random", "detector": "gdino_tiny@random"}
+
+
+@pytest.fixture(scope="module")
+def fresh() -> Engine:
+    return Engine(device="cpu", cache=None)
+
+
+@pytest.fixture
+def saved(monkeypatch) -> dict[str, dict]:
+    """The JSON files the page's download buttons would give, by file name (built as a click builds them)."""
+    files: dict[str, dict] = {}
+
+    def download_json(make, file_name, key, label="Download JSON", where=None, **options):
+        files[file_name] = json.loads(json.dumps(make()))
+
+    monkeypatch.setattr(view, "download_json", download_json)
+    return files
+
+
+def open_page() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=300).run()
+    at.switch_page("pages/text_masks.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def captions(at: AppTest) -> list[str]:
+    return [c.value for c in at.caption]
+
+
+def panels(at: AppTest) -> list[str]:
+    """Each route panel's caption: "K instances · S s[ · note]"."""
+    return [c for c in captions(at) if re.match(r"\d+ instances? · \d+\.\d\d s", c)]
+
+
+def test_side_by_side_shows_each_routes_masks_and_exports_them(fresh, saved, monkeypatch):
+    spinners = record_spinners(monkeypatch)
+    at = open_page()
+    assert [t for t in spinners if t.endswith("…")] == [f"{ROUTES[r].title}…" for r in ("grounded_sam", "maskclip_sam")]
+    image = load_samples().images[0]
+    ours = ("grounded_sam", "owlv2_sam", "maskclip_sam", "clip_final_sam")
+    models = {name: MODELS | {"detector": "owlv2_tiny@random"} if name == "owlv2_sam" else MODELS for name in ours}
+    expected = {name: ROUTES[name].run(fresh, image, "a cat.", models[name], RouteOptions(), None) for name in ours}
+    assert [m.value for m in at.markdown if m.value.startswith("**")][:2] == [
+        f"**{ROUTES['grounded_sam'].title}**",
+        f"**{ROUTES['maskclip_sam'].title}**",
+    ]  # the default routes
+    panel = panels(at)
+    assert panel[0].startswith(f"{len(expected['grounded_sam'])} instances · ")
+    assert "character-level stand-in for BERT" in panel[0]  # random Grounding DINO says how it read the phrase
+    assert panel[1].startswith("1 instance · ") and "4×4 patch grid" in panel[1]
+    labels = [b.label for b in at.get("download_button")]
+    assert labels == ["PNG", "PNG", "Instances (CSV)", "Grid (PNG)"]  # and the COCO JSON, built into `saved`
+    (coco,) = saved.values()
+    assert coco["categories"][0]["name"] == "a cat." and coco["images"][0]["file_name"] == load_samples().names[0]
+    masks = [coco_mask.decode(a["segmentation"]).astype(bool) for a in coco["annotations"]]
+    np.testing.assert_array_equal(np.array(masks), expected["grounded_sam"].masks)
+
+    at.multiselect(key="tm_routes").set_value(list(ROUTES)).run()
+    assert not at.exception and not at.error
+    assert at.selectbox(key="tm_owlv2").value == "owlv2_tiny@random"  # each detector route's model, picked here
+    panel = panels(at)
+    assert len(panel) == len(ROUTES) == 6  # with SAM 3 and PaliGemma 2 → SAM (core/concept_routes.py)
+    assert panel[1].startswith(f"{len(expected['owlv2_sam'])} instances · ")
+
+    at.selectbox(key="tm_coco").set_value("clip_final_sam").run()
+    coco = saved[f"{Path(load_samples().names[0]).stem}_clip_final_sam_coco.json"]
+    (ann,) = coco["annotations"]
+    np.testing.assert_array_equal(
+        coco_mask.decode(ann["segmentation"]).astype(bool), expected["clip_final_sam"].masks[0]
+    )
+
+
+def test_thresholds_bad_phrases_and_routes_that_cannot_run(monkeypatch):
+    monkeypatch.setitem(ROUTES, "needs_attention", Route("needs_attention", "Attention route", (Can.ATTENTION,), None))
+    at = open_page()
+    at.slider(key="tm_box").set_value(1.0).run()
+    panel = next(c for c in captions(at) if c.startswith("0 instances"))
+    assert "No instance above the threshold 1.00; the best score was" in panel
+
+    at.multiselect(key="tm_routes").set_value(["maskclip_sam", "needs_attention"]).run()
+    assert any(i.value.startswith("Attention route needs attention maps, which none of the chosen") for i in at.info)
+
+    for bad in ("...", "", "?!"):
+        at.text_input(key="tm_prompt").set_value(bad).run()
+        assert not at.exception and any("Type what to find" in i.value for i in at.info)
+        assert "Earlier result, for “a cat.”:" in captions(at) and len(at.get("image")) == 1  # kept, not lost
+    at.text_input(key="tm_prompt").set_value("猫. " + "a dog and " * 150).run()  # non-Latin, 1,500 characters
+    assert not at.exception and not at.error
+
+
+def test_instance_mode_segments_the_working_set_into_one_coco_json(fresh, saved):
+    at = open_page()
+    at.selectbox(key="tm_set_route").set_value("grounded_sam").run()
+    assert any("Press Segment" in i.value for i in at.info)
+    at.button(key="tm_set_go").click().run()
+    assert not at.exception and not at.error
+    samples = load_samples()
+    table = next(d.value for d in at.dataframe if "instances" in d.value.columns)
+    assert list(table["image"]) == samples.names
+    coco = saved["working_set_coco.json"]
+    assert [i["file_name"] for i in coco["images"]] == samples.names
+    for image_id in (1, len(samples.names)):
+        found = ROUTES["grounded_sam"].run(fresh, samples.images[image_id - 1], "a cat.", MODELS, RouteOptions(), None)
+        anns = [a for a in coco["annotations"] if a["image_id"] == image_id]
+        assert len(anns) == len(found) == table["instances"][image_id - 1]
+        for ann, mask in zip(anns, found.masks, strict=True):
+            np.testing.assert_array_equal(coco_mask.decode(ann["segmentation"]).astype(bool), mask)
+    at.slider(key="tm_box").set_value(0.9).run()  # other settings: the results stay, marked as earlier
+    assert "These results are from earlier settings; press Segment to run the current ones." in captions(at)
