@@ -12,17 +12,14 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import pandas as pd
 import streamlit as st
-from skimage.draw import disk
 
 from components.charts import confusion_figure
-from components.downloads import download_csv, download_png
+from components.downloads import download_csv
 from components.images import thumbnail
 from components.progress import progress_bar
 from components.sidebar import DENSE, ROLES, TEXT, default_model, model_label, offered_models, selected_model
 from components.state import comparison_result, get_engine
 from core import registry
-from core.analysis.imaging import blend, palette
-from core.analysis.matching import overlay_similarity
 from core.analysis.retrieval import DEFAULT_TEMPLATES, SHOTS, Classification, Ranking, compute_scores, scores_table
 from core.config import scale_extras_installed
 from core.data import ImageSet
@@ -30,8 +27,6 @@ from core.text import count
 
 THUMB = 128  # thumbnail side, pixels
 MAX_GRID = 24  # thumbnails shown under a table
-MASK_RGB = palette(1)[0]
-POINT_RGB = np.array([255, 40, 40], np.uint8)
 
 
 # ---- what to search or compare ----------------------------------------------------------------
@@ -187,29 +182,3 @@ def _fractions(columns: Sequence[str]) -> dict:
 def show_grid(images: Sequence[np.ndarray], captions: Sequence[str]) -> None:
     if images:
         st.image([thumbnail(im, THUMB) for im in images], caption=list(captions), width=THUMB)
-
-
-# ---- text-prompted masks ----------------------------------------------------------------------
-def show_text_mask(
-    image: np.ndarray, similarity: np.ndarray, points: np.ndarray, mask: np.ndarray, name: str, key: str
-) -> None:
-    """Two panels: the patch-text similarity with the peak points, and SAM's mask from those points."""
-    heat = _mark(overlay_similarity(image, similarity, 0.6), points)
-    masked = _mark(blend(image, np.broadcast_to(MASK_RGB, image.shape), 0.55, where=mask), points)
-    panels = {
-        "similarity": (heat, "CLIP patch similarity to the text (peaks in red)"),
-        "mask": (masked, f"SAM mask from the peaks ({mask.mean():.0%} of the image)"),
-    }
-    stem = name.rsplit(".", 1)[0]
-    for column, (kind, (panel, title)) in zip(st.columns(2), panels.items(), strict=True):
-        with column:
-            st.image(panel, caption=title, width="stretch")
-            download_png(panel, f"{stem}_{kind}.png", f"{key}_{kind}_png")
-
-
-def _mark(image: np.ndarray, points: np.ndarray) -> np.ndarray:
-    out = image.copy()
-    radius = max(3, round(max(image.shape[:2]) / 80))
-    for x, y in points:
-        out[disk((y, x), radius, shape=image.shape[:2])] = POINT_RGB
-    return out

@@ -10,6 +10,7 @@ from pathlib import PurePath
 import numpy as np
 import pandas as pd
 import streamlit as st
+from skimage.draw import disk
 
 from components.downloads import download_csv, download_json, download_png
 from components.errors import user_errors
@@ -17,6 +18,7 @@ from components.progress import progress_bar
 from components.sidebar import SEGMENT, TEXT, default_model, model_label, offered_models, selected_model
 from components.state import Keys, get_engine
 from core import registry
+from core.analysis.matching import overlay_similarity
 from core.models import family, family_names
 from core.text import count
 from core.text_routes import (
@@ -32,6 +34,18 @@ from core.text_routes import (
     missing_models,
     segment_set,
 )
+
+POINT_RGB = np.array([255, 40, 40], np.uint8)
+
+
+def mark_points(image: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """`image` with a red dot at each (X, Y) point."""
+    out = image.copy()
+    radius = max(3, round(max(image.shape[:2]) / 80))
+    for x, y in points:
+        out[disk((y, x), radius, shape=image.shape[:2])] = POINT_RGB
+    return out
+
 
 # (phrase, image name, {route: Instances}) of the latest side-by-side run: shown again when the next input is bad
 last_compare: Keys[tuple[str, str, dict[str, Instances]]] = Keys("{}_last")
@@ -130,6 +144,13 @@ def show_panels(image: np.ndarray, results: dict[str, Instances | str], name: st
                     + (f" · {found.note}" if found.note else "")
                 )
                 download_png(picture, f"{stem}_{route}.png", f"{key}_{route}_png", "PNG")
+                for label, similarity, points in zip(found.labels, found.heat, found.peaks, strict=False):
+                    heat = mark_points(overlay_similarity(image, similarity, 0.6), points)
+                    st.image(heat, width="stretch")
+                    st.caption(
+                        f"Patch–text cosine for “{label}”, {similarity.min():.3f} to {similarity.max():.3f} "
+                        "(the peaks SAM was given in red)."
+                    )
 
 
 def show_exports(image: np.ndarray, results: dict[str, Instances | str], phrase: str, name: str, key: str) -> None:

@@ -39,6 +39,9 @@ class Instances:
     labels: list[str]  # (K,) the phrase (or sub-phrase) each instance answers
     seconds: float  # wall time of the route on this image, model loading excluded
     note: str = ""  # one sentence the page shows under the route (e.g. "segment tokens not decodable")
+    # CLIP routes: per phrase, the (h, w) patch–text cosine map and the (n, 2) peak points (X, Y) given to SAM
+    heat: tuple[np.ndarray, ...] = ()
+    peaks: tuple[np.ndarray, ...] = ()
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -151,10 +154,12 @@ def run_clip_sam(
     patches = engine.clip_patch_embeddings(image, clip, route=kind)
     _note(progress, f"Embedding the image with {_title(segmenter)} (once per image; slow on a CPU)…")
     embedding = engine.sam_embedding(image, segmenter)
-    masks, scores = [], []
+    masks, scores, heat, peaks = [], [], [], []
     for text in texts:
         similarity = patch_text_similarity(patches, text)
         points = peak_points(similarity, image.shape[:2], options.n_points)
+        heat.append(similarity)
+        peaks.append(points)
         _note(progress, f"Prompting {_title(segmenter)} with {count(len(points), 'point')}…")
         prediction = engine.sam_predict(embedding, segmenter, SamPrompt(points, np.ones(len(points), int)))
         masks.append(prediction.masks[int(prediction.scores.argmax())])
@@ -162,9 +167,9 @@ def run_clip_sam(
     boxes = np.array([_xyxy(mask_bbox(m)) for m in masks], np.float32).reshape(-1, 4)
     grid = "×".join(map(str, patches.shape[:2]))
     note = f"One mask per phrase from the {grid} patch grid's {count(options.n_points, 'peak')}: no threshold."
-    return Instances(
-        np.array(masks, bool), boxes, np.array(scores, np.float32), phrases, time.perf_counter() - start, note
-    )
+    seconds = time.perf_counter() - start
+    found = np.array(masks, bool)
+    return Instances(found, boxes, np.array(scores, np.float32), phrases, seconds, note, tuple(heat), tuple(peaks))
 
 
 def _xyxy(xywh: tuple[int, int, int, int]) -> tuple[int, int, int, int]:

@@ -82,9 +82,11 @@ def test_clip_routes_prompt_sam_at_the_similarity_peaks(engine, scene, route, ki
     text = R.class_embeddings(engine.embed_text(R.expand_prompts(found.labels), "clip_tiny"), 2)
     patches = engine.clip_patch_embeddings(scene, "clip_tiny", route=kind)
     embedding = engine.sam_embedding(scene, "sam_tiny")
-    for mask, score, phrase_text in zip(found.masks, found.scores, text, strict=True):
+    for i, (mask, score, phrase_text) in enumerate(zip(found.masks, found.scores, text, strict=True)):
         similarity = R.patch_text_similarity(patches, phrase_text)
         points = R.peak_points(similarity, scene.shape[:2], 2)
+        np.testing.assert_array_equal(found.heat[i], similarity)  # the map the page shows under the panel
+        np.testing.assert_array_equal(found.peaks[i], points)
         prediction = engine.sam_predict(embedding, "sam_tiny", SamPrompt(points, np.ones(2, int)))
         np.testing.assert_array_equal(mask, prediction.masks[prediction.scores.argmax()])
         assert score == pytest.approx(similarity.max())

@@ -106,7 +106,7 @@ def test_thresholds_bad_phrases_and_routes_that_cannot_run(monkeypatch):
     for bad in ("...", "", "?!"):
         at.text_input(key="tm_prompt").set_value(bad).run()
         assert not at.exception and any("Type what to find" in i.value for i in at.info)
-        assert "Earlier result, for “a cat.”:" in captions(at) and len(at.get("image")) == 1  # kept, not lost
+        assert "Earlier result, for “a cat.”:" in captions(at) and len(at.get("image")) == 2  # kept (mask + map)
     at.text_input(key="tm_prompt").set_value("猫. " + "a dog and " * 150).run()  # non-Latin, 1,500 characters
     assert not at.exception and not at.error
 
