@@ -66,6 +66,12 @@ def _sam(kind: str, title: str, checkpoint: Checkpoint) -> ModelSpec:
     return ModelSpec(f"sam_{kind}", "sam", kind, title, 1024, 16, 256, ("meta",), checkpoint)
 
 
+def _sam2_video(size: str, title: str) -> ModelSpec:
+    """SAM 2.1 as a video tracker: the hub repo serves images and video alike."""
+    name = f"sam2_video_hiera_{size.replace('-', '_')}"
+    return ModelSpec(name, "sam2_video", f"facebook/sam2.1-hiera-{size}", title, 1024, 16, 256, ("hf",))
+
+
 _TINY_DINOV2 = {
     "hidden_size": 32,
     "num_hidden_layers": 2,
@@ -100,6 +106,10 @@ _SPECS: tuple[ModelSpec, ...] = (
         Checkpoint(
             "sam_vit_h_4b8939.pth", "a7bf3b02f3ebf1267aba913ff637d9a2d5c33d3173bb679e46d9f338c26f262e", 2_564_550_879
         ),
+    ),
+    *(
+        _sam2_video(s, f"SAM 2.1 Hiera-{t} (video)")
+        for s, t in (("tiny", "T"), ("small", "S"), ("base-plus", "B+"), ("large", "L"))
     ),
     _timm("timm_vit_b16", "vit_base_patch16_224.augreg2_in21k_ft_in1k", "ViT-B/16 ImageNet (timm)", 16, 768),
     _timm("timm_convnext_tiny", "convnext_tiny.fb_in1k", "ConvNeXt-T ImageNet (timm)", 32, 768),
@@ -170,6 +180,28 @@ _SPECS: tuple[ModelSpec, ...] = (
             "window_size": 4,
             "prompt_embed_dim": 32,
             "image_size": 256,
+        },
+    ),
+    ModelSpec(
+        "sam2_video_tiny",
+        "sam2_video",
+        "sam2-video-tiny",
+        "SAM 2 video tiny (test)",
+        64,
+        16,
+        128,
+        tiny=True,
+        config={
+            "image_size": 64,
+            "hidden_size": 128,  # two 64-channel memory tokens per object pointer, as the real 256 gives four
+            "hiera": {
+                "dim": 16,
+                "heads": 1,
+                "blocks": (1, 1, 2, 1),
+                "global_blocks": (3,),  # not a stage's first block: that one pools its queries in windows
+                "windows": (4, 2, 2, 1),
+                "background": (2, 2),
+            },
         },
     ),
 )

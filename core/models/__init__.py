@@ -12,6 +12,7 @@ Every adapter has `spec`, `weights` (the weights actually loaded: a tag or "rand
 - `Can.PROMPTS`: `image_embedding`, `embedding_from`, `predict(SamEmbedding, SamPrompt)`, `auto_masks`
   (`core/models/sam.py` defines the prompt and result types every promptable family shares).
 - `Can.ATTENTION`: `attentions(images, size, layer)` from the model's own eager attention path.
+- `Can.TRACK`: `module` and `processor` of a SAM 2 video model, run on a clip by `core.video.VideoTracker`.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class Can(StrEnum):
     TEXT = "text embeddings"  # a text tower in the image embedding's space
     PROMPTS = "masks from prompts"  # masks from points and boxes
     ATTENTION = "attention maps"  # from the model's own attention
+    TRACK = "video tracking"  # masks of prompted objects through a clip
 
 
 class Adapter(Protocol):
@@ -67,6 +69,7 @@ _FAMILY_MODULES = {
     "clip": "core.models.clip",
     "dinov2": "core.models.dinov2",
     "sam": "core.models.sam",
+    "sam2_video": "core.models.sam2_video",
     "timm": "core.models.timm_models",
 }
 
