@@ -31,6 +31,7 @@ from PIL import Image
 
 from core.analysis.imaging import palette, to_png
 from core.analysis.masks import compress_rle, encode_rle, mask_bbox, overlay_masks
+from core.segment_session import Prompt
 
 MaskFrames = dict[int, dict[int, np.ndarray]]  # frame index → object id → (H, W) bool
 MAX_SECONDS = 60.0
@@ -161,6 +162,24 @@ class FramePrompt:
     points: np.ndarray | None = None
     labels: np.ndarray | None = None
     box: np.ndarray | None = None
+
+    def gestures(self) -> list[Prompt]:
+        """The prompts as the click widget draws them: the box first (SAM 2 takes it before the points), points."""
+        box = [] if self.box is None else [Prompt("box", tuple(float(v) for v in self.box))]
+        points = [] if self.points is None else self.points.tolist()
+        labels = [] if self.labels is None else self.labels.tolist()
+        return box + [
+            Prompt("point", (float(x), float(y)), bool(label)) for (x, y), label in zip(points, labels, strict=True)
+        ]
+
+    def adding(self, gesture: Prompt) -> FramePrompt:
+        """These prompts and one more gesture: a point joins the points, a box replaces the box (SAM 2 takes one)."""
+        if gesture.kind == "box":
+            return FramePrompt(self.points, self.labels, np.array(gesture.xy, np.float32))
+        point, label = np.array([gesture.xy], np.float32), np.array([int(gesture.positive)], np.int64)
+        if self.points is None:
+            return FramePrompt(point, label, self.box)
+        return FramePrompt(np.concatenate([self.points, point]), np.concatenate([self.labels, label]), self.box)
 
 
 @dataclass(frozen=True)
@@ -340,10 +359,19 @@ def export_overlay(
 ) -> Exported:
     """The clip with its masks drawn: an H.264 mp4 (PyAV), or a gif (Pillow) where no mp4 encoder is available."""
     drawn = (overlay_frame(frame, masks.get(i, {}), alpha) for i, frame in enumerate(frames))
-    codec = next((c for c in ("libx264", "h264", "mpeg4") if c in av.codecs_available), None)
+    codec = _mp4_codec()
     if codec is None:
         return Exported(_gif(drawn, fps), f"{name}.gif", "image/gif")
     return Exported(_mp4(drawn, fps, codec, frames.shape[1:3]), f"{name}.mp4", "video/mp4")
+
+
+def overlay_format() -> tuple[str, str]:
+    """(file suffix, MIME type) `export_overlay` writes on this machine: mp4 when PyAV has an encoder for it."""
+    return ("mp4", "video/mp4") if _mp4_codec() else ("gif", "image/gif")
+
+
+def _mp4_codec() -> str | None:
+    return next((c for c in ("libx264", "h264", "mpeg4") if c in av.codecs_available), None)
 
 
 def _mp4(frames: Iterable[np.ndarray], fps: float, codec: str, size: tuple[int, int]) -> bytes:
