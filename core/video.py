@@ -8,7 +8,9 @@ Tracking (`VideoTracker`) drives transformers' own SAM 2 video API — `Sam2Vide
 `add_inputs_to_inference_session`, `Sam2VideoModel(session, frame_idx)`, `propagate_in_video_iterator`,
 `post_process_masks` — with the clip's frames and the session's state in CPU memory: frames are kept as uint8 and
 turned into the model's input one at a time, when the model asks for them (12 MB of float32 per frame at 1024 px
-would be 22 GB for a 60 s clip), and the memory bank lives in CPU memory (`inference_state_device="cpu"`).
+would be 22 GB for a 60 s clip); the session's outputs live in CPU memory (`inference_state_device="cpu"`), and
+what SAM 2 will not read again is dropped as propagation moves on (`VideoTracker._trim`), so the state of a
+tracked frame is its object pointer, not the ~6 MB of mask logits and memory it starts with.
 """
 
 from __future__ import annotations
@@ -246,9 +248,7 @@ class VideoTracker:
         prompt = _checked(frame, len(self.frames), points, labels, box)
         session = self.session
         with self.lock, torch.inference_mode():
-            obj_idx = session.obj_id_to_idx(obj_id)
-            session.frames_tracked_per_obj[obj_idx].pop(frame, None)
-            session.output_dict_per_obj[obj_idx]["non_cond_frame_outputs"].pop(frame, None)
+            self._forget_tracking()  # tracked frames were trimmed (`_trim`); the next propagation tracks anew
             self.adapter.processor.add_inputs_to_inference_session(
                 session,
                 frame_idx=frame,
@@ -283,6 +283,7 @@ class VideoTracker:
                 self.session, start_frame_idx=start, reverse=reverse
             )
             for out in _locked(steps, self.lock):
+                self._trim(out.frame_idx, reverse)
                 masks[out.frame_idx] = self._masks(out)
                 self.masks.setdefault(out.frame_idx, {}).update(masks[out.frame_idx])
                 done += 1
@@ -298,6 +299,21 @@ class VideoTracker:
         for obj_idx in range(self.session.get_obj_num()):
             self.session.output_dict_per_obj[obj_idx]["non_cond_frame_outputs"].clear()
             self.session.frames_tracked_per_obj[obj_idx].clear()
+
+    def _trim(self, frame: int, reverse: bool) -> None:
+        """Keep only what SAM 2 reads again, so a long clip's state stays small: a tracked frame's full-resolution
+        mask logits are never read again (4 MB each at 1024 px), its mask memory only by the next `num_maskmem - 1`
+        frames and, in the backward pass, near the prompted frames; its object pointer (1 KB) is kept."""
+        near = self.adapter.module.num_maskmem
+        old = frame + near if reverse else frame - near
+        prompted = self.prompted_frames
+        for outputs in self.session.output_dict_per_obj.values():
+            tracked = outputs["non_cond_frame_outputs"]
+            for key in ("high_res_masks", "pred_masks"):
+                tracked.get(frame, {}).pop(key, None)
+            if old in tracked and all(abs(old - p) >= near for p in prompted):
+                tracked[old].pop("maskmem_features", None)
+                tracked[old].pop("maskmem_pos_enc", None)
 
     def _masks(self, out) -> dict[int, np.ndarray]:
         """The model's low-resolution mask logits → {object id: (H, W) bool} at the clip's size (its processor)."""

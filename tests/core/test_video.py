@@ -125,13 +125,17 @@ def upstream_masks(adapter, frames: np.ndarray, start: int, prompts: list[dict],
     out = {}
     for reverse in (False, True) if reverse_too else (False,):
         for step in model.propagate_in_video_iterator(session, start_frame_idx=start, reverse=reverse):
-            (masks,) = processor.post_process_masks([step.pred_masks], original_sizes=[[H, W]])
+            (masks,) = processor.post_process_masks([step.pred_masks], original_sizes=[list(frames.shape[1:3])])
             out[step.frame_idx] = {o: masks[i, 0].numpy() for i, o in enumerate(step.object_ids)}
     return out
 
 
-def test_two_objects_are_tracked_on_every_frame_exactly_as_transformers_tracks_them(engine, tracker, frames):
-    start = 4
+def test_two_objects_are_tracked_on_every_frame_exactly_as_transformers_tracks_them(engine):
+    """24 frames, prompted on frame 8: long enough that the tracker drops memory SAM 2 will not read again."""
+    T, start = 24, 8  # noqa: N806 - the clip's length here
+    frames = disc_clip(T)
+    loaded = engine.video_model(MODEL)
+    tracker = VideoTracker(loaded.adapter, frames, loaded.lock)
     first = tracker.add_prompt(start, 1, points=np.array([[30.0, 24.0], [5.0, 5.0]]), labels=np.array([1, 0]))
     assert set(first) == {1} and first[1].shape == (H, W) and first[1].dtype == bool
     tracker.add_prompt(start, 2, box=np.array([40.0, 2.0, 62.0, 20.0]))
@@ -142,7 +146,7 @@ def test_two_objects_are_tracked_on_every_frame_exactly_as_transformers_tracks_t
     assert sorted(result.masks) == list(range(T)) == sorted(tracker.masks)
 
     expected = upstream_masks(
-        engine.video_model(MODEL).adapter,
+        loaded.adapter,
         frames,
         start,
         [
@@ -157,6 +161,12 @@ def test_two_objects_are_tracked_on_every_frame_exactly_as_transformers_tracks_t
             np.testing.assert_array_equal(tracker.masks[frame][obj], expected[frame][obj], err_msg=f"{frame=} {obj=}")
     fractions = [tracker.masks[f][o].mean() for f in range(T) for o in (1, 2)]
     assert 0 < min(fractions) and max(fractions) < 1, "random weights, yet each mask is a part of the frame"
+    for outputs in tracker.session.output_dict_per_obj.values():  # what is left of the tracked frames' state
+        tracked = outputs["non_cond_frame_outputs"]
+        assert sorted(tracked) == [f for f in range(T) if f != start]
+        assert not any("high_res_masks" in out or "pred_masks" in out for out in tracked.values())
+        remembered = sorted(f for f, out in tracked.items() if "maskmem_features" in out)
+        assert remembered == [f for f in range(15) if f != start] + list(range(T - 7, T))  # near the ends, the prompt
 
 
 def test_a_correction_changes_its_frame_and_forward_propagation_leaves_earlier_frames_alone(tracker):
