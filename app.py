@@ -22,6 +22,7 @@ page = st.navigation(
         st.Page("pages/segment.py", title="Segment", icon=":material/content_cut:"),
         st.Page("pages/evaluate.py", title="Measure segmentation", icon=":material/rule:"),
         st.Page("pages/live.py", title="Live camera", icon=":material/videocam:"),
+        st.Page("pages/video.py", title="Video tracking", icon=":material/movie:"),
         st.Page("pages/zero_shot.py", title="Zero-shot", icon=":material/label:"),
         st.Page("pages/search.py", title="Search", icon=":material/image_search:"),
         st.Page("pages/compare.py", title="Compare models", icon=":material/leaderboard:"),

@@ -55,3 +55,10 @@ def download_json(
     where.download_button(
         label, data, file_name, "application/json", key=key, on_click="ignore", **{"icon": ICON} | options
     )
+
+
+def download_file(
+    make: Callable[[], bytes], file_name: str, mime: str, key: str, label: str, where=st, **options
+) -> None:
+    """The bytes `make()` returns (a video, a zip), built only when the button is clicked."""
+    where.download_button(label, make, file_name, mime, key=key, on_click="ignore", **{"icon": ICON} | options)

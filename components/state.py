@@ -138,3 +138,12 @@ mask_name: Keys[str] = Keys("{}_name")  # the name typed for the next kept mask 
 
 # ---- live camera ----------------------------------------------------------------------------------
 live_analysis: Keys[object] = Keys("{}_analysis")  # the owner's core.live.LiveAnalysis (its camera stream calls it)
+
+# ---- video tracking -------------------------------------------------------------------------------
+video_clip: Keys[tuple] = Keys("{}_clip")  # (upload file id, name, core.video.Clip) of the latest decoded upload
+video_tracker: Keys[tuple] = Keys("{}_tracker")  # (model, upload file id, core.video.VideoTracker), the latest one
+video_pending: Keys[tuple] = Keys("{}_pending")  # (frame, object id, Prompt) from the canvas, not yet run
+video_progress: Keys[tuple] = Keys("{}_progress")  # (done, planned) of a propagation while it runs
+video_last_run: Keys[object] = Keys("{}_last_run")  # the latest finished core.video.Propagation
+video_corrected: Keys[bool] = Keys("{}_corrected")  # a click came after a finished run: track again
+video_seq: Keys[int] = Keys("{}_seq")  # gestures the canvas sent so far (its `seq`)

@@ -357,6 +357,11 @@ class Engine:
         grid = size // spec.patch_size
         return split_attention(np.stack(rows).astype(np.float32), 1 + spec.registers, (grid, grid))
 
+    def video_model(self, model: str | ModelRef) -> LoadedModel:
+        """A loaded SAM 2 video model: its adapter (`module`, `processor`) and its lock, which `core.video.VideoTracker`
+        holds around each frame it runs (sessions interleave frame by frame; their state is their own)."""
+        return self._able(model, Can.TRACK)
+
     def _able(self, model: str | ModelRef, what: Can) -> LoadedModel:
         """The loaded model, if its family can do `what` (a clear error otherwise, before anything is loaded)."""
         ref = parse(model)

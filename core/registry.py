@@ -91,6 +91,12 @@ def _sam2(size: str, title: str) -> ModelSpec:
     return ModelSpec(name, "sam2", f"facebook/sam2.1-hiera-{size}", title, 1024, 16, 256, ("hf",))
 
 
+def _sam2_video(size: str, title: str) -> ModelSpec:
+    """SAM 2.1 as a video tracker: the hub repo serves images and video alike."""
+    name = f"sam2_video_hiera_{size.replace('-', '_')}"
+    return ModelSpec(name, "sam2_video", f"facebook/sam2.1-hiera-{size}", title, 1024, 16, 256, ("hf",))
+
+
 _TINY_DINOV2 = {
     "hidden_size": 32,
     "num_hidden_layers": 2,
@@ -205,6 +211,10 @@ _SPECS: tuple[ModelSpec, ...] = (
     ),
     ModelSpec(
         "paligemma2_3b_448", "paligemma", "google/paligemma2-3b-pt-448", "PaliGemma 2 3B 448", 448, 14, 2304, ("hf",)
+    ),
+    *(
+        _sam2_video(s, f"SAM 2.1 Hiera-{t} (video)")
+        for s, t in (("tiny", "T"), ("small", "S"), ("base-plus", "B+"), ("large", "L"))
     ),
     _timm("timm_vit_b16", "vit_base_patch16_224.augreg2_in21k_ft_in1k", "ViT-B/16 ImageNet (timm)", 16, 768),
     _timm("timm_convnext_tiny", "convnext_tiny.fb_in1k", "ConvNeXt-T ImageNet (timm)", 32, 768),
@@ -443,6 +453,28 @@ _SPECS: tuple[ModelSpec, ...] = (
         32,
         tiny=True,
         config=_TINY_PALIGEMMA,
+    ),
+    ModelSpec(
+        "sam2_video_tiny",
+        "sam2_video",
+        "sam2-video-tiny",
+        "SAM 2 video tiny (test)",
+        64,
+        16,
+        128,
+        tiny=True,
+        config={
+            "image_size": 64,
+            "hidden_size": 128,  # two 64-channel memory tokens per object pointer, as the real 256 gives four
+            "hiera": {
+                "dim": 16,
+                "heads": 1,
+                "blocks": (1, 1, 2, 1),
+                "global_blocks": (3,),  # not a stage's first block: that one pools its queries in windows
+                "windows": (4, 2, 2, 1),
+                "background": (2, 2),
+            },
+        },
     ),
 )
 _BY_NAME = {s.name: s for s in _SPECS}

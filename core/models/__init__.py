@@ -20,6 +20,7 @@ Every adapter has `spec`, `weights` (the weights actually loaded: a tag or "rand
 - `Can.CONCEPTS`: `vision_features(image)` once per image, then `concepts(features, size, phrase, box, threshold)`
   (`core/models/sam3.py`).
 - `Can.CAPTION`: `generate(image, prompt, max_new_tokens, progress)` → `Answer` (`core/models/paligemma.py`).
+- `Can.TRACK`: `module` and `processor` of a SAM 2 video model, run on a clip by `core.video.VideoTracker`.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ class Can(StrEnum):
     DETECT = "boxes from text"  # boxes, scores and phrase labels for a text query
     CONCEPTS = "masks from a phrase"  # every instance of a noun phrase or an exemplar box
     CAPTION = "answers in words"  # caption, "detect X" (boxes as <loc> tokens)
+    TRACK = "video tracking"  # masks of prompted objects through a clip
 
 
 class Adapter(Protocol):
@@ -85,6 +87,7 @@ _FAMILY_MODULES = {
     "edgetam": "core.models.edgetam",
     "sam3": "core.models.sam3",
     "paligemma": "core.models.paligemma",
+    "sam2_video": "core.models.sam2_video",
     "timm": "core.models.timm_models",
     "grounding_dino": "core.models.grounding_dino",
     "owlv2": "core.models.owlv2",

@@ -16,6 +16,7 @@ PAGES = [
     "pages/patch_matching.py",
     "pages/segment.py",
     "pages/evaluate.py",
+    "pages/video.py",
     "pages/zero_shot.py",
     "pages/search.py",
     "pages/compare.py",
