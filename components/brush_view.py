@@ -52,6 +52,7 @@ class Kept:
 brush_start: Keys[Start] = Keys("{}_start")
 kept_masks: Keys[list] = Keys("{}_kept")  # [Kept]
 canvas_generation: Keys[int] = Keys("{}_generation")  # a new canvas (empty drawing) after each Keep
+export_choice: Keys[int] = Keys("{}_export")  # the kept mask the export shows (its selectbox's key)
 
 
 def _canvas_size(image: np.ndarray) -> tuple[int, int]:
@@ -116,7 +117,7 @@ def _edit(item, start: Start, key: str) -> None:
             label = name or item.labels[start.index]
             kept.append(Kept(label, item.name, corrected, len(strokes), before, after))
             brush_start(key).pop()
-            st.session_state.pop(f"{key}_export", None)  # the export shows the mask just kept
+            export_choice(key).pop()  # the export shows the mask just kept
             st.rerun()
 
 
@@ -150,7 +151,7 @@ def _show_kept(image_name: str, key: str) -> None:
         }),
         hide_index=True,
     )  # fmt: skip
-    index = st.selectbox("Export", range(len(kept)), len(kept) - 1, lambda i: kept[i].name, key=f"{key}_export")
+    index = st.selectbox("Export", range(len(kept)), len(kept) - 1, lambda i: kept[i].name, key=export_choice(key).key)
     label = re.sub(r"[^\w-]+", "_", kept[index].name)
     left, right = st.columns(2)
     download_png(lambda: to_png(kept[index].mask), f"{label}_mask.png", f"{key}_dl_png", "Mask PNG", where=left,
