@@ -22,7 +22,7 @@ import torch
 from core import config
 from core.cache import CacheKey, EmbeddingCache
 from core.data import image_hash
-from core.models import Adapter, Can, build_adapter, can, families, family
+from core.models import Adapter, Can, build_adapter, can, check_architecture, families, family
 from core.models.attention_groups import AttentionMaps, split_attention
 from core.models.detection import Detections, split_phrases
 from core.models.fast import apply_fast_paths
@@ -204,7 +204,17 @@ class Engine:
             except WeightsUnavailable as exc:  # gated or refused: random weights, and the message says why
                 status, path = unavailable(ref, str(exc)), None
         weights = "random" if status.is_random else ref.weights
-        adapter = build_adapter(ref.spec, weights, path, self.device)
+        try:
+            adapter = build_adapter(ref.spec, weights, path, self.device)
+            if path is not None and not ref.spec.tiny:
+                check_architecture(ref.spec, adapter.module, path)
+        except torch.OutOfMemoryError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a file that does not fit the architecture: said, random weights run
+            if path is None:
+                raise
+            status = unavailable(ref, f"The weights at {path} do not fit this architecture ({_first_line(exc)}).")
+            adapter = build_adapter(ref.spec, "random", None, self.device)
         if self.device.type == "cuda" or family(ref.spec.family).fast_on_cpu:
             apply_fast_paths(adapter, self.device)  # SDPA everywhere, on-device preprocessing, float32 outputs
         return LoadedModel(adapter, status, threading.Lock())
@@ -505,6 +515,12 @@ class Engine:
                 answer = loaded.adapter.generate(image, prompt, max_new_tokens, progress)
             self._memory.put(key, answer, answer.tokens.nbytes + len(key))
         return answer
+
+
+def _first_line(exc: Exception) -> str:
+    """The first line of an error, shortened: load_state_dict lists every mismatched key."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text if len(text) <= 200 else text[:197] + "…"
 
 
 def _empty_cuda_cache() -> None:

@@ -29,6 +29,7 @@ import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import cache
 from typing import Any, Protocol
 
 import torch
@@ -123,9 +124,18 @@ def build_adapter(spec: ModelSpec, weights: str, path: str | None, device: torch
     return adapter
 
 
+@cache
 def count_parameters(spec: ModelSpec) -> int:
     """Parameter count of the real architecture, built on the meta device (no memory, no weights)."""
     build = family(spec.family).build_module
     with torch.device("meta"):
         module = build(spec, None)
     return sum(p.numel() for p in module.parameters())
+
+
+def check_architecture(spec: ModelSpec, module: torch.nn.Module, path: str) -> None:
+    """Raise when `module`, loaded from `path`, is not the registry's architecture for `spec` (a local folder or
+    file of another model: its config built another size, or its weights were partly ignored)."""
+    expected, got = count_parameters(spec), sum(p.numel() for p in module.parameters())
+    if got != expected:
+        raise ValueError(f"{got / 1e6:.1f}M parameters where {spec.title} has {expected / 1e6:.1f}M")

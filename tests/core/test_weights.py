@@ -107,3 +107,20 @@ def test_prefetch_command_reports_each_model_and_fails_clearly_offline(capsys):
     out = capsys.readouterr().out
     assert "dinov2_small: FAILED" in out and "network is unreachable" in out
     assert "sam_tiny: FAILED" in out and "random weights" in out
+
+
+def test_a_local_checkpoint_of_another_architecture_is_said_and_random_weights_run(tmp_path, monkeypatch):
+    """A local folder or file that is not the model's architecture: one sentence, random weights, no stack trace."""
+    from core.engine import Engine
+
+    monkeypatch.setenv("VFM_LENS_WEIGHTS", str(tmp_path))
+    tiny = build_adapter(registry.get("dinov2_tiny"), "random", None, torch.device("cpu"))
+    tiny.module.save_pretrained(tmp_path / "dinov2_small")  # a tiny config where DINOv2-S belongs: loads, wrong size
+    torch.save(sam_module.build_module(registry.get("sam_tiny"), None).state_dict(), tmp_path / "sam_vit_b_01ec64.pth")
+    engine = Engine(device="cpu", cache=None)
+    for name, params in (("dinov2_small", 22.1e6), ("sam_vit_b", 93.7e6)):
+        loaded = engine.model(name)
+        assert loaded.status.source == "unavailable" and loaded.status.is_random and loaded.adapter.weights == "random"
+        assert "do not fit this architecture" in loaded.status.message and "\n" not in loaded.status.message
+        assert abs(sum(p.numel() for p in loaded.adapter.module.parameters()) - params) < 0.1e6
+        assert engine.weights_status(name).message == loaded.status.message  # the sidebar says the same
