@@ -158,3 +158,27 @@ REDRAW_PROBE = """widget => {
   };
   requestAnimationFrame(tick);
 }"""
+
+
+def write_y4m(path, frames: int = 40, width: int = 160, height: int = 120) -> None:
+    """A YUV4MPEG2 clip (Chromium's fake-camera format): a bright disc moving across a textured background."""
+    rng = np.random.default_rng(0)
+    texture = rng.integers(40, 120, (height, width)).astype(np.uint8)
+    yy, xx = np.mgrid[:height, :width]
+    with open(path, "wb") as f:
+        f.write(f"YUV4MPEG2 W{width} H{height} F10:1 Ip A1:1 C420jpeg\n".encode())
+        for i in range(frames):
+            luma = texture.copy()
+            cx = 20 + (width - 40) * i / (frames - 1)
+            luma[(xx - cx) ** 2 + (yy - height / 2) ** 2 < 20**2] = 235
+            chroma = np.full((height // 2, width // 2), 128, np.uint8)
+            f.write(b"FRAME\n" + luma.tobytes() + chroma.tobytes() + chroma.tobytes())
+
+
+def fake_camera_args(clip) -> list[str]:
+    """Chromium flags that make `clip` (a y4m file) the camera and grant the permission without asking."""
+    return [
+        "--use-fake-device-for-media-stream",
+        "--use-fake-ui-for-media-stream",
+        f"--use-file-for-fake-video-capture={clip}",
+    ]

@@ -5,28 +5,13 @@ from __future__ import annotations
 
 import re
 
-import numpy as np
 import pytest
 
 from tests.browser.conftest import _chromium
+from tests.browser.drive import fake_camera_args, write_y4m
 from tests.browser.server import CHROMIUM_ARGS
 
 pytestmark = pytest.mark.browser
-
-
-def write_y4m(path, frames: int = 40, width: int = 160, height: int = 120) -> None:
-    """A YUV4MPEG2 clip (Chromium's fake-camera format): a bright disc moving across a textured background."""
-    rng = np.random.default_rng(0)
-    texture = rng.integers(40, 120, (height, width)).astype(np.uint8)
-    yy, xx = np.mgrid[:height, :width]
-    with open(path, "wb") as f:
-        f.write(f"YUV4MPEG2 W{width} H{height} F10:1 Ip A1:1 C420jpeg\n".encode())
-        for i in range(frames):
-            luma = texture.copy()
-            cx = 20 + (width - 40) * i / (frames - 1)
-            luma[(xx - cx) ** 2 + (yy - height / 2) ** 2 < 20**2] = 235
-            chroma = np.full((height // 2, width // 2), 128, np.uint8)
-            f.write(b"FRAME\n" + luma.tobytes() + chroma.tobytes() + chroma.tobytes())
 
 
 def test_the_camera_stream_comes_back_analysed_with_a_frame_rate(server, tmp_path):
@@ -34,11 +19,7 @@ def test_the_camera_stream_comes_back_analysed_with_a_frame_rate(server, tmp_pat
 
     clip = tmp_path / "camera.y4m"
     write_y4m(clip)
-    fake_camera = [
-        "--use-fake-device-for-media-stream",
-        "--use-fake-ui-for-media-stream",
-        f"--use-file-for-fake-video-capture={clip}",
-    ]
+    fake_camera = fake_camera_args(clip)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=_chromium(), headless=True, args=CHROMIUM_ARGS + fake_camera)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
