@@ -119,7 +119,7 @@ def density_figure(
 HELD_OUT = "held-out"  # the one word for the scored split, on screen and in the CSV
 
 
-def _palette(n: int) -> list[str]:
+def class_colours(n: int) -> list[str]:
     if n <= 10:
         return qualitative.Plotly[:n]
     return qualitative.Light24[:n] if n <= 24 else sample_colorscale("Turbo", np.linspace(0, 1, n))
@@ -144,7 +144,7 @@ def scatter_figure(
     order = np.argsort(groups, kind="stable")
     bounds = np.searchsorted(groups[order], np.arange(2 * len(classes) + 1))
     traces, trace_index = [], []
-    for g, colour in enumerate(np.repeat(_palette(len(classes)), 2)):
+    for g, colour in enumerate(np.repeat(class_colours(len(classes)), 2)):
         rows = shown[order[bounds[g] : bounds[g + 1]]]
         if rows.size:
             cls, split = str(classes[g // 2]), HELD_OUT if g % 2 else "train"

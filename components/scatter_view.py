@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from components import big_map
 from components.charts import HELD_OUT, confusion_figure, scatter_figure, selected_indices
 from components.downloads import download_csv, download_npz, npz_bytes
 from components.errors import user_errors
@@ -288,8 +289,12 @@ def show_confusion(results: dict[str, ProjectionResult], key: str) -> None:
 # ---- scatter with selection -------------------------------------------------------------------
 def show_scatters(images: ImageSet, results: dict[str, ProjectionResult], key: str) -> None:
     """One scatter per model, two side by side; hovering a point shows its thumbnail (up to
-    MAX_HOVER_THUMBNAILS points), selected points show their images below each."""
+    MAX_HOVER_THUMBNAILS points), selected points show their images below each. Beyond big_map.PLOTLY_MAX points
+    a 2-D projection is drawn whole on the big map instead of plotly."""
     labels, n = np.asarray(images.labels), len(images.items)
+    if n > big_map.PLOTLY_MAX and all(r.coords.shape[1] == 2 for r in results.values()):
+        _big_scatters(images, results, key)
+        return
     shown = downsample(n, MAX_PLOT_POINTS, labels)
     if shown.size < n:
         st.caption(f"Showing {shown.size:,} of {n:,} points (stratified random sample); the scores use all points.")
@@ -314,6 +319,24 @@ def _images_digest(images: list[np.ndarray], names: list[str]) -> str:
     return digest.hexdigest()
 
 
+def _big_scatters(images: ImageSet, results: dict[str, ProjectionResult], key: str) -> None:
+    """Every point on the big map, one per model (one below the other: each needs the page's width)."""
+    st.caption(f"All {len(images.items):,} points drawn (beyond {big_map.PLOTLY_MAX:,} the chart is the big map).")
+    for model, result in results.items():
+        panel = f"{key}_{registry.parse(model).spec.name}"
+        st.markdown(f"**{model_title(model)}**")
+        big_map.show_big_map(
+            result.coords,
+            np.asarray(images.labels, dtype=object),
+            key=panel,
+            image_of=lambda i: images.items[i].image,
+            caption_of=lambda i: f"{images.items[i].name} [{images.items[i].label}]",
+            show_selected=lambda rows, panel=panel: _show_selected(images, rows, panel),
+        )
+        for note in result.notes:
+            st.caption(note)
+
+
 @st.fragment
 def _scatter_panel(images: ImageSet, result: ProjectionResult, shown: np.ndarray, key: str) -> None:
     labels = np.asarray(images.labels)
@@ -325,6 +348,13 @@ def _scatter_panel(images: ImageSet, result: ProjectionResult, shown: np.ndarray
     picked = selected_indices(event, trace_index)
     if not picked.size:
         st.caption(SELECT_HINT if result.coords.shape[1] < 3 else SELECT_HINT_3D)
+        return
+    _show_selected(images, picked, key)
+
+
+def _show_selected(images: ImageSet, picked: np.ndarray, key: str) -> None:
+    """The images of the rows `picked`, counted per class, in a paged grid."""
+    if not picked.size:
         return
     chosen = ImageSet([images.items[i] for i in picked])
     counts = ", ".join(f"{c} × {label}" for label, c in chosen.class_counts().items())

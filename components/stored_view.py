@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
+from components import big_map
 from components.charts import MAX_POINTS, density_figure
 from components.downloads import download_csv
 from components.hover_images import TILE, hover_thumbnails
@@ -144,7 +145,10 @@ def pick_view(coords: np.ndarray, key: str) -> View:
 
 
 def show_density(coords: np.ndarray, stored: store.StoredDataset, key: str) -> int | None:
-    """The density map with zoom sliders; returns the clicked row (storage offset) or None."""
+    """The density map with zoom sliders (up to big_map.PLOTLY_MAX rows; beyond, every row on the big map); returns
+    the clicked row (storage offset) or None."""
+    if len(coords) > big_map.PLOTLY_MAX:
+        return show_big(coords, stored, key)
     view = pick_view(coords, key)
     labels = labels_of(str(stored.path))
     fig, rows = density_figure(coords, labels, view)
@@ -169,6 +173,42 @@ def show_density(coords: np.ndarray, stored: store.StoredDataset, key: str) -> i
         if index is not None and 0 <= index < len(rows):
             picked_row(key).set(int(rows[index]))
     return picked_row(key).get()
+
+
+def show_big(coords: np.ndarray, stored: store.StoredDataset, key: str) -> int | None:
+    """Every row on the big map: its image on hover, lassoed rows' images below it; a click on one row picks it
+    (the page reruns so the search below follows). Returns the picked row (storage offset) or None."""
+    path = str(stored.path)
+    labels, paths = labels_of(path), paths_of(path)
+
+    def caption(row: int) -> str:
+        return f"{Path(paths[row]).name}" + (f" [{labels[row]}]" if labels[row] is not None else "")
+
+    def selected(rows: np.ndarray) -> None:
+        if rows.size == 1 and picked_row(key).get() != int(rows[0]):
+            picked_row(key).set(int(rows[0]))
+            st.rerun()  # the search below the map follows the picked row
+        _show_selection(rows, paths, labels, key)
+
+    big_map.show_big_map(
+        coords, labels, key=key, image_of=lambda row: stored_thumbnail(str(paths[row]), big_map.TIP),
+        caption_of=caption, show_selected=selected,
+    )  # fmt: skip
+    return picked_row(key).get()
+
+
+def _show_selection(rows: np.ndarray, paths: np.ndarray, labels: np.ndarray, key: str, per_page: int = 48) -> None:
+    """How many rows are selected, per class, and their images a page at a time."""
+    if not rows.size:
+        return
+    classes, counts = np.unique([str(v) for v in labels[rows]], return_counts=True)
+    order = np.argsort(-counts, kind="stable")[:8]
+    per_class = ", ".join(f"{counts[i]:,} × {classes[i]}" for i in order) + (", …" if len(classes) > 8 else "")
+    st.markdown(f"**{rows.size:,} selected** ({per_class})")
+    pages = (rows.size + per_page - 1) // per_page
+    page = st.number_input("Page", 1, pages, 1, key=f"{key}_sel_page") if pages > 1 else 1
+    chunk = rows[(page - 1) * per_page : page * per_page]
+    show_images([str(p) for p in paths[chunk]], [f"row {r}" for r in chunk], side=96)
 
 
 def _hover_images(stored: store.StoredDataset, rows: np.ndarray, key: str) -> None:
