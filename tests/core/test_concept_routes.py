@@ -6,14 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from core.concept_routes import ROUTES_EXTRA, paligemma_route, sam3_route
 from core.models import Can
 from core.models.paligemma import Answer
 from core.models.sam import SamPrompt
-from tests.core.text_routes_stub import install
-
-install()  # core.text_routes until it reaches this branch
-
-from core.concept_routes import ROUTES_EXTRA, paligemma_route, sam3_route  # noqa: E402
 from core.text_routes import Instances, Route, RouteOptions  # noqa: E402
 
 MODELS = {"concept": "sam3_tiny", "vlm": "paligemma_tiny", "segment": "sam_tiny"}
