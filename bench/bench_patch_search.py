@@ -67,6 +67,16 @@ def latency(search: Callable[[np.ndarray], np.ndarray], queries: np.ndarray) -> 
     return float(np.median(ms)), float(np.percentile(ms, 95)), np.concatenate(found)
 
 
+def measure(
+    candidate: str, setting: str, build: float, gb: float, search: Callable, queries: np.ndarray, truth: np.ndarray
+) -> Row:
+    """One table row: `search(q (1, D)) -> ids (1, K)` timed on every query, its recall@K; printed as it comes."""
+    p50, p95, found = latency(search, queries)
+    row = Row(candidate, setting, build, p50, p95, recall_at(found, truth), gb)
+    print("  " + row.markdown(), flush=True)
+    return row
+
+
 def index_gb(index: faiss.Index) -> float:
     return len(faiss.serialize_index(index)) / 1e9
 
@@ -79,11 +89,10 @@ def bench_ivf_flat(data: np.ndarray, queries: np.ndarray, truth: np.ndarray) -> 
     gb = knn.info.rows * DIM * 4 / 1e9
     rows = []
     for widen in (1, 2, 4):
-        p50, p95, found = latency(lambda q, w=widen: knn.search(q, K, widen=w)[1], queries)
         nprobe = min(knn.info.lists, knn.info.nprobe * widen)
         setting = f"{knn.info.lists} lists, nprobe {nprobe}" + (" (calibrated)" if widen == 1 else "")
-        rows.append(Row("IVF-Flat (`vector_index.build`)", setting, build, p50, p95, recall_at(found, truth), gb))
-        print("  " + rows[-1].markdown(), flush=True)
+        search = lambda q, w=widen: knn.search(q, K, widen=w)[1]  # noqa: E731
+        rows.append(measure("IVF-Flat (`vector_index.build`)", setting, build, gb, search, queries, truth))
     return rows
 
 
@@ -103,15 +112,13 @@ def bench_ivf_pq(data: np.ndarray, queries: np.ndarray, truth: np.ndarray, refin
     rows = []
     for nprobe in (16, 32, 64, 128):
         plain = faiss.SearchParametersIVF(nprobe=nprobe)
-        p50, p95, found = latency(lambda q, p=plain: index.search(unit_rows(q), K, params=p)[1], queries)
-        rows.append(Row("IVF-PQ48", f"{lists} lists, nprobe {nprobe}", build, p50, p95, recall_at(found, truth), pq_gb))
-        print("  " + rows[-1].markdown(), flush=True)
+        search = lambda q, p=plain: index.search(unit_rows(q), K, params=p)[1]  # noqa: E731
+        rows.append(measure("IVF-PQ48", f"{lists} lists, nprobe {nprobe}", build, pq_gb, search, queries, truth))
         params = faiss.IndexRefineSearchParameters(k_factor=refine, base_index_params=plain)
-        p50, p95, found = latency(lambda q, p=params: refined.search(unit_rows(q), K, params=p)[1], queries)
+        search = lambda q, p=params: refined.search(unit_rows(q), K, params=p)[1]  # noqa: E731
         setting = f"{lists} lists, nprobe {nprobe}, re-rank ×{refine}"
         gb = pq_gb + len(data) * DIM * 4 / 1e9
-        rows.append(Row("IVF-PQ48 + exact re-rank", setting, build, p50, p95, recall_at(found, truth), gb))
-        print("  " + rows[-1].markdown(), flush=True)
+        rows.append(measure("IVF-PQ48 + exact re-rank", setting, build, gb, search, queries, truth))
     return rows
 
 
@@ -127,9 +134,8 @@ def bench_hnsw(data: np.ndarray, queries: np.ndarray, truth: np.ndarray) -> list
     rows = []
     for ef in (32, 64, 128, 256):
         params = faiss.SearchParametersHNSW(efSearch=ef)
-        p50, p95, found = latency(lambda q, p=params: index.search(unit_rows(q), K, params=p)[1], queries)
-        rows.append(Row("HNSW32", f"efConstruction 40, efSearch {ef}", build, p50, p95, recall_at(found, truth), gb))
-        print("  " + rows[-1].markdown(), flush=True)
+        search = lambda q, p=params: index.search(unit_rows(q), K, params=p)[1]  # noqa: E731
+        rows.append(measure("HNSW32", f"efConstruction 40, efSearch {ef}", build, gb, search, queries, truth))
     return rows
 
 

@@ -118,3 +118,7 @@ last_sam_embedding: Slot[dict] = Slot("sam_last_embedding")  # model → (image 
 decoded_uploads: Keys[dict] = Keys("{}_decoded")  # upload file id → (name, HWC uint8 image), the latest only
 display_images: Keys[dict] = Keys("{}_display")  # (image key, canvas frame[, width]) → the resized display image
 mask_name: Keys[str] = Keys("{}_name")  # the name typed for the next kept mask (its text input's key)
+
+# ---- Patch Search -------------------------------------------------------------------------------
+query_chart: Keys[dict] = Keys("{}_query_chart")  # the selection event of the clickable query image (its key)
+picked_patches: Keys[tuple] = Keys("{}_patches")  # (query image digest, grid, ((row, col), ...)) last picked

@@ -33,6 +33,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from core import store, vector_index
+from core.analysis.matching import overlay_similarity, patch_box
 from core.analysis.pca import compute_foreground
 
 PATCHES = "patches"  # the table, and the name of its index files (patches.faiss, patches.json)
@@ -247,13 +248,10 @@ def hits_table(index: PatchIndex, hits: Sequence[Hit]) -> list[dict]:
 
 # ---- a stored patch index (`python -m core.batch patches`) -------------------------------------------
 def patches_schema() -> pa.Schema:
+    described = [field for field in store.images_schema(1) if field.name != "vector"]  # id, path, label, model, weights
     return pa.schema(
         [
-            ("id", pa.string()),
-            ("path", pa.string()),
-            ("label", pa.string()),
-            ("model", pa.string()),
-            ("weights", pa.string()),
+            *described,
             ("size", pa.int32()),
             ("patch", pa.int32()),
             ("grid_h", pa.int32()),
@@ -364,3 +362,34 @@ def open_patch_index(folder: str | Path) -> PatchIndex:
         paths=paths,
         folder=folder,
     )
+
+
+# ---- pictures of a hit ------------------------------------------------------------------------
+def hit_box(image_size: tuple[int, int], grid: tuple[int, int], row: int, col: int, span: int) -> tuple[int, ...]:
+    """XYXY pixel box (ints, end exclusive) of the `span` × `span` patches from (row, col), clipped to the grid."""
+    x0, y0, _, _ = patch_box(row, col, image_size, grid)
+    _, _, x1, y1 = patch_box(min(row + span, grid[0]) - 1, min(col + span, grid[1]) - 1, image_size, grid)
+    return round(x0), round(y0), max(round(x1), round(x0) + 1), max(round(y1), round(y0) + 1)
+
+
+def hit_pictures(
+    image: np.ndarray, grid: tuple[int, int], hit: Hit, span: int, heat_map: np.ndarray, alpha: float = 0.5
+) -> tuple[np.ndarray, np.ndarray]:
+    """(crop, heat): the matched patches with one patch of context around them, outlined in red, and the whole image
+    under `heat_map` ((h, w) cosine, NaN where nothing is stored) with the same outline. HWC uint8 each."""
+    height, width = image.shape[:2]
+    box = hit_box((height, width), grid, hit.row, hit.col, span)
+    filled = np.where(np.isnan(heat_map), np.nanmin(heat_map), heat_map)
+    heat_image = _outline(overlay_similarity(image, filled, alpha), box)
+    x0, y0, x1, y1 = hit_box((height, width), grid, max(hit.row - 1, 0), max(hit.col - 1, 0), span + 2)
+    return _outline(image, box)[y0:y1, x0:x1], heat_image
+
+
+def _outline(image: np.ndarray, box: tuple[int, ...], color=(255, 43, 43)) -> np.ndarray:
+    out = image.copy()
+    x0, y0, x1, y1 = box
+    t = max(1, min(max(image.shape[:2]) // 150, (x1 - x0) // 3, (y1 - y0) // 3))
+    for rows, cols in ((slice(y0, y0 + t), slice(x0, x1)), (slice(y1 - t, y1), slice(x0, x1)),
+                       (slice(y0, y1), slice(x0, x0 + t)), (slice(y0, y1), slice(x1 - t, x1))):  # fmt: skip
+        out[rows, cols, :3] = color
+    return out
