@@ -144,13 +144,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=2_560_000)
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--only", default="ivf_flat,ivf_pq,hnsw")
+    parser.add_argument("--clusters", type=int, default=1000, help="cluster centres of the synthetic vectors")
+    parser.add_argument("--intrinsic", type=int, default=32, help="dimension of the subspace the centres span")
     parser.add_argument("--hnsw-rows", type=int, help="build HNSW on the first N rows only")
     parser.add_argument("--refine", type=int, default=4, help="IVF-PQ re-rank: k × this many candidates")
     args = parser.parse_args(argv)
     when = datetime.date.today().isoformat()
     load = os.getloadavg()[0]
-    print(f"{args.rows:,} × {DIM} clustered vectors, {args.queries} fresh queries, k = {K}", flush=True)
-    data, queries = clustered_vectors(args.rows, DIM, seed=1), clustered_vectors(args.queries, DIM, seed=2)
+    shape = {"clusters": args.clusters, "intrinsic": args.intrinsic}
+    print(f"{args.rows:,} × {DIM} vectors around {args.clusters:,} centres in {args.intrinsic} dimensions, "
+          f"{args.queries} fresh queries, k = {K}", flush=True)  # fmt: skip
+    data, queries = clustered_vectors(args.rows, DIM, 1, **shape), clustered_vectors(args.queries, DIM, 2, **shape)
     flat = faiss.IndexFlatIP(DIM)
     for s in range(0, len(data), BLOCK):
         flat.add(unit_rows(data[s : s + BLOCK]))
@@ -180,7 +184,8 @@ def main(argv: list[str] | None = None) -> int:
             row.setting += "" if n == len(data) else f" — on the first {n:,} rows only"
         rows += found
     print(
-        f"\n_`python -m bench.bench_patch_search --rows {args.rows}` on {when}; device: 2-core {platform.machine()} "
+        f"\n_`python -m bench.bench_patch_search --rows {args.rows} --clusters {args.clusters} --intrinsic "
+        f"{args.intrinsic}` on {when}; device: 2-core {platform.machine()} "
         f"CPU, shared (load {load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end), faiss {faiss.__version__}; "
         f"exact flat scan {exact_ms:.0f} ms a query._\n"
     )
