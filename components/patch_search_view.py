@@ -36,10 +36,12 @@ from core.patch_index import (
     hit_pictures,
     hits_table,
     open_patch_index,
+    search_patches,
 )
 
 WORKING_SET, STORED = "The working set (indexed here)", "A stored patch index"
 COLUMNS = 4  # results a row
+KEEP_INDEXES = 4  # working-set indexes kept by the server
 CROP_HEIGHT = 120  # px, enlarged crops
 
 
@@ -107,18 +109,25 @@ def _working_set_controls(model: str, key: str) -> PatchSettings | None:
 
 
 def _working_set_index(images: ImageSet, settings: PatchSettings) -> Searchable:
-    (tokens,) = patch_tokens(images.images, settings.size, [(settings.model, None)], "Patch tokens of the working set")
-    digests = tuple(item.digest for item in images.items)
-    index = _build(digests, tuple(images.names), tuple(images.labels), settings, _tokens=tokens)
+    """The index of these images (names and labels included) with these settings: built once, then kept by the server
+    (a rerun — a click — neither recomputes nor looks up any token)."""
     items = list(images.items)
-    return Searchable(index, lambda i: items[i].image)
+    key = (tuple((it.digest, it.name, it.label) for it in items), settings)
+    built = _built_indexes()
+    if key not in built:
+        label = "Patch tokens of the working set"
+        (tokens,) = patch_tokens(images.images, settings.size, [(settings.model, None)], label)
+        with st.spinner("Indexing every patch…"):
+            built[key] = build_patch_index(list(tokens), images.names, images.labels, settings)
+        while len(built) > KEEP_INDEXES:
+            built.pop(next(iter(built)))
+    return Searchable(built[key], lambda i: items[i].image)
 
 
-@st.cache_resource(max_entries=4, show_spinner="Indexing every patch…")
-def _build(
-    digests: tuple[str, ...], names: tuple, labels: tuple, settings: PatchSettings, _tokens: np.ndarray
-) -> PatchIndex:
-    return build_patch_index(list(_tokens), names, labels, settings)
+@st.cache_resource(show_spinner=False)
+def _built_indexes() -> dict:
+    """(images, settings) → PatchIndex, the most recent last; shared by the sessions of this server."""
+    return {}
 
 
 def _stored_index(folder: str) -> Searchable:
@@ -134,7 +143,20 @@ def _open(folder: str, stamp: float) -> PatchIndex:
     return open_patch_index(folder)
 
 
-# ---- the query ----------------------------------------------------------------------------------
+# ---- the query and the results (a click reruns only this part) ----------------------------------
+@st.fragment
+def show_search(images: ImageSet, found: Searchable, key: str) -> None:
+    """The query image and its picked patches, the search controls, the hits."""
+    query = None
+    with user_errors("Computing the query"):
+        query = show_query(images, found.index, key)
+    if query is None:
+        return
+    k, per_image, classes = show_search_controls(found.index, key)
+    hits = search_patches(found.index, query[0], k, per_image, classes)
+    show_results(found, hits, query[0], key)
+
+
 def show_query(images: ImageSet, index: PatchIndex, key: str) -> tuple[np.ndarray, list[tuple[int, int]]] | None:
     """Pick a query image, click patches on it → (the query vector: mean of the picked tokens, the picked patches)."""
     choice = pick_image(images, "Query image", f"{key}_query", 0)

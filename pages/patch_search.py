@@ -2,12 +2,10 @@
 
 import streamlit as st
 
-from components.errors import user_errors
 from components.images import quick_add
-from components.patch_search_view import show_index_source, show_query, show_results, show_search_controls
+from components.patch_search_view import show_index_source, show_search
 from components.sidebar import DENSE, selected_model
 from components.state import get_working_set
-from core.patch_index import search_patches
 
 st.title("Patch Search")
 st.caption(
@@ -34,13 +32,5 @@ if not images.items:
     st.stop()
 
 found = show_index_source(images, selected_model(DENSE), key="psearch")
-if found is None:
-    st.stop()
-query = None
-with user_errors("Computing the query"):
-    query = show_query(images, found.index, key="psearch")
-if query is None:
-    st.stop()
-k, per_image, classes = show_search_controls(found.index, key="psearch")
-hits = search_patches(found.index, query[0], k, per_image, classes)
-show_results(found, hits, query[0], key="psearch")
+if found is not None:
+    show_search(images, found, key="psearch")
