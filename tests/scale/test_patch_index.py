@@ -175,7 +175,7 @@ def test_the_cli_stores_every_images_patches_resumes_and_the_planted_square_is_f
     assert other.returncode != 0 and "averaged over 2 × 2" in other.stderr
 
 
-def test_in_process_ray_path_pools_and_keeps_only_the_foreground(painted, tmp_path, local_ray, engine):
+def test_in_process_ray_path_pools_and_keeps_only_the_foreground(painted, tmp_path, local_ray, engine, capsys):
     out = tmp_path / "fg.lance"
     summary = batch.patches_dataset(
         painted, out, MODEL, pool=2, foreground=True, batch_size=8, actors=1, progress=False
@@ -191,6 +191,10 @@ def test_in_process_ray_path_pools_and_keeps_only_the_foreground(painted, tmp_pa
     sl = slice(index.starts[i], index.starts[i + 1])
     assert index.rows[sl].tolist() == expected.rows.tolist() and index.cols[sl].tolist() == expected.cols.tolist()
     np.testing.assert_allclose(index.image_vectors(i), expected.vectors, rtol=1e-4, atol=1e-5)
+    assert batch.main(["index", str(out), "--min-rows", "1"]) == 0  # rebuilt as an IVF-Flat, found again
+    assert "IVF-Flat index on" in capsys.readouterr().out
+    rebuilt = patch_index.open_patch_index(out)
+    assert not rebuilt.knn.info.exact and rebuilt.knn.info.rows == int(index.starts[-1])
 
 
 def test_a_model_without_patch_tokens_or_a_size_off_the_patch_grid_is_refused():
