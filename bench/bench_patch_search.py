@@ -30,7 +30,7 @@ import faiss
 import numpy as np
 
 from bench.bench_vs_upstream import clustered_vectors
-from core import vector_index
+from core import patch_index, vector_index
 from core.vector_index import recall_at, unit_rows
 
 K, DIM = 20, 384
@@ -83,15 +83,19 @@ def index_gb(index: faiss.Index) -> float:
 
 def bench_ivf_flat(data: np.ndarray, queries: np.ndarray, truth: np.ndarray) -> list[Row]:
     start = time.perf_counter()
-    knn = vector_index.build((data[s : s + BLOCK] for s in range(0, len(data), BLOCK)), DIM, 0, 0, k=K)
+    blocks = (data[s : s + BLOCK] for s in range(0, len(data), BLOCK))
+    knn = vector_index.build(blocks, DIM, 0, 0, k=K, target=patch_index.TARGET_RECALL)
     build = time.perf_counter() - start
     print(f"  {knn.info.describe()} built in {build:.0f} s", flush=True)
     gb = knn.info.rows * DIM * 4 / 1e9
     rows = []
-    for widen in (1, 2, 4):
-        nprobe = min(knn.info.lists, knn.info.nprobe * widen)
-        setting = f"{knn.info.lists} lists, nprobe {nprobe}" + (" (calibrated)" if widen == 1 else "")
-        search = lambda q, w=widen: knn.search(q, K, widen=w)[1]  # noqa: E731
+    search = lambda q: knn.search(q, K)[1]  # noqa: E731
+    setting = f"{knn.info.lists} lists, nprobe {knn.info.nprobe} (calibrated: `core.patch_index`)"
+    rows.append(measure("IVF-Flat (`vector_index.build`)", setting, build, gb, search, queries, truth))
+    for nprobe in (p for p in (8, 16, 32, 64, 128, 256) if p != knn.info.nprobe):
+        params = faiss.SearchParametersIVF(nprobe=nprobe)
+        search = lambda q, p=params: knn.index.search(unit_rows(q), K, params=p)[1]  # noqa: E731
+        setting = f"{knn.info.lists} lists, nprobe {nprobe}"
         rows.append(measure("IVF-Flat (`vector_index.build`)", setting, build, gb, search, queries, truth))
     return rows
 

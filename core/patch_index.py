@@ -18,7 +18,8 @@ when at least half of its patches are foreground). Rows and columns are always i
 is drawn the same way at any pool.
 
 Similarity is cosine. Below `INDEX_MIN_ROWS` vectors the index is an exact scan: the hits are the brute-force
-top-k. Above, an IVF-Flat calibrated for recall@20 ≥ 0.97 (the issue asks ≥ 0.9; see bench/bench_patch_search.py).
+top-k. Above, an IVF-Flat calibrated for recall@20 ≥ `TARGET_RECALL` on stored rows (the issue asks ≥ 0.9;
+see bench/bench_patch_search.py).
 """
 
 from __future__ import annotations
@@ -40,6 +41,9 @@ PATCHES = "patches"  # the table, and the name of its index files (patches.faiss
 SETTINGS_FILE = "patch_settings.json"
 INDEX_MIN_ROWS = 20_000  # vectors; below this the index is an exact scan
 K = 20  # recall@K is what the IVF-Flat is calibrated for
+# calibration goal for recall@20 on stored rows: the issue asks ≥ 0.9 on fresh queries; 0.97 (the image index's)
+# needed nprobe 128 and a 53 ms p50 on 2.56M hard synthetic vectors here (bench/bench_patch_search.py)
+TARGET_RECALL = 0.95
 OVERFETCH = 8  # one result per image: first ask for k × this many patches
 
 
@@ -172,7 +176,7 @@ def build_patch_index(
     vectors = np.concatenate([p.vectors for p in kept]) if kept else np.zeros((0, 1), np.float32)
     if not len(vectors):
         raise ValueError("No patches to index: the images gave no (foreground) patches.")
-    knn = vector_index.build([vectors], vectors.shape[1], 0, min_rows, k=K)
+    knn = vector_index.build([vectors], vectors.shape[1], 0, min_rows, k=K, target=TARGET_RECALL)
     return PatchIndex(
         settings,
         knn,
@@ -309,7 +313,7 @@ def build_stored_index(out: str | Path, min_rows: int = INDEX_MIN_ROWS) -> str:
     table.optimize()
     dim = _dim(table)
     blocks = (_flat_tokens(b, dim) for b in store.iter_batches(table, ["tokens"], 256))
-    knn = vector_index.build(blocks, dim, table.version, min_rows, k=K)
+    knn = vector_index.build(blocks, dim, table.version, min_rows, k=K, target=TARGET_RECALL)
     vector_index.save(knn, out, PATCHES)
     return knn.info.describe()
 

@@ -106,9 +106,17 @@ def unit_rows(vectors: np.ndarray) -> np.ndarray:
     return np.divide(v, norms, out=v, where=norms > 0)
 
 
-def build(blocks: Iterable[np.ndarray], dim: int, version: int, min_rows: int, seed: int = 0, k: int = K) -> KnnIndex:
+def build(
+    blocks: Iterable[np.ndarray],
+    dim: int,
+    version: int,
+    min_rows: int,
+    seed: int = 0,
+    k: int = K,
+    target: float = TARGET_RECALL,
+) -> KnnIndex:
     """The index of every row of `blocks` ((B, D) float, in storage order: faiss ids are row offsets); an IVF-Flat
-    is calibrated for recall@`k` ≥ `TARGET_RECALL`."""
+    is calibrated for recall@`k` ≥ `target`."""
     data = [unit_rows(b) for b in blocks]
     rows = sum(len(b) for b in data)
     if rows < min_rows:
@@ -122,7 +130,7 @@ def build(blocks: Iterable[np.ndarray], dim: int, version: int, min_rows: int, s
     index.train(_sample(data, rows, lists * TRAIN_PER_LIST, rng))
     queries = _sample(data, rows, CALIBRATION_QUERIES, rng)
     truth = _add(index, data, queries, k)
-    nprobe, recall = _calibrate(index, queries, truth, lists, k)
+    nprobe, recall = _calibrate(index, queries, truth, lists, k, target)
     return KnnIndex(index, IndexInfo(version, rows, dim, lists, nprobe, recall, k))
 
 
@@ -150,14 +158,14 @@ def _sample(data: list[np.ndarray], rows: int, size: int, rng: np.random.Generat
 
 
 def _calibrate(
-    index: faiss.IndexIVF, queries: np.ndarray, truth: np.ndarray, lists: int, k: int = K
+    index: faiss.IndexIVF, queries: np.ndarray, truth: np.ndarray, lists: int, k: int, target: float
 ) -> tuple[int, float]:
-    """The smallest nprobe whose recall@k (the query row itself left out) reaches `TARGET_RECALL`, and that recall."""
+    """The smallest nprobe whose recall@k (the query row itself left out) reaches `target`, and that recall."""
     recall = 1.0
     for nprobe in (*(p for p in PROBES if p < lists), lists):
         _, found = index.search(queries, k + 1, params=faiss.SearchParametersIVF(nprobe=nprobe))
         recall = recall_at(found[:, 1:], truth[:, 1:])
-        if recall >= TARGET_RECALL:
+        if recall >= target:
             return nprobe, recall
     return lists, recall
 
