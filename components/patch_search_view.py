@@ -36,6 +36,7 @@ from core.patch_index import (
     hit_pictures,
     hits_table,
     open_patch_index,
+    query_cells,
     search_patches,
 )
 
@@ -172,13 +173,19 @@ def show_query(images: ImageSet, index: PatchIndex, key: str) -> tuple[np.ndarra
     tokens = tokens[0]
     grid = tokens.shape[:2]
     picked = _read_picked(item.digest, grid, key)
+    cells = query_cells(picked, grid, settings.pool)
     view = view_image(item.image)
     size = view.shape[:2]
-    boxes = [patch_box(r, c, size, grid) for r, c in picked]
+    boxes = [patch_box(r, c, size, grid) for r, c in cells]
     figure = patch_grid_figure(data_url(to_jpeg(view)), size, grid, boxes, False, dragmode="select")
     st.caption(
         "Click a patch, or draw a box (or a lasso, from the chart's toolbar) over several: they are searched with the "
-        f"mean of their tokens. Picked: {len(picked)} patch{'es' if len(picked) != 1 else ''}."
+        f"mean of their tokens. Picked: {len(picked)} patch{'es' if len(picked) != 1 else ''}"
+        + (
+            f", searched as the {len(cells)} patches of their 2 × 2 windows (the index is pooled)."
+            if settings.pool > 1
+            else "."
+        )
     )
     st.plotly_chart(
         figure,
@@ -187,8 +194,8 @@ def show_query(images: ImageSet, index: PatchIndex, key: str) -> tuple[np.ndarra
         selection_mode=("points", "box", "lasso"),
         height=FIGURE_HEIGHT,
     )
-    rows, cols = zip(*picked, strict=True)
-    return tokens[list(rows), list(cols)].mean(axis=0), picked
+    rows, cols = zip(*cells, strict=True)
+    return tokens[list(rows), list(cols)].mean(axis=0), cells
 
 
 def _read_picked(digest: str, grid: tuple[int, int], key: str) -> list[tuple[int, int]]:

@@ -223,6 +223,16 @@ def _hits(index: PatchIndex, sims: np.ndarray, ids: np.ndarray, k: int, one_per_
     ]
 
 
+def query_cells(picked: Iterable[tuple[int, int]], grid: tuple[int, int], pool: int) -> list[tuple[int, int]]:
+    """The patches whose mean token is the query: the picked ones; with a pooled index every patch of the windows
+    they fall in (one picked patch then queries with exactly the vector the index stores for its window)."""
+    cells = set()
+    for row, col in picked:
+        r0, c0 = row // pool * pool, col // pool * pool
+        cells |= {(r, c) for r in range(r0, min(r0 + pool, grid[0])) for c in range(c0, min(c0 + pool, grid[1]))}
+    return sorted(cells)
+
+
 def heat(index: PatchIndex, image: int, query: np.ndarray) -> np.ndarray:
     """(h, w) float32: cosine of `query` to each stored vector of `image`, over the patches it covers; NaN where
     nothing is stored (background patches of a foreground-only index)."""

@@ -149,3 +149,14 @@ def test_a_folder_without_a_patch_index_is_one_sentence_and_the_page_stays(worki
     at.radio(key="psearch_source").set_value("The working set (indexed here)").run()
     at.button(key="psearch_build").click().run()
     assert not at.exception and results(at)
+
+
+def test_a_pooled_index_queries_with_the_clicked_window_and_finds_it_first(working_set):
+    at = open_page(working_set)
+    at.toggle(key="psearch_pool").set_value(True).run()
+    assert not at.exception, at.exception
+    assert any("8 images, 32 patch vectors" in c.value for c in at.caption)
+    select_box(at, [(3, 1)])
+    assert any("searched as the 4 patches of their 2 × 2 windows" in c.value for c in at.caption)
+    first = results(at)[0]
+    assert first[1:5] == ("im0.png", "dogs", 2, 0) and first[5] == 1.0

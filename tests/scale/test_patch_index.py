@@ -16,7 +16,15 @@ from PIL import Image
 from bench.bench_vs_upstream import clustered_vectors, exact_neighbours
 from core import batch, patch_index
 from core.analysis.pca import compute_foreground
-from core.patch_index import PatchSettings, build_patch_index, heat, hits_table, patch_vectors, search_patches
+from core.patch_index import (
+    PatchSettings,
+    build_patch_index,
+    heat,
+    hits_table,
+    patch_vectors,
+    query_cells,
+    search_patches,
+)
 from core.vector_index import recall_at
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -127,6 +135,11 @@ def test_pooling_averages_2x2_windows_and_keeps_the_top_left_patch():
     index = build_patch_index([tokens], ["a"], [None], PatchSettings("x@random", 70, 14, pool=2))
     h = heat(index, 0, kept.vectors[0])
     assert h.shape == (5, 5) and np.allclose(h[:2, :2], 1.0)
+    cells = query_cells([(3, 2)], (5, 5), 2)  # a click on a pooled index queries with its whole window
+    assert cells == [(2, 2), (2, 3), (3, 2), (3, 3)] and query_cells([(4, 4)], (5, 5), 2) == [(4, 4)]
+    query = tokens[tuple(np.transpose(cells))].mean(axis=0)
+    best = search_patches(index, query, 1)[0]
+    assert (best.row, best.col) == (2, 2) and best.cosine == pytest.approx(1.0, abs=1e-5)
 
 
 @pytest.fixture(scope="module")
