@@ -19,6 +19,7 @@ page = st.navigation(
         st.Page("pages/pca_foreground.py", title="PCA Foreground", icon=":material/palette:"),
         st.Page("pages/embedding_scatter.py", title="Embedding Scatter", icon=":material/scatter_plot:"),
         st.Page("pages/patch_matching.py", title="Patch Matching", icon=":material/join:"),
+        st.Page("pages/patch_search.py", title="Patch Search", icon=":material/pageview:"),
         st.Page("pages/segment.py", title="Segment", icon=":material/content_cut:"),
         st.Page("pages/evaluate.py", title="Measure segmentation", icon=":material/rule:"),
         st.Page("pages/live.py", title="Live camera", icon=":material/videocam:"),

@@ -61,7 +61,7 @@ def build_pair(
     names: tuple[str, str], images: tuple[np.ndarray, np.ndarray], tokens: tuple[np.ndarray, np.ndarray]
 ) -> MatchPair:
     """Views, data URIs, the cosine matrix and the joint PC1 foreground of A and B's (h, w, D) tokens."""
-    views = tuple(_frozen(_view(image)) for image in images)
+    views = tuple(_frozen(view_image(image)) for image in images)
     foreground = None
     if tokens[0].shape == tokens[1].shape:  # one joint PC1 needs one grid (always so on the page)
         try:
@@ -84,7 +84,8 @@ def _frozen(array: np.ndarray) -> np.ndarray:
     return array
 
 
-def _view(image: np.ndarray) -> np.ndarray:
+def view_image(image: np.ndarray) -> np.ndarray:
+    """HWC uint8 resized (bicubic) to VIEW_HEIGHT px tall, aspect kept: the pixels a figure shows."""
     height, width = image.shape[:2]
     size = (max(1, round(width * VIEW_HEIGHT / height)), VIEW_HEIGHT)
     return np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BICUBIC))
@@ -108,10 +109,25 @@ def click_figures(
 
 def figure_a(pair: MatchPair, view: ClickView, show_grid: bool) -> go.Figure:
     """Image A with a near-transparent marker on every patch centre (clickable) and the clicked patch boxed."""
-    image, grid = pair.views[0], pair.sim.grid_a
-    height, width = image.shape[:2]
+    height, width = pair.views[0].shape[:2]
+    box = patch_box(view.row, view.col, (height, width), pair.sim.grid_a)
+    return patch_grid_figure(pair.uris[0], (height, width), pair.sim.grid_a, [box], show_grid)
+
+
+def patch_grid_figure(
+    uri: str,
+    size: tuple[int, int],
+    grid: tuple[int, int],
+    boxes: list[tuple[float, float, float, float]],
+    show_grid: bool,
+    dragmode: str | bool = False,
+) -> go.Figure:
+    """A clickable patch grid: the image (a data URI, `size` = (height, width) view px) with a near-transparent
+    marker on every patch centre (point i is patch (i // w, i % w), its customdata [row, col]) and `boxes` (XYXY)
+    outlined. `dragmode` "select" or "lasso" lets a box or lasso pick several patches."""
+    height, width = size
     rows, cols = np.divmod(np.arange(grid[0] * grid[1]), grid[1])
-    data = [_image_trace(pair.uris[0])]
+    data = [_image_trace(uri)]
     if show_grid:
         data.append(_grid_trace((height, width), grid))
     data.append(
@@ -128,8 +144,8 @@ def figure_a(pair: MatchPair, view: ClickView, show_grid: bool) -> go.Figure:
             "hovertemplate": "patch (row %{customdata[0]}, col %{customdata[1]})<extra></extra>",
         }
     )
-    box = patch_box(view.row, view.col, (height, width), grid)
-    return _figure(data, (height, width), [_rect(box, BEST, 3)])
+    figure = _figure(data, (height, width), [_rect(box, BEST, 3) for box in boxes])
+    return figure.update_layout(dragmode=dragmode) if dragmode else figure
 
 
 def figure_b(pair: MatchPair, view: ClickView, alpha: float) -> go.Figure:

@@ -147,3 +147,7 @@ video_progress: Keys[tuple] = Keys("{}_progress")  # (done, planned) of a propag
 video_last_run: Keys[object] = Keys("{}_last_run")  # the latest finished core.video.Propagation
 video_corrected: Keys[bool] = Keys("{}_corrected")  # a click came after a finished run: track again
 video_seq: Keys[int] = Keys("{}_seq")  # gestures the canvas sent so far (its `seq`)
+
+# ---- Patch Search -------------------------------------------------------------------------------
+query_chart: Keys[dict] = Keys("{}_query_chart")  # the selection event of the clickable query image (its key)
+picked_patches: Keys[tuple] = Keys("{}_patches")  # (query image digest, grid, ((row, col), ...)) last picked

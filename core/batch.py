@@ -2,7 +2,8 @@
 
     python -m core.batch embed SOURCE OUT --model dinov2_small [--address ADDR] [--batch-size N] [--num-cpus N]
     python -m core.batch export OUT FILE.parquet        # every row, vector as a fixed-size list column
-    python -m core.batch index OUT [--min-rows N]       # (re)build the vector index
+    python -m core.batch index OUT [--min-rows N]       # (re)build the vector index (or a patch index's)
+    python -m core.batch patches SOURCE OUT --model dinov2_small [--size PX] [--pool 2] [--foreground] [Ray options]
 
 SOURCE is a folder (class-subfolder layout gives labels, as on the Upload page) or a .parquet/.csv list with a
 `path` column and an optional `label` column (relative paths are taken from the list's folder).
@@ -16,6 +17,11 @@ stages live in `core.batch_stages`, which a Ray worker imports without torch, La
 `embed_in_process` runs the same steps without Ray, on the caller's engine: the dashboard's "Store the working
 set", which first writes the images as PNGs with a manifest (`write_image_folder`).
 
+`patches` is the same run with another stage and table: `PatchEmbedder` keeps each image's patch tokens (all, or
+the PC1-foreground ones, optionally pooled 2 × 2) in OUT's `patches` table, and the k-NN index over every patch
+vector is built at the end (`core.patch_index`). A run is a `Target` (which ids are done, whose rows it holds, how
+finished rows are written, what is built at the end); everything else is shared.
+
 Ids: the BLAKE2b-128 hex of the absolute, resolved path (`path_id`). A rerun skips every id already in the
 `images` or `skipped` table before reading a byte, so after a kill it embeds only what is missing; a Lance
 commit is atomic, so a kill loses at most the blocks in flight and never writes half a block. Moving the
@@ -28,6 +34,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import logging
 import os
@@ -47,8 +54,8 @@ import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 from PIL import Image
 
-from core import store
-from core.batch_stages import Embedder, decode_batch
+from core import patch_index, store
+from core.batch_stages import Embedder, PatchEmbedder, _object_array, decode_batch
 from core.data import image_hash, list_image_files
 from core.registry import parse
 from core.text import count
@@ -118,6 +125,17 @@ class RunSummary:
     def steady_images_per_second(self) -> float:
         """Throughput after start-up (the rate a long run approaches)."""
         return (self.embedded + self.skipped) / max(self.seconds - self.startup_seconds, 1e-9)
+
+
+@dataclasses.dataclass(frozen=True)
+class Target:
+    """What a run writes into OUT: the ids already done, a check before anything is written (whose rows OUT holds),
+    how the decoded rows of finished batches are written, and what is built at the end (an index; a description)."""
+
+    stored_ids: Callable[[str | Path], set[str]]
+    check: Callable[[str | Path, str], None]  # (out, model ref)
+    write: Callable[[str | Path, dict, np.ndarray], None]  # (out, finished batches merged, positions that decoded)
+    finish: Callable[[str | Path, int], str]  # (out, index_min_rows)
 
 
 def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
@@ -217,6 +235,63 @@ def embed_dataset(
         return _embed(source, out, model, on_ray, flush_rows, index_min_rows, bar)
 
 
+def patches_dataset(
+    source: str | Path,
+    out: str | Path,
+    model: str,
+    size: int | None = None,
+    pool: int = 1,
+    foreground: bool = False,
+    batch_size: int = 64,
+    actors: int | None = None,
+    flush_rows: int = FLUSH_ROWS,
+    index_min_rows: int = patch_index.INDEX_MIN_ROWS,
+    progress: bool = True,
+) -> RunSummary:
+    """The patch index of every image of `source` not yet in `out` (`core.patch_index`), with Ray Data as
+    `embed_dataset` (Ray must be initialised). `size`: model input px (default: the model's own)."""
+    settings = patch_settings(model, size, pool, foreground)
+    stage = {"size": settings.size, "pool": pool, "foreground": foreground}
+
+    def on_ray(todo: pa.Table, ref: str) -> Iterable[dict]:
+        return _ray_batches(todo, ref, batch_size, actors, PatchEmbedder, stage)
+
+    with _tqdm_progress(progress) as bar:
+        return _embed(source, out, model, on_ray, flush_rows, index_min_rows, bar, _patch_target(settings))
+
+
+def patch_settings(model: str, size: int | None, pool: int, foreground: bool) -> patch_index.PatchSettings:
+    """The settings of a patch index of `model`; ValueError for a model without patch tokens or a size that is not a
+    whole number of its patches."""
+    from core.models import Can, can
+
+    ref = parse(model)
+    spec = ref.spec
+    if not can(spec, Can.PATCHES):
+        raise ValueError(f"{spec.title} gives no patch tokens; a patch index needs a model that does (e.g. DINOv2)")
+    size = size or spec.input_size
+    if size % spec.patch_size or pool not in (1, 2):
+        raise ValueError(f"--size must be a multiple of {spec.patch_size} px and --pool 1 or 2 (got {size}, {pool})")
+    return patch_index.PatchSettings(str(ref), size, spec.patch_size, pool, foreground)
+
+
+def _patch_target(settings: patch_index.PatchSettings) -> Target:
+    def write(out: str | Path, merged: dict, good: np.ndarray) -> None:
+        kept = []
+        for i in good:
+            rows = np.asarray(merged["rows"][i], np.int16)
+            vectors = np.asarray(merged["vectors"][i], np.float32).reshape(len(rows), -1 if len(rows) else 0)
+            grid = (int(merged["grid"][i][0]), int(merged["grid"][i][1]))
+            kept.append(patch_index.ImagePatches(grid, rows, np.asarray(merged["cols"][i], np.int16), vectors))
+        meta = {k: merged[k][good] for k in ("id", "path", "label", "model", "weights")}
+        store.append(out, patch_index.PATCHES, patch_index.patches_rows(meta, settings, kept))
+
+    def check(out: str | Path, ref: str) -> None:
+        patch_index.check_settings(out, settings)
+
+    return Target(patch_index.stored_ids, check, write, patch_index.build_stored_index)
+
+
 def embed_in_process(
     source: str | Path,
     out: str | Path,
@@ -248,22 +323,25 @@ def _embed(
     flush_rows: int,
     index_min_rows: int,
     progress: Progress | None,
+    target: Target | None = None,
 ) -> RunSummary:
     """The run: list `source`, leave out what `out` holds, store what `batches_of(rows to do, model)` yields."""
     start = time.perf_counter()
+    target = target or IMAGES_TARGET
     ref = str(parse(model))
     manifest = load_manifest(source)
-    done = store.stored_ids(out)
+    done = target.stored_ids(out)
     todo = manifest.filter(pa.array([i not in done for i in manifest["id"].to_pylist()], pa.bool_()))
-    _check_model(out, ref)
+    target.check(out, ref)
     embedded = skipped = 0
     first = 0.0
     if todo.num_rows:
-        embedded, skipped, first = _write(batches_of(todo, ref), out, todo.num_rows, flush_rows, progress)
+        batches = batches_of(todo, ref)
+        embedded, skipped, first = _write(batches, out, todo.num_rows, flush_rows, progress, target.write)
         first = first - start if first else 0.0
     index = "index unchanged"
     if embedded:
-        index = store.compact_and_index(out, index_min_rows)
+        index = target.finish(out, index_min_rows)
     skipped_rows = store.skipped_rows(out)
     if skipped_rows is not None:  # OUT/skipped.csv: every file that could not be decoded and why
         pcsv.write_csv(skipped_rows, Path(out) / "skipped.csv")
@@ -271,8 +349,11 @@ def _embed(
     return RunSummary(manifest.num_rows, already, embedded, skipped, time.perf_counter() - start, index, first)
 
 
-def _ray_batches(todo: pa.Table, ref: str, batch_size: int, actors: int | None) -> Iterable[dict]:
-    """Decode tasks, then `Embedder` actors, over Ray Data; finished numpy batches as they come."""
+def _ray_batches(
+    todo: pa.Table, ref: str, batch_size: int, actors: int | None, stage: type = Embedder, settings: dict | None = None
+) -> Iterable[dict]:
+    """Decode tasks, then `stage` actors (`Embedder`, given `settings` too), over Ray Data; finished numpy batches as
+    they come."""
     import ray
 
     resources, n_actors, device, threads = _plan_actors(actors)
@@ -283,8 +364,9 @@ def _ray_batches(todo: pa.Table, ref: str, batch_size: int, actors: int | None) 
     ds = ray.data.from_arrow([todo.slice(i, step) for i in range(0, todo.num_rows, step)])
     ds = ds.map_batches(decode_batch, batch_format="numpy", num_cpus=0.25)
     ds = ds.map_batches(
-        Embedder,
-        fn_constructor_kwargs={"model": ref, "device": device, "threads": threads, "batch_size": batch_size},
+        stage,
+        fn_constructor_kwargs={"model": ref, "device": device, "threads": threads, "batch_size": batch_size}
+        | (settings or {}),
         batch_size=batch_size,
         batch_format="numpy",
         compute=ray.data.ActorPoolStrategy(size=n_actors),
@@ -326,7 +408,12 @@ def _check_model(out: str | Path, ref: str) -> None:
 
 
 def _write(
-    batches: Iterable[dict], out: str | Path, total: int, flush_rows: int, progress: Progress | None
+    batches: Iterable[dict],
+    out: str | Path,
+    total: int,
+    flush_rows: int,
+    progress: Progress | None,
+    write: Callable[[str | Path, dict, np.ndarray], None],
 ) -> tuple[int, int, float]:
     """Append finished rows to Lance, one commit per `flush_rows`; returns (embedded, skipped, first block's time)."""
     progress = progress or (lambda done, total: None)
@@ -341,10 +428,10 @@ def _write(
         finished += len(batch["id"])
         progress(finished, total)
         if sum(len(b["id"]) for b in pending) >= flush_rows:
-            _commit(out, pending, counts)
+            _commit(out, pending, counts, write)
             pending = []
             _die_if_asked(counts[0])
-    _commit(out, pending, counts)
+    _commit(out, pending, counts, write)
     return counts[0], counts[1], first
 
 
@@ -356,10 +443,12 @@ def _die_if_asked(stored: int) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def _commit(out: str | Path, batches: list[dict], counts: list[int]) -> None:
+def _commit(
+    out: str | Path, batches: list[dict], counts: list[int], write: Callable[[str | Path, dict, np.ndarray], None]
+) -> None:
     if not batches:
         return
-    merged = {k: np.concatenate([b[k] for b in batches]) for k in batches[0]}
+    merged = {k: _concat([b[k] for b in batches]) for k in batches[0]}
     failed = np.asarray([bool(e) for e in merged["error"]], dtype=bool)
     good, bad = np.flatnonzero(~failed), np.flatnonzero(failed)
     if bad.size:  # skipped rows first: a kill between the two commits redoes the good rows, never loses a reason
@@ -370,18 +459,34 @@ def _commit(out: str | Path, batches: list[dict], counts: list[int]) -> None:
             pa.table({**columns, "model": merged["model"][bad].astype(str)}, schema=store.SKIPPED_SCHEMA),
         )
     if good.size:
-        labels = [None if v is None or (isinstance(v, float) and np.isnan(v)) else v for v in merged["label"][good]]
-        rows = store.images_rows(
-            merged["id"][good],
-            merged["path"][good],
-            labels,
-            str(merged["model"][0]),
-            str(merged["weights"][0]),
-            np.asarray(merged["vector"], dtype=np.float32)[good],
-        )
-        store.append(out, store.IMAGES, rows)
+        write(out, merged, good)
     counts[0] += good.size
     counts[1] += bad.size
+
+
+def _concat(parts: list[np.ndarray]) -> np.ndarray:
+    """One column of several batches; ragged columns (a list of arrays per row, which Ray may hand back as one
+    regular array when every row has the same length) become an object array of rows."""
+    try:
+        return np.concatenate(parts)
+    except ValueError:
+        return _object_array([row for part in parts for row in part])
+
+
+def _write_images(out: str | Path, merged: dict, good: np.ndarray) -> None:
+    labels = [None if v is None or (isinstance(v, float) and np.isnan(v)) else v for v in merged["label"][good]]
+    rows = store.images_rows(
+        merged["id"][good],
+        merged["path"][good],
+        labels,
+        str(merged["model"][0]),
+        str(merged["weights"][0]),
+        np.asarray(merged["vector"], dtype=np.float32)[good],
+    )
+    store.append(out, store.IMAGES, rows)
+
+
+IMAGES_TARGET = Target(store.stored_ids, _check_model, _write_images, store.compact_and_index)
 
 
 # ---- images held in memory (a dashboard working set) -------------------------------------------------
@@ -440,46 +545,69 @@ def export_parquet(out: str | Path, dest: str | Path, batch_size: int = store.RE
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m core.batch", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    embed = sub.add_parser("embed", help="embed SOURCE into the stored dataset OUT (resumable)")
-    embed.add_argument("source")
-    embed.add_argument("out")
-    embed.add_argument("--model", default="dinov2_small", help="registry name, optionally @weights")
-    embed.add_argument("--address", help="join this Ray cluster (e.g. ray://head:10001 or auto); default: local")
-    embed.add_argument("--batch-size", type=int, default=64)
-    embed.add_argument("--num-cpus", type=int, help="CPUs for the local Ray (default: all)")
-    embed.add_argument("--actors", type=int, help="embedding actors (default: one per GPU, else CPUs - 1)")
-    embed.add_argument("--flush-rows", type=int, default=FLUSH_ROWS, help="rows per Lance commit")
+    embed = _run_arguments(sub.add_parser("embed", help="embed SOURCE into the stored dataset OUT (resumable)"))
     embed.add_argument("--index-min-rows", type=int, default=store.INDEX_MIN_ROWS)
+    patches = _run_arguments(sub.add_parser("patches", help="store the patch tokens of SOURCE in the patch index OUT"))
+    patches.add_argument("--size", type=int, help="model input in px, a multiple of the patch (default: the model's)")
+    patches.add_argument("--pool", type=int, default=1, choices=(1, 2), help="2: average 2 × 2 patches into one")
+    patches.add_argument("--foreground", action="store_true", help="keep only the PC1-foreground patches")
+    patches.add_argument("--index-min-rows", type=int, default=patch_index.INDEX_MIN_ROWS)
     export = sub.add_parser("export", help="write every stored row to a Parquet file")
     export.add_argument("out")
     export.add_argument("dest")
-    index = sub.add_parser("index", help="(re)build the vector index of OUT")
+    index = sub.add_parser("index", help="(re)build the vector index of OUT (a stored dataset or a patch index)")
     index.add_argument("out")
-    index.add_argument("--min-rows", type=int, default=store.INDEX_MIN_ROWS)
+    index.add_argument("--min-rows", type=int)
     args = parser.parse_args(argv)
 
     if args.command == "export":
         print(f"wrote {export_parquet(args.out, args.dest):,} rows to {args.dest}")
+    elif args.command == "index" and store.open_table(args.out, patch_index.PATCHES) is not None:
+        print(patch_index.build_stored_index(args.out, args.min_rows or patch_index.INDEX_MIN_ROWS))
     elif args.command == "index":
-        print(store.build_index(store.open_store(args.out).table, args.min_rows))
+        print(store.build_index(store.open_store(args.out).table, args.min_rows or store.INDEX_MIN_ROWS))
     else:
-        init_ray(args.address, args.num_cpus)
-        with native_stderr_to_ray_logs() as ray_log:
+        options = (args.batch_size, args.actors, args.flush_rows, args.index_min_rows)
+        if args.command == "embed":
+            run = functools.partial(embed_dataset, args.source, args.out, args.model, *options)
+        else:
             try:
-                s = embed_dataset(
-                    args.source,
-                    args.out,
-                    args.model,
-                    args.batch_size,
-                    args.actors,
-                    args.flush_rows,
-                    args.index_min_rows,
-                )
-            except BaseException:
-                print(f"Ray's own messages for this run: {ray_log}", file=sys.stderr)
-                raise
-        skipped_csv = Path(args.out) / "skipped.csv"
-        print(s.describe() + (f"; unreadable files are listed in {skipped_csv}" if skipped_csv.exists() else ""))
+                patch_settings(args.model, args.size, args.pool, args.foreground)  # refused before Ray starts
+            except ValueError as exc:
+                parser.error(str(exc))
+            settings = (args.size, args.pool, args.foreground)
+            run = functools.partial(patches_dataset, args.source, args.out, args.model, *settings, *options)
+        return _run_on_ray(args, run)
+    return 0
+
+
+def _run_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """SOURCE, OUT, the model and the Ray options of a run (`embed`, `patches`)."""
+    parser.add_argument("source")
+    parser.add_argument("out")
+    parser.add_argument("--model", default="dinov2_small", help="registry name, optionally @weights")
+    parser.add_argument("--address", help="join this Ray cluster (e.g. ray://head:10001 or auto); default: local")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--num-cpus", type=int, help="CPUs for the local Ray (default: all)")
+    parser.add_argument("--actors", type=int, help="embedding actors (default: one per GPU, else CPUs - 1)")
+    parser.add_argument("--flush-rows", type=int, default=FLUSH_ROWS, help="rows per Lance commit")
+    return parser
+
+
+def _run_on_ray(args: argparse.Namespace, run: Callable[[], RunSummary]) -> int:
+    """Start (or join) Ray, run, print the summary; a refusal (another model or settings in OUT) is one line."""
+    init_ray(args.address, args.num_cpus)
+    with native_stderr_to_ray_logs() as ray_log:
+        try:
+            s = run()
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        except BaseException:
+            print(f"Ray's own messages for this run: {ray_log}", file=sys.stderr)
+            raise
+    skipped_csv = Path(args.out) / "skipped.csv"
+    print(s.describe() + (f"; unreadable files are listed in {skipped_csv}" if skipped_csv.exists() else ""))
     return 0
 
 

@@ -80,3 +80,36 @@ class Embedder:
             "weights": np.full(n, self.weights, dtype=object),
             "vector": vectors,
         }
+
+
+class PatchEmbedder(Embedder):
+    """Ray actor for `core.batch patches`: the patch tokens of each decoded image at `size`, reduced to what the patch
+    index stores (`core.patch_index.patch_vectors`: every patch or the foreground ones, optionally pooled)."""
+
+    def __init__(self, model: str, device: str, threads: int | None = None, batch_size: int | None = None, **settings):
+        super().__init__(model, device, threads, batch_size)
+        self.settings = settings
+
+    @classmethod
+    def using(cls, engine: Engine, model: str, **settings) -> PatchEmbedder:
+        embedder = super().using(engine, model)
+        embedder.settings = settings
+        return embedder
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        from core.patch_index import patch_vectors  # the actor's import, beside torch: decode workers never pay it
+
+        ok = [i for i, e in enumerate(batch["error"]) if not e]
+        size, pool, foreground = self.settings["size"], self.settings["pool"], self.settings["foreground"]
+        tokens = self.engine.patch_tokens([batch["image"][i] for i in ok], self.model, size=size) if ok else []
+        kept = dict(zip(ok, (patch_vectors(t, pool, foreground) for t in tokens), strict=True))
+        empty = np.zeros(0, np.int16)
+        n = len(batch["error"])
+        out = {k: batch[k] for k in ("id", "path", "label", "error")}
+        out["model"] = np.full(n, self.name, dtype=object)
+        out["weights"] = np.full(n, self.weights, dtype=object)
+        out["grid"] = np.asarray([kept[i].grid if i in kept else (0, 0) for i in range(n)], np.int32).reshape(n, 2)
+        for column, empty_value in (("rows", empty), ("cols", empty), ("vectors", np.zeros(0, np.float32))):
+            values = [getattr(kept[i], column).reshape(-1) if i in kept else empty_value for i in range(n)]
+            out[column] = _object_array(values)
+        return out

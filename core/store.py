@@ -100,11 +100,18 @@ def append(path: str | Path, name: str, rows: pa.Table) -> None:
         db.create_table(name, rows)
 
 
-def stored_ids(path: str | Path) -> set[str]:
-    """Ids already in the images or skipped table of the dataset at `path` (none when it does not exist yet)."""
+def stored_ids(path: str | Path, tables: Sequence[str] = (IMAGES, SKIPPED)) -> set[str]:
+    """Ids already in the `tables` (the images and skipped tables) of the dataset at `path` (none when it does not
+    exist yet)."""
     db = connect(path)
     names = table_names(db)
-    return {i for name in (IMAGES, SKIPPED) if name in names for i in read_column(db.open_table(name), "id")}
+    return {i for name in tables if name in names for i in read_column(db.open_table(name), "id")}
+
+
+def open_table(path: str | Path, name: str) -> lancedb.table.Table | None:
+    """Table `name` of the dataset at `path` (e.g. a patch index's `patches`); None when there is none."""
+    db = connect(path)
+    return db.open_table(name) if name in table_names(db) else None
 
 
 def skipped_rows(path: str | Path) -> pa.Table | None:

@@ -13,7 +13,9 @@ answers the same query with ≥ 3.5 ms of fixed cost per call.
 
 Files in the dataset folder: `knn.faiss` (the index) and `knn.json` (the table version it was built from, rows,
 kind, lists, nprobe, recall). An index whose version is not the table's is not used (`core.store` falls back to
-Lance) until it is rebuilt (`python -m core.batch index OUT`).
+Lance) until it is rebuilt (`python -m core.batch index OUT`). A patch index (`core.patch_index`) is the same kind
+of index over patch tokens, saved under another name (`patches.faiss`, `patches.json`) and calibrated at k = 20;
+its searches may keep only some rows (`allowed`: a class filter), widening the probe until k rows are found.
 """
 
 from __future__ import annotations
@@ -48,7 +50,8 @@ class IndexInfo:
     dim: int
     lists: int  # 0: an exact flat scan
     nprobe: int
-    recall: float  # measured recall@10 at `nprobe` on sampled stored rows (1.0 for an exact scan)
+    recall: float  # measured recall@k at `nprobe` on sampled stored rows (1.0 for an exact scan)
+    k: int = K  # what the recall was measured at
 
     @property
     def exact(self) -> bool:
@@ -59,7 +62,7 @@ class IndexInfo:
             return f"exact in-memory index on {self.rows:,} rows (faiss flat, cosine)"
         return (
             f"IVF-Flat index on {self.rows:,} rows ({self.lists:,} lists, {self.nprobe} probed a query; "
-            f"recall@10 {self.recall:.3f} on sampled rows)"
+            f"recall@{self.k} {self.recall:.3f} on sampled rows)"
         )
 
 
@@ -68,12 +71,32 @@ class KnnIndex:
     index: faiss.Index
     info: IndexInfo
 
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """(Q, D) float queries → (similarities (Q, k) float32, row offsets (Q, k) int64, -1 where fewer rows)."""
+    def search(
+        self, queries: np.ndarray, k: int, allowed: faiss.IDSelector | None = None, widen: int = 1
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(Q, D) float queries → (similarities (Q, k) float32, row offsets (Q, k) int64, -1 where fewer rows).
+
+        `allowed`: only these rows (see `selector`); `widen`: probe this many times the calibrated lists (a filter
+        that keeps few rows leaves fewer than k in the calibrated lists)."""
         q = unit_rows(queries)
         if self.info.exact:
-            return self.index.search(q, k)
-        return self.index.search(q, k, params=faiss.SearchParametersIVF(nprobe=self.info.nprobe))
+            return self.index.search(q, k, params=faiss.SearchParameters(sel=allowed) if allowed else None)
+        nprobe = min(self.info.lists, self.info.nprobe * widen)
+        return self.index.search(q, k, params=faiss.SearchParametersIVF(nprobe=nprobe, sel=allowed))
+
+    @property
+    def probes_all(self) -> bool:
+        """True when a search already scans every list (exact index, or calibrated to all lists)."""
+        return self.info.exact or self.info.nprobe >= self.info.lists
+
+
+def selector(rows: np.ndarray) -> faiss.IDSelector:
+    """The rows whose (N,) bool `rows` entry is True, for `KnnIndex.search(allowed=...)` (the bitmap is kept
+    alive by the selector)."""
+    bitmap = np.packbits(np.asarray(rows, dtype=bool), bitorder="little")
+    chosen = faiss.IDSelectorBitmap(len(rows), faiss.swig_ptr(bitmap))
+    chosen.bitmap_array = bitmap  # the C++ selector reads this buffer: it lives as long as the selector
+    return chosen
 
 
 def unit_rows(vectors: np.ndarray) -> np.ndarray:
@@ -83,28 +106,37 @@ def unit_rows(vectors: np.ndarray) -> np.ndarray:
     return np.divide(v, norms, out=v, where=norms > 0)
 
 
-def build(blocks: Iterable[np.ndarray], dim: int, version: int, min_rows: int, seed: int = 0) -> KnnIndex:
-    """The index of every row of `blocks` ((B, D) float, in storage order: faiss ids are row offsets)."""
+def build(
+    blocks: Iterable[np.ndarray],
+    dim: int,
+    version: int,
+    min_rows: int,
+    seed: int = 0,
+    k: int = K,
+    target: float = TARGET_RECALL,
+) -> KnnIndex:
+    """The index of every row of `blocks` ((B, D) float, in storage order: faiss ids are row offsets); an IVF-Flat
+    is calibrated for recall@`k` ≥ `target`."""
     data = [unit_rows(b) for b in blocks]
     rows = sum(len(b) for b in data)
     if rows < min_rows:
         index = faiss.IndexFlatIP(dim)
         _add(index, data)
-        return KnnIndex(index, IndexInfo(version, rows, dim, 0, 0, 1.0))
+        return KnnIndex(index, IndexInfo(version, rows, dim, 0, 0, 1.0, k))
     lists = max(1, round(math.sqrt(rows) / LISTS_PER_SQRT))
     index = faiss.index_factory(dim, f"IVF{lists},Flat", faiss.METRIC_INNER_PRODUCT)
     index.cp.niter = TRAIN_ITERATIONS
     rng = np.random.default_rng(seed)
     index.train(_sample(data, rows, lists * TRAIN_PER_LIST, rng))
     queries = _sample(data, rows, CALIBRATION_QUERIES, rng)
-    truth = _add(index, data, queries)
-    nprobe, recall = _calibrate(index, queries, truth, lists)
-    return KnnIndex(index, IndexInfo(version, rows, dim, lists, nprobe, recall))
+    truth = _add(index, data, queries, k)
+    nprobe, recall = _calibrate(index, queries, truth, lists, k, target)
+    return KnnIndex(index, IndexInfo(version, rows, dim, lists, nprobe, recall, k))
 
 
-def _add(index: faiss.Index, data: list[np.ndarray], queries: np.ndarray | None = None) -> np.ndarray:
+def _add(index: faiss.Index, data: list[np.ndarray], queries: np.ndarray | None = None, k: int = K) -> np.ndarray:
     """Add the blocks in order, dropping each once added (peak memory: the blocks, not twice them). Returns the
-    exact top-(K + 1) row offsets of each of `queries`, best first (one matrix product a block), (Q, K + 1) int64."""
+    exact top-(k + 1) row offsets of each of `queries`, best first (one matrix product a block), (Q, k + 1) int64."""
     queries = np.zeros((0, index.d), np.float32) if queries is None else queries
     best, ids = np.zeros((len(queries), 0), np.float32), np.zeros((len(queries), 0), np.int64)
     while data:
@@ -112,7 +144,7 @@ def _add(index: faiss.Index, data: list[np.ndarray], queries: np.ndarray | None 
         index.add(block)
         best = np.hstack([best, queries @ block.T])
         ids = np.hstack([ids, np.broadcast_to(offset + np.arange(len(block)), (len(queries), len(block)))])
-        keep = np.argpartition(-best, min(K, best.shape[1] - 1), axis=1)[:, : K + 1]
+        keep = np.argpartition(-best, min(k, best.shape[1] - 1), axis=1)[:, : k + 1]
         best, ids = np.take_along_axis(best, keep, 1), np.take_along_axis(ids, keep, 1)
     return np.take_along_axis(ids, np.argsort(-best, axis=1, kind="stable"), 1)
 
@@ -125,13 +157,15 @@ def _sample(data: list[np.ndarray], rows: int, size: int, rng: np.random.Generat
     return np.stack([data[b][i - starts[b]] for b, i in zip(block, picked, strict=True)])
 
 
-def _calibrate(index: faiss.IndexIVF, queries: np.ndarray, truth: np.ndarray, lists: int) -> tuple[int, float]:
-    """The smallest nprobe whose recall@10 (the query row itself left out) reaches `TARGET_RECALL`, and that recall."""
+def _calibrate(
+    index: faiss.IndexIVF, queries: np.ndarray, truth: np.ndarray, lists: int, k: int, target: float
+) -> tuple[int, float]:
+    """The smallest nprobe whose recall@k (the query row itself left out) reaches `target`, and that recall."""
     recall = 1.0
     for nprobe in (*(p for p in PROBES if p < lists), lists):
-        _, found = index.search(queries, K + 1, params=faiss.SearchParametersIVF(nprobe=nprobe))
+        _, found = index.search(queries, k + 1, params=faiss.SearchParametersIVF(nprobe=nprobe))
         recall = recall_at(found[:, 1:], truth[:, 1:])
-        if recall >= TARGET_RECALL:
+        if recall >= target:
             return nprobe, recall
     return lists, recall
 
@@ -142,32 +176,32 @@ def recall_at(found: np.ndarray, truth: np.ndarray) -> float:
 
 
 # ---- files ------------------------------------------------------------------------------------
-def save(knn: KnnIndex, folder: str | Path) -> None:
-    """Write `knn.faiss` and then `knn.json` (each renamed into place: a reader never sees half a file)."""
+def save(knn: KnnIndex, folder: str | Path, name: str = "knn") -> None:
+    """Write `<name>.faiss` and then `<name>.json` (each renamed into place: a reader never sees half a file)."""
     folder = Path(folder)
-    partial = folder / (INDEX_FILE + ".part")
+    partial = folder / f"{name}.faiss.part"
     faiss.write_index(knn.index, str(partial))
-    os.replace(partial, folder / INDEX_FILE)
-    partial = folder / (INFO_FILE + ".part")
+    os.replace(partial, folder / f"{name}.faiss")
+    partial = folder / f"{name}.json.part"
     partial.write_text(json.dumps(asdict(knn.info)))
-    os.replace(partial, folder / INFO_FILE)
+    os.replace(partial, folder / f"{name}.json")
 
 
-def read_info(folder: str | Path) -> IndexInfo | None:
+def read_info(folder: str | Path, name: str = "knn") -> IndexInfo | None:
     """The saved index's description, None when there is none (or it is unreadable)."""
     try:
-        return IndexInfo(**json.loads((Path(folder) / INFO_FILE).read_text()))
+        return IndexInfo(**json.loads((Path(folder) / f"{name}.json").read_text()))
     except (OSError, ValueError, TypeError):
         return None
 
 
-def load(folder: str | Path, version: int) -> KnnIndex | None:
+def load(folder: str | Path, version: int, name: str = "knn") -> KnnIndex | None:
     """The saved index if it was built from table version `version`, else None."""
-    info = read_info(folder)
+    info = read_info(folder, name)
     if info is None or info.version != version:
         return None
     try:
-        index = faiss.read_index(str(Path(folder) / INDEX_FILE))
+        index = faiss.read_index(str(Path(folder) / f"{name}.faiss"))
     except RuntimeError:  # missing or damaged: Lance answers until it is rebuilt
         return None
     return KnnIndex(index, info) if index.ntotal == info.rows else None

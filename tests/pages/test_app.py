@@ -14,6 +14,7 @@ PAGES = [
     "pages/pca_foreground.py",
     "pages/embedding_scatter.py",
     "pages/patch_matching.py",
+    "pages/patch_search.py",
     "pages/segment.py",
     "pages/evaluate.py",
     "pages/video.py",
