@@ -23,6 +23,7 @@ import json
 import shlex
 import shutil
 import subprocess
+import sys
 import tarfile
 import tempfile
 import time
@@ -34,6 +35,7 @@ from core import config
 from core.registry import RANDOM, parse
 
 SUFFIX = ".vfmpack"
+FORMAT = 1  # the pack layout this code writes and reads
 Progress = Callable[[str, int, int], None]  # (what, done, total)
 
 
@@ -132,7 +134,7 @@ def build_pack(models: list[str], images: str | Path, out: str | Path, progress:
         computed = _precompute(engine, packed, loaded.items, progress)
         engine.cache.close()
         manifest = {
-            "format": 1,
+            "format": FORMAT,
             "models": packed,
             "images": len(loaded.items),
             "skipped": [f"{s.name}: {s.reason}" for s in loaded.skipped],
@@ -153,11 +155,21 @@ def build_pack(models: list[str], images: str | Path, out: str | Path, progress:
 
 
 def read_manifest(pack: str | Path) -> dict:
-    with tarfile.open(pack) as tar:
-        member = tar.extractfile("manifest.json")
-        if member is None:
-            raise ValueError(f"{pack} is not a lecture pack (no manifest.json).")
-        return json.loads(member.read())
+    """The pack's manifest; a clear error for a file that is no pack, or a pack of another format."""
+    try:
+        with tarfile.open(pack) as tar:
+            member = tar.extractfile("manifest.json")
+            manifest = json.loads(member.read()) if member is not None else None
+    except (tarfile.TarError, KeyError, json.JSONDecodeError):
+        manifest = None
+    if not isinstance(manifest, dict) or "models" not in manifest:
+        raise ValueError(f"{pack} is not a lecture pack (no readable manifest.json).")
+    if manifest.get("format") != FORMAT:
+        raise ValueError(
+            f"{pack} is a lecture pack of format {manifest.get('format')!r}, made by another version of VFM Lens "
+            f"(version {manifest.get('version', 'unknown')}); this one reads format {FORMAT}: build the pack again."
+        )
+    return manifest
 
 
 def open_pack(pack: str | Path, into: Path | None = None) -> dict[str, str]:
@@ -195,6 +207,14 @@ def main(argv: list[str] | None = None) -> int:
     opener = sub.add_parser("open", help="extract a pack and print the shell exports that run the app with it")
     opener.add_argument("pack")
     args = parser.parse_args(argv)
+    try:
+        return _run(args)
+    except (ValueError, FileNotFoundError) as exc:  # a bad pack or folder: one line, not a traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _run(args) -> int:
     if args.command == "build":
 
         def say(what: str, done: int, total: int) -> None:

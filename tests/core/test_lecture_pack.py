@@ -32,6 +32,8 @@ def test_a_pack_opened_elsewhere_answers_from_its_own_cache(photos, tmp_path, mo
     manifest = lecture_pack.read_manifest(summary.path)
     assert manifest["models"] == summary.models and len(manifest["precomputed"]) == 3
 
+    monkeypatch.setattr("core.weights.fetch", lambda *a: pytest.fail("a download was attempted"))
+    monkeypatch.setattr("core.weights.online", lambda *a, **k: pytest.fail("the network was probed"))
     env = lecture_pack.open_pack(summary.path, into=tmp_path / "hall")  # another machine: another folder
     for key, value in env.items():
         monkeypatch.setenv(key, value)
@@ -63,13 +65,27 @@ def test_opening_twice_extracts_once_and_a_hostile_member_is_refused(photos, tmp
 
     hostile = tmp_path / "hostile.vfmpack"
     with tarfile.open(hostile, "w") as tar:
-        for name, data in (("manifest.json", b'{"models": []}'), ("../escape.txt", b"x")):
+        for name, data in (("manifest.json", b'{"format": 1, "models": []}'), ("../escape.txt", b"x")):
             info = tarfile.TarInfo(name)
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
     with pytest.raises(tarfile.OutsideDestinationError):
         lecture_pack.open_pack(hostile, into=tmp_path / "y")
     assert not (tmp_path / "escape.txt").exists()
+
+
+def test_a_file_that_is_no_pack_or_a_pack_of_another_format_is_said(tmp_path):
+    (tmp_path / "notes.vfmpack").write_text("not a tar file")
+    with pytest.raises(ValueError, match="is not a lecture pack"):
+        lecture_pack.open_pack(tmp_path / "notes.vfmpack", into=tmp_path / "x")
+    newer = tmp_path / "newer.vfmpack"
+    with tarfile.open(newer, "w") as tar:
+        data = b'{"format": 2, "models": [], "version": "abc123"}'
+        info = tarfile.TarInfo("manifest.json")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    with pytest.raises(ValueError, match="format 2, made by another version of VFM Lens"):
+        lecture_pack.open_pack(newer, into=tmp_path / "x")
 
 
 def test_local_weights_are_packed_in_the_local_folder_layout(tmp_path, monkeypatch):
