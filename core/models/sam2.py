@@ -127,7 +127,9 @@ class Sam2Adapter:
 
     def image_embedding(self, image: np.ndarray, key: str = "") -> SamEmbedding:
         """The heavy step, once per image: HWC uint8 RGB → SamEmbedding (carrying `key`, the image's hash)."""
-        pixels = self.processor.image_processor(images=image, return_tensors="pt")["pixel_values"]
+        pixels = self.processor.image_processor(images=np.require(image, requirements="W"), return_tensors="pt")[
+            "pixel_values"
+        ]
         s0, s1, main = (e[0].float().cpu().numpy() for e in self.module.get_image_embeddings(pixels.to(self.device)))
         return SamEmbedding(main, image.shape[:2], (self.size, self.size), key, (s0, s1))
 
