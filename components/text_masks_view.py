@@ -15,11 +15,15 @@ from skimage.draw import disk
 from components.downloads import download_csv, download_json, download_png
 from components.errors import user_errors
 from components.progress import progress_bar
+from components.prompt_canvas import CanvasFrame, prompt_canvas
 from components.sidebar import SEGMENT, TEXT, default_model, model_label, offered_models, selected_model
 from components.state import Keys, get_engine
 from core import registry
+from core.analysis.imaging import data_url, resize_map, to_jpeg
 from core.analysis.matching import overlay_similarity
+from core.data import image_hash
 from core.models import family, family_names
+from core.segment_session import Prompt
 from core.text import count
 from core.text_routes import (
     DEFAULT_ROUTES,
@@ -51,6 +55,9 @@ def mark_points(image: np.ndarray, points: np.ndarray) -> np.ndarray:
 last_compare: Keys[tuple[str, str, dict[str, Instances]]] = Keys("{}_last")
 # (settings' signature, image names, image sizes, [Instances per image]) of the latest run over the working set
 set_result: Keys[tuple[tuple, list[str], list[tuple[int, int]], list[Instances]]] = Keys("{}_set")
+# (image hash, XYXY pixel box) of SAM 3's exemplar box, and how many gestures its widget has sent
+exemplar: Keys[tuple[str, tuple[float, float, float, float]]] = Keys("{}_exemplar")
+exemplar_gestures: Keys[int] = Keys("{}_exemplar_seq")
 
 
 def pick_routes(key: str) -> list[str]:
@@ -75,6 +82,40 @@ def pick_options(key: str) -> RouteOptions:
         points = right.slider("Points for SAM (CLIP routes)", 1, 5, d.n_points, key=f"{key}_points")
         most = left.slider("Most instances per route", 1, 50, d.max_instances, key=f"{key}_max")
     return RouteOptions(box, text, score, points, most)
+
+
+def draw_exemplar(image: np.ndarray, key: str) -> tuple[float, float, float, float] | None:
+    """SAM 3's exemplar box on `image`: a drag on the image draws it (a click does nothing), a new drag replaces it,
+    Clear removes it. Returns the box (XYXY image pixels) drawn on this image, or None."""
+    digest = image_hash(image)
+    slot, gestures = exemplar(key), exemplar_gestures(key)
+
+    def received(prompt: Prompt) -> None:
+        gestures.set(gestures.get(0) + 1)
+        if prompt.kind == "box":
+            slot.set((digest, prompt.xy))
+
+    kept = slot.get()
+    box = kept[1] if kept and kept[0] == digest else None
+    st.markdown("**Exemplar box for SAM 3**")
+    st.caption(
+        "Drag on the image to draw a box around one example: SAM 3 then finds every instance of that concept, with "
+        "the phrase or on its own (the other routes use the phrase alone)."
+    )
+    frame = CanvasFrame.fit(image.shape[:2], max_width=480, max_height=420, min_width=320)
+    shown = resize_map(image, (frame.height, frame.width)).round().clip(0, 255).astype(np.uint8)
+    drawn = [Prompt("box", box)] if box else []
+    prompt_canvas(
+        data_url(to_jpeg(shown)),
+        frame,
+        drawn,
+        negative=False,
+        seq=gestures.get(0),
+        key=f"{key}_exemplar_{digest[:12]}",
+        on_prompt=received,
+    )
+    st.button("Clear the box", key=f"{key}_exemplar_clear", on_click=slot.pop, disabled=box is None)
+    return box
 
 
 def _refs(family: str) -> list[str]:

@@ -53,21 +53,27 @@ def sam3_route(
     options: RouteOptions,
     progress: Callable[[str], None] | None = None,
 ) -> Instances:
-    """SAM 3: every instance of `phrase` above `options.score_threshold`, best first, at most
-    `options.max_instances`."""
+    """SAM 3: every instance of `phrase` and/or of the concept in `options.exemplar_box` (XYXY pixels on this image)
+    above `options.score_threshold`, best first, at most `options.max_instances`. With a box alone, each instance is
+    labelled "exemplar"."""
+    box = None if options.exemplar_box is None else np.asarray(options.exemplar_box, np.float32)
     _say(progress, "SAM 3: loading the model")
     engine.model(models["concept"])
     began = time.perf_counter()
-    _say(progress, f"SAM 3: finding every “{phrase}”")
-    found = engine.concept_masks(image, phrase, models["concept"], threshold=options.score_threshold)
+    what = f"“{phrase.strip()}”" if phrase.strip() else "the exemplar's concept"
+    _say(progress, f"SAM 3: finding every {what}" + (" (with the exemplar box)" if box is not None else ""))
+    found = engine.concept_masks(image, phrase, models["concept"], exemplar_box=box, threshold=options.score_threshold)
     seconds = time.perf_counter() - began
     keep = slice(0, options.max_instances)
+    with_box = (
+        "" if box is None else " Prompted with the exemplar box" + (" and the phrase." if phrase.strip() else " alone.")
+    )
     if not len(found.scores):
         note = f"No instance above the threshold {options.score_threshold:.2f} (best score {found.best_score:.2f})."
-        return _none_found(image, seconds, note)
-    return _instances(
-        found.masks[keep], found.boxes[keep], found.scores[keep], [phrase] * len(found.scores[keep]), seconds
-    )
+        return _none_found(image, seconds, note + with_box)
+    label = phrase.strip() or "exemplar"
+    kept = found.scores[keep]
+    return _instances(found.masks[keep], found.boxes[keep], kept, [label] * len(kept), seconds, with_box.strip())
 
 
 def paligemma_route(

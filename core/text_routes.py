@@ -54,6 +54,7 @@ class RouteOptions:
     score_threshold: float = 0.5  # SAM 3 / OWLv2: an instance's score must exceed this
     n_points: int = 1  # CLIP routes: the most similar patches given to SAM as positive points
     max_instances: int = 20  # best-scoring instances kept per route
+    exemplar_box: tuple[float, float, float, float] | None = None  # SAM 3: a box (XYXY pixels) around one example
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,7 @@
 """Text masks: one phrase, one image → each route's masks side by side; then one route over the whole working set."""
 
+from dataclasses import replace
+
 import streamlit as st
 
 from components import text_masks_view as view
@@ -38,16 +40,22 @@ with compare:
     index = pick_image(images, "Image", key="tm_image")
     image, name = images.items[index].image, images.names[index]
     last = view.last_compare("tm")
-    if problem:
-        st.info(problem)
+    box = view.draw_exemplar(image, key="tm") if "sam3" in routes else None
+    asked, chosen, blocked = phrase, routes, problem
+    if problem and box is not None:  # SAM 3 can run on the exemplar box alone
+        st.info(f"{problem} SAM 3 runs on the exemplar box alone.")
+        asked, chosen, blocked = "", ["sam3"], ""
+    if blocked:
+        st.info(blocked)
         if (kept := last.get()) and kept[1] == name:
             st.caption(f"Earlier result, for “{kept[0]}”:")
             view.show_panels(image, kept[2], name, key="tm_kept")
     else:
-        results = view.run_routes(image, phrase, routes, models, options)
-        last.set((phrase, name, {r: f for r, f in results.items() if not isinstance(f, str)}))
+        results = view.run_routes(image, asked, chosen, models, replace(options, exemplar_box=box))
+        label = asked or "exemplar"
+        last.set((label, name, {r: f for r, f in results.items() if not isinstance(f, str)}))
         view.show_panels(image, results, name, key="tm")
-        view.show_exports(image, results, phrase, name, key="tm")
+        view.show_exports(image, results, label, name, key="tm")
 
 with whole_set:
     if problem:

@@ -12,11 +12,13 @@ from pycocotools import mask as coco_mask
 from streamlit.testing.v1 import AppTest
 
 import components.text_masks_view as view
+from components.prompt_canvas import widget_prompts
 from core.data import load_samples
 from core.engine import Engine
 from core.models import Can
+from core.segment_session import Prompt
 from core.text_routes import ROUTES, Route, RouteOptions
-from tests.widgets import record_spinners
+from tests.widgets import component_data, record_spinners, send_trigger
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
 MODELS = {"segment": "sam_tiny@random", "text": "clip_tiny@random", "detector": "gdino_tiny@random"}
@@ -130,3 +132,51 @@ def test_instance_mode_segments_the_working_set_into_one_coco_json(fresh, saved)
             np.testing.assert_array_equal(coco_mask.decode(ann["segmentation"]).astype(bool), mask)
     at.slider(key="tm_box").set_value(0.9).run()  # other settings: the results stay, marked as earlier
     assert "These results are from earlier settings; press Segment to run the current ones." in captions(at)
+
+
+def test_sam3_finds_the_concept_of_the_exemplar_box_drawn_on_the_image(fresh, saved):
+    """A drag on the image (sent as the prompt widget sends it) is SAM 3's exemplar box: the panel's masks are the
+    engine's for the phrase and that box; Clear returns to the phrase alone; with a bad phrase the box runs alone."""
+    at = open_page()
+    at.multiselect(key="tm_routes").set_value(["sam3"]).run()
+    at.slider(key="tm_score").set_value(0.25).run()
+    model = at.selectbox(key="tm_sam3").value
+    image = load_samples().images[0]  # 512 × 512
+    stem = Path(load_samples().names[0]).stem
+    assert component_data(at, "vfm_prompt_canvas")["prompts"] == []
+    assert at.button(key="tm_exemplar_clear").disabled
+
+    def shown() -> tuple[np.ndarray, list[float]]:
+        coco = saved[f"{stem}_sam3_coco.json"]
+        masks = [coco_mask.decode(a["segmentation"]).astype(bool) for a in coco["annotations"]]
+        return np.array(masks).reshape(-1, *image.shape[:2]), [a["score"] for a in coco["annotations"]]
+
+    def agree(found) -> None:
+        masks, scores = shown()
+        assert len(found.scores) > 0 and panels(at)[0].startswith(f"{len(found.scores)} instance")
+        np.testing.assert_array_equal(masks, found.masks)
+        np.testing.assert_allclose(scores, found.scores, rtol=1e-6)
+
+    box = (100.0, 120.0, 300.0, 400.0)
+    send_trigger(at, "vfm_prompt_canvas", "prompt", {"kind": "box", "xy": [v / 512 for v in box], "positive": True})
+    assert not at.exception and not at.error
+    assert component_data(at, "vfm_prompt_canvas")["prompts"] == widget_prompts([Prompt("box", box)], (512, 512))
+    with_box = fresh.concept_masks(image, "a cat.", model, exemplar_box=np.array(box, np.float32), threshold=0.25)
+    phrase_only = fresh.concept_masks(image, "a cat.", model, threshold=0.25)
+    assert not np.array_equal(with_box.scores, phrase_only.scores)  # the box changes SAM 3's answer
+    agree(with_box)
+    assert "Prompted with the exemplar box and the phrase." in panels(at)[0]
+
+    send_trigger(at, "vfm_prompt_canvas", "prompt", {"kind": "point", "xy": [0.5, 0.5], "positive": True})
+    agree(with_box)  # a click draws no box: the box stays
+
+    at.button(key="tm_exemplar_clear").click().run()
+    assert component_data(at, "vfm_prompt_canvas")["prompts"] == []
+    agree(phrase_only)
+
+    send_trigger(at, "vfm_prompt_canvas", "prompt", {"kind": "box", "xy": [v / 512 for v in box], "positive": True})
+    at.text_input(key="tm_prompt").set_value("...").run()  # no phrase: the box alone
+    assert not at.exception and any(i.value.endswith("SAM 3 runs on the exemplar box alone.") for i in at.info)
+    alone = fresh.concept_masks(image, "", model, exemplar_box=np.array(box, np.float32), threshold=0.25)
+    agree(alone)
+    assert saved[f"{stem}_sam3_coco.json"]["categories"][0]["name"] == "exemplar"
