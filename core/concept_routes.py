@@ -18,13 +18,16 @@ import numpy as np
 
 from core.engine import Engine
 from core.models import Can
+from core.models.detection import split_phrases
 from core.models.paligemma import parse_detections
 from core.models.sam import SamPrompt
 
 if TYPE_CHECKING:
     from core.text_routes import Instances, Route, RouteOptions
 
-DETECT_TOKENS = 64  # the answer's budget: ~8 tokens per object (4 <loc>, the label, " ;")
+# an answer's token budget: "detect" ~8 tokens per object (4 <loc>, the label, " ;"), "segment" 16 <seg> more
+ANSWER_TOKENS = {"caption": 32, "detect": 64, "segment": 96}
+DETECT_TOKENS = ANSWER_TOKENS["detect"]
 
 
 def _say(progress: Callable[[str], None] | None, message: str) -> None:
@@ -43,6 +46,15 @@ def _none_found(image: np.ndarray, seconds: float, note: str) -> Instances:
     return _instances(
         np.zeros((0, h, w), bool), np.zeros((0, 4), np.float32), np.zeros(0, np.float32), [], seconds, note
     )
+
+
+def vlm_prompt(task: str, phrase: str = "") -> tuple[str, int]:
+    """PaliGemma's prompt for `task` ("caption", "detect", "segment") and its answer's token budget. The phrase's
+    parts ("a dog. a red car.") are joined PaliGemma's way: "detect a dog ; a red car". ValueError for a phrase with
+    nothing to find (a caption needs none)."""
+    if task == "caption":
+        return "caption en", ANSWER_TOKENS[task]
+    return f"{task} {' ; '.join(split_phrases(phrase))}", ANSWER_TOKENS[task]
 
 
 def sam3_route(
@@ -83,9 +95,12 @@ def paligemma_route(
     models: dict[str, str],
     options: RouteOptions,
     progress: Callable[[str], None] | None = None,
+    task: str = "detect",
 ) -> Instances:
-    """PaliGemma 2 answers "detect <phrase>"; each box of the answer prompts SAM (one mask per box). Scores are SAM's
-    predicted IoU: PaliGemma's answer has none. The note gives the answer's seconds per token."""
+    """PaliGemma 2 answers "detect <phrase>" (`task` "segment": "segment <phrase>", whose <seg> tokens are not
+    decoded); each box of the answer prompts SAM (one mask per box). Scores are SAM's predicted IoU: PaliGemma's
+    answer has none. The note gives the answer's seconds per token."""
+    prompt, budget = vlm_prompt(task, phrase)
     _say(progress, "PaliGemma: loading the models")
     engine.model(models["vlm"])
     engine.model(models["segment"])
@@ -94,7 +109,7 @@ def paligemma_route(
     def tokens(done: int, total: int) -> None:
         _say(progress, f"PaliGemma: token {done} of at most {total}")
 
-    answer = engine.generate(image, f"detect {phrase}", models["vlm"], DETECT_TOKENS, tokens)
+    answer = engine.generate(image, prompt, models["vlm"], budget, tokens)
     found = parse_detections(answer.text, image.shape[:2])
     pace = f"PaliGemma answered in {answer.seconds:.1f} s ({answer.seconds / max(len(answer.tokens), 1):.2f} s/token)."
     if not len(found.boxes):

@@ -28,7 +28,7 @@ routes = view.pick_routes(key="tm")
 options = view.pick_options(key="tm")
 models = view.route_models(routes, key="tm")
 random_note([m for r in routes for m in models[r].values()])
-compare, whole_set = st.tabs(["Side by side", "Instance segmentation (whole set)"])
+compare, ask, whole_set = st.tabs(["Side by side", "Ask PaliGemma 2", "Instance segmentation (whole set)"])
 
 try:
     split_phrases(phrase)
@@ -56,6 +56,10 @@ with compare:
         last.set((label, name, {r: f for r, f in results.items() if not isinstance(f, str)}))
         view.show_panels(image, results, name, key="tm")
         view.show_exports(image, results, label, name, key="tm")
+
+with ask:
+    st.caption(f"About {name}, the image chosen under Side by side.")
+    view.show_ask_vlm(image, phrase, options, key="tm_ask")
 
 with whole_set:
     if problem:

@@ -13,9 +13,11 @@ from streamlit.testing.v1 import AppTest
 
 import components.text_masks_view as view
 from components.prompt_canvas import widget_prompts
+from core.concept_routes import paligemma_route
 from core.data import load_samples
 from core.engine import Engine
 from core.models import Can
+from core.models.paligemma import parse_detections
 from core.segment_session import Prompt
 from core.text_routes import ROUTES, Route, RouteOptions
 from tests.widgets import component_data, record_spinners, send_trigger
@@ -180,3 +182,56 @@ def test_sam3_finds_the_concept_of_the_exemplar_box_drawn_on_the_image(fresh, sa
     alone = fresh.concept_masks(image, "", model, exemplar_box=np.array(box, np.float32), threshold=0.25)
     agree(alone)
     assert saved[f"{stem}_sam3_coco.json"]["categories"][0]["name"] == "exemplar"
+
+
+def test_ask_paligemma_shows_the_engines_answers_their_boxes_and_sams_masks(fresh, monkeypatch):
+    """The Ask PaliGemma 2 tab (tiny random PaliGemma): each answer shown is `engine.generate`'s text for the task's
+    prompt and budget; a "detect" answer's boxes drawn are `parse_detections` of it, and with "Give the boxes to SAM"
+    the masks are the PaliGemma → SAM route's; a "segment" answer says why its <seg> tokens give no mask."""
+    drawn: list[tuple[np.ndarray, list[str]]] = []
+    real = view.draw_boxes
+    monkeypatch.setattr(
+        view, "draw_boxes", lambda image, boxes, texts: drawn.append((boxes, texts)) or real(image, boxes, texts)
+    )
+    spinners = record_spinners(monkeypatch)
+    at = open_page()
+    model = at.selectbox(key="tm_ask_model").value
+    assert model == "paligemma_tiny@random"
+    image = load_samples().images[0]
+    assert any(i.value.startswith("Press Ask: PaliGemma 2 writes at most 32 tokens") for i in at.info)
+
+    def ask(prompt: str, budget: int):
+        at.button(key="tm_ask_go").click().run()
+        assert not at.exception and not at.error
+        answer = fresh.generate(image, prompt, model, budget)
+        assert [c.value for c in at.code] == [answer.text]
+        pace = f"{len(answer.tokens)} tokens in "
+        assert any(c.startswith(pace) and " s per token)" in c for c in captions(at))
+        return answer
+
+    assert at.button(key="tm_ask_go").label == "Ask “caption en”"
+    ask("caption en", 32)
+    assert not drawn
+
+    at.segmented_control(key="tm_ask_task").set_value("detect").run()
+    assert at.button(key="tm_ask_go").label == "Ask “detect a cat”"
+    answer = ask("detect a cat", 64)
+    found = parse_detections(answer.text, image.shape[:2])
+    assert len(found.boxes) > 0  # the tiny random model writes <loc> groups
+    boxes, texts = drawn[-1]
+    np.testing.assert_array_equal(boxes, found.boxes)
+    assert texts == [label or "?" for label in found.labels]
+    assert f"{len(found.boxes)} boxes parsed from the answer's <loc> tokens." in captions(at)
+
+    at.toggle(key="tm_ask_sam").set_value(True).run()
+    assert not at.exception and not at.error and "SAM: one mask per box…" in spinners
+    models = {"vlm": model, "segment": "sam_tiny@random"}
+    masks = paligemma_route(fresh, image, "a cat.", models, RouteOptions(), None)
+    np.testing.assert_array_equal(masks.boxes, found.boxes[: len(masks)])
+    assert any(c.startswith(f"{len(masks)} masks from ") for c in captions(at))
+
+    at.segmented_control(key="tm_ask_task").set_value("segment").run()
+    ask("segment a cat", 96)
+    assert view.SEG_TOKENS_NOTE in captions(at)
+    at.text_input(key="tm_prompt").set_value("...").run()
+    assert any(i.value.startswith("Type what to find") for i in at.info) and not at.code
