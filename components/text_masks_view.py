@@ -15,11 +15,25 @@ from skimage.draw import disk
 from components.downloads import download_csv, download_json, download_png
 from components.errors import user_errors
 from components.progress import progress_bar
-from components.sidebar import SEGMENT, TEXT, default_model, model_label, offered_models, selected_model
+from components.prompt_canvas import CanvasFrame, prompt_canvas
+from components.sidebar import (
+    SEGMENT,
+    TEXT,
+    default_model,
+    model_label,
+    offered_models,
+    random_note,
+    selected_model,
+)
 from components.state import Keys, get_engine
 from core import registry
+from core.analysis.imaging import data_url, resize_map, to_jpeg
 from core.analysis.matching import overlay_similarity
+from core.concept_routes import paligemma_route, vlm_prompt
+from core.data import image_hash
 from core.models import family, family_names
+from core.models.paligemma import Answer, parse_detections
+from core.segment_session import Prompt
 from core.text import count
 from core.text_routes import (
     DEFAULT_ROUTES,
@@ -28,6 +42,7 @@ from core.text_routes import (
     Instances,
     RouteOptions,
     coco_dataset,
+    draw_boxes,
     draw_instances,
     grid_picture,
     instance_rows,
@@ -51,6 +66,17 @@ def mark_points(image: np.ndarray, points: np.ndarray) -> np.ndarray:
 last_compare: Keys[tuple[str, str, dict[str, Instances]]] = Keys("{}_last")
 # (settings' signature, image names, image sizes, [Instances per image]) of the latest run over the working set
 set_result: Keys[tuple[tuple, list[str], list[tuple[int, int]], list[Instances]]] = Keys("{}_set")
+# (image hash, XYXY pixel box) of SAM 3's exemplar box, and how many gestures its widget has sent
+exemplar: Keys[tuple[str, tuple[float, float, float, float]]] = Keys("{}_exemplar")
+exemplar_gestures: Keys[int] = Keys("{}_exemplar_seq")
+# (model, image hash, prompt, answer, whether it was computed then rather than taken from the engine's cache)
+vlm_answer: Keys[tuple[str, str, str, Answer, bool]] = Keys("{}_answer")
+
+TASKS = {"caption": "Caption", "detect": "Detect", "segment": "Segment"}
+SEG_TOKENS_NOTE = (
+    "The answer's <seg> tokens encode masks for big_vision's VQ-VAE decoder, which transformers does not ship, so "
+    "its boxes go to SAM instead."
+)
 
 
 def pick_routes(key: str) -> list[str]:
@@ -77,8 +103,50 @@ def pick_options(key: str) -> RouteOptions:
     return RouteOptions(box, text, score, points, most)
 
 
+def draw_exemplar(image: np.ndarray, key: str) -> tuple[float, float, float, float] | None:
+    """SAM 3's exemplar box on `image`: a drag on the image draws it (a click does nothing), a new drag replaces it,
+    Clear removes it. Returns the box (XYXY image pixels) drawn on this image, or None."""
+    digest = image_hash(image)
+    slot, gestures = exemplar(key), exemplar_gestures(key)
+
+    def received(prompt: Prompt) -> None:
+        gestures.set(gestures.get(0) + 1)
+        if prompt.kind == "box":
+            slot.set((digest, prompt.xy))
+
+    kept = slot.get()
+    box = kept[1] if kept and kept[0] == digest else None
+    st.markdown("**Exemplar box for SAM 3**")
+    st.caption(
+        "Drag on the image to draw a box around one example: SAM 3 then finds every instance of that concept, with "
+        "the phrase or on its own (the other routes use the phrase alone)."
+    )
+    frame = CanvasFrame.fit(image.shape[:2], max_width=480, max_height=420, min_width=320)
+    shown = resize_map(image, (frame.height, frame.width)).round().clip(0, 255).astype(np.uint8)
+    drawn = [Prompt("box", box)] if box else []
+    prompt_canvas(
+        data_url(to_jpeg(shown)),
+        frame,
+        drawn,
+        negative=False,
+        seq=gestures.get(0),
+        key=f"{key}_exemplar_{digest[:12]}",
+        on_prompt=received,
+    )
+    st.button("Clear the box", key=f"{key}_exemplar_clear", on_click=slot.pop, disabled=box is None)
+    return box
+
+
 def _refs(family: str) -> list[str]:
     return [f"{s.name}@{w}" for s in offered_models(family) for w in s.weight_options]
+
+
+def _pick_model(fam: str, label: str, key: str, where=st) -> str:
+    """A ``name@weights`` of the family `fam`, its default first chosen."""
+    options = _refs(fam)
+    first = str(registry.parse(default_model(fam)))
+    index = options.index(first) if first in options else 0
+    return where.selectbox(label, options, index=index, format_func=model_label, key=key)
 
 
 def route_models(routes: Sequence[str], key: str) -> dict[str, dict[str, str]]:
@@ -89,15 +157,7 @@ def route_models(routes: Sequence[str], key: str) -> dict[str, dict[str, str]]:
     if own:
         columns = st.columns(len(own))
         for column, (role, fam) in zip(columns, sorted(own), strict=True):
-            options = _refs(fam)
-            first = str(registry.parse(default_model(fam)))
-            picked[fam] = column.selectbox(
-                f"{family(fam).title} model ({role})",
-                options,
-                index=options.index(first) if first in options else 0,
-                format_func=model_label,
-                key=f"{key}_{fam}",
-            )
+            picked[fam] = _pick_model(fam, f"{family(fam).title} model ({role})", f"{key}_{fam}", column)
     return {
         r: shared | {role: picked[fam] for role, fam in ROUTE_FAMILIES.get(r, {}).items() if fam in picked}
         for r in routes
@@ -216,3 +276,77 @@ def show_set_mode(
     st.caption(f"{count(total, 'instance')} in {count(len(found), 'image')}, {sum(f.seconds for f in found):.1f} s.")
     coco = lambda: coco_dataset(list(zip(kept_names, found, strict=True)), sizes, kept[0][0])  # noqa: E731
     download_json(coco, "working_set_coco.json", f"{key}_set_json", "Working set (COCO JSON)")
+
+
+# ---- Ask PaliGemma 2 ------------------------------------------------------------------------------
+def show_ask_vlm(image: np.ndarray, phrase: str, options: RouteOptions, key: str) -> None:
+    """PaliGemma 2's answer about `image`: a caption, or "detect"/"segment" the phrase (its boxes drawn, optionally
+    given to the sidebar's SAM). A progress bar per token; the measured seconds shown with the answer."""
+    model = _pick_model("paligemma", "PaliGemma 2 model", f"{key}_model")
+    random_note([model], "A random PaliGemma answers noise: the page shows what it parses from it, not a reading.")
+    task = st.segmented_control(
+        "Ask", list(TASKS), format_func=TASKS.get, default="caption", required=True, key=f"{key}_task"
+    )
+    try:
+        prompt, budget = vlm_prompt(task, phrase)
+    except ValueError as exc:
+        st.info(f"{exc} (“{TASKS[task]}” asks about the phrase above.)")
+        return
+    digest = image_hash(image)
+    slot = vlm_answer(key)
+    if st.button(f"Ask “{prompt}”", key=f"{key}_go", type="primary"):
+        _ask(image, digest, prompt, model, budget, slot)
+    kept = slot.get()
+    if kept is None or kept[:3] != (model, digest, prompt):
+        st.info(f"Press Ask: PaliGemma 2 writes at most {budget} tokens, one at a time (slow on a CPU).")
+        return
+    answer, computed = kept[3], kept[4]
+    st.code(answer.text or "(an empty answer)", language=None, wrap_lines=True)
+    per_token = answer.seconds / max(len(answer.tokens), 1)
+    st.caption(
+        f"{count(len(answer.tokens), 'token')} in {answer.seconds:.2f} s ({per_token:.3f} s per token)"
+        + ("" if computed else ", measured when it was first asked (the engine kept the answer)")
+        + "."
+    )
+    if task != "caption":
+        _show_boxes(image, answer, phrase, model, options, task, key)
+
+
+def _ask(image: np.ndarray, digest: str, prompt: str, model: str, budget: int, slot) -> None:
+    update, close = progress_bar(f"PaliGemma 2 answering “{prompt}”, token by token")
+    computed = []
+
+    def step(done: int, total: int) -> None:
+        computed.append(done)
+        update(done, total)
+
+    with user_errors("Asking PaliGemma 2"):
+        try:
+            answer = get_engine().generate(image, prompt, model, budget, step)
+            slot.set((model, digest, prompt, answer, bool(computed)))
+        finally:
+            close()
+
+
+def _show_boxes(
+    image: np.ndarray, answer: Answer, phrase: str, model: str, options: RouteOptions, task: str, key: str
+) -> None:
+    """The boxes of a "detect"/"segment" answer drawn on the image; on request, SAM's mask for each box."""
+    found = parse_detections(answer.text, image.shape[:2])
+    if task == "segment":
+        st.caption(SEG_TOKENS_NOTE)
+    if not len(found.boxes):
+        st.info(found.note)
+        return
+    st.image(draw_boxes(image, found.boxes, [label or "?" for label in found.labels]), width="stretch")
+    st.caption(f"{count(len(found.boxes), 'box', 'boxes')} parsed from the answer's <loc> tokens.")
+    if not st.toggle("Give the boxes to SAM", key=f"{key}_sam"):
+        return
+    models = {"vlm": model, "segment": selected_model(SEGMENT)}
+    step, masks = st.empty(), None
+    with user_errors("Prompting SAM with PaliGemma's boxes"), st.spinner("SAM: one mask per box…", show_time=True):
+        masks = paligemma_route(get_engine(), image, phrase, models, options, step.caption, task=task)
+    step.empty()
+    if masks is not None:
+        st.image(draw_instances(image, masks), width="stretch")
+        st.caption(f"{count(len(masks), 'mask')} from {model_label(models['segment'])} (scores: SAM's predicted IoU).")

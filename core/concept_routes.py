@@ -18,13 +18,16 @@ import numpy as np
 
 from core.engine import Engine
 from core.models import Can
+from core.models.detection import split_phrases
 from core.models.paligemma import parse_detections
 from core.models.sam import SamPrompt
 
 if TYPE_CHECKING:
     from core.text_routes import Instances, Route, RouteOptions
 
-DETECT_TOKENS = 64  # the answer's budget: ~8 tokens per object (4 <loc>, the label, " ;")
+# an answer's token budget: "detect" ~8 tokens per object (4 <loc>, the label, " ;"), "segment" 16 <seg> more
+ANSWER_TOKENS = {"caption": 32, "detect": 64, "segment": 96}
+DETECT_TOKENS = ANSWER_TOKENS["detect"]
 
 
 def _say(progress: Callable[[str], None] | None, message: str) -> None:
@@ -45,6 +48,15 @@ def _none_found(image: np.ndarray, seconds: float, note: str) -> Instances:
     )
 
 
+def vlm_prompt(task: str, phrase: str = "") -> tuple[str, int]:
+    """PaliGemma's prompt for `task` ("caption", "detect", "segment") and its answer's token budget. The phrase's
+    parts ("a dog. a red car.") are joined PaliGemma's way: "detect a dog ; a red car". ValueError for a phrase with
+    nothing to find (a caption needs none)."""
+    if task == "caption":
+        return "caption en", ANSWER_TOKENS[task]
+    return f"{task} {' ; '.join(split_phrases(phrase))}", ANSWER_TOKENS[task]
+
+
 def sam3_route(
     engine: Engine,
     image: np.ndarray,
@@ -53,21 +65,27 @@ def sam3_route(
     options: RouteOptions,
     progress: Callable[[str], None] | None = None,
 ) -> Instances:
-    """SAM 3: every instance of `phrase` above `options.score_threshold`, best first, at most
-    `options.max_instances`."""
+    """SAM 3: every instance of `phrase` and/or of the concept in `options.exemplar_box` (XYXY pixels on this image)
+    above `options.score_threshold`, best first, at most `options.max_instances`. With a box alone, each instance is
+    labelled "exemplar"."""
+    box = None if options.exemplar_box is None else np.asarray(options.exemplar_box, np.float32)
     _say(progress, "SAM 3: loading the model")
     engine.model(models["concept"])
     began = time.perf_counter()
-    _say(progress, f"SAM 3: finding every “{phrase}”")
-    found = engine.concept_masks(image, phrase, models["concept"], threshold=options.score_threshold)
+    what = f"“{phrase.strip()}”" if phrase.strip() else "the exemplar's concept"
+    _say(progress, f"SAM 3: finding every {what}" + (" (with the exemplar box)" if box is not None else ""))
+    found = engine.concept_masks(image, phrase, models["concept"], exemplar_box=box, threshold=options.score_threshold)
     seconds = time.perf_counter() - began
     keep = slice(0, options.max_instances)
+    with_box = (
+        "" if box is None else " Prompted with the exemplar box" + (" and the phrase." if phrase.strip() else " alone.")
+    )
     if not len(found.scores):
         note = f"No instance above the threshold {options.score_threshold:.2f} (best score {found.best_score:.2f})."
-        return _none_found(image, seconds, note)
-    return _instances(
-        found.masks[keep], found.boxes[keep], found.scores[keep], [phrase] * len(found.scores[keep]), seconds
-    )
+        return _none_found(image, seconds, note + with_box)
+    label = phrase.strip() or "exemplar"
+    kept = found.scores[keep]
+    return _instances(found.masks[keep], found.boxes[keep], kept, [label] * len(kept), seconds, with_box.strip())
 
 
 def paligemma_route(
@@ -77,9 +95,12 @@ def paligemma_route(
     models: dict[str, str],
     options: RouteOptions,
     progress: Callable[[str], None] | None = None,
+    task: str = "detect",
 ) -> Instances:
-    """PaliGemma 2 answers "detect <phrase>"; each box of the answer prompts SAM (one mask per box). Scores are SAM's
-    predicted IoU: PaliGemma's answer has none. The note gives the answer's seconds per token."""
+    """PaliGemma 2 answers "detect <phrase>" (`task` "segment": "segment <phrase>", whose <seg> tokens are not
+    decoded); each box of the answer prompts SAM (one mask per box). Scores are SAM's predicted IoU: PaliGemma's
+    answer has none. The note gives the answer's seconds per token."""
+    prompt, budget = vlm_prompt(task, phrase)
     _say(progress, "PaliGemma: loading the models")
     engine.model(models["vlm"])
     engine.model(models["segment"])
@@ -88,7 +109,7 @@ def paligemma_route(
     def tokens(done: int, total: int) -> None:
         _say(progress, f"PaliGemma: token {done} of at most {total}")
 
-    answer = engine.generate(image, f"detect {phrase}", models["vlm"], DETECT_TOKENS, tokens)
+    answer = engine.generate(image, prompt, models["vlm"], budget, tokens)
     found = parse_detections(answer.text, image.shape[:2])
     pace = f"PaliGemma answered in {answer.seconds:.1f} s ({answer.seconds / max(len(answer.tokens), 1):.2f} s/token)."
     if not len(found.boxes):

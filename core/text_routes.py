@@ -54,6 +54,7 @@ class RouteOptions:
     score_threshold: float = 0.5  # SAM 3 / OWLv2: an instance's score must exceed this
     n_points: int = 1  # CLIP routes: the most similar patches given to SAM as positive points
     max_instances: int = 20  # best-scoring instances kept per route
+    exemplar_box: tuple[float, float, float, float] | None = None  # SAM 3: a box (XYXY pixels) around one example
 
 
 @dataclass(frozen=True)
@@ -270,13 +271,20 @@ def draw_instances(image: np.ndarray, instances: Instances, alpha: float = 0.45)
     """HWC uint8: the image with each mask filled in its colour, its box outlined and labelled "label score"."""
     colors = palette(len(instances))
     out = overlay_masks(image, list(instances.masks), colors, alpha, contour=1)
-    picture = Image.fromarray(out)
+    texts = [f"{label[:40]} {score:.2f}" for label, score in zip(instances.labels, instances.scores, strict=True)]
+    return draw_boxes(out, instances.boxes, texts, colors)
+
+
+def draw_boxes(image: np.ndarray, boxes: np.ndarray, texts: list[str], colors: np.ndarray | None = None) -> np.ndarray:
+    """HWC uint8: the image with each (K, 4) XYXY pixel box outlined in its colour (`palette(K)` by default) and
+    its text written above it on that colour."""
+    colors = palette(len(boxes)) if colors is None else colors
+    picture = Image.fromarray(image)
     draw = ImageDraw.Draw(picture)
     width = max(1, round(max(image.shape[:2]) / 300))
-    for color, box, label, score in zip(colors, instances.boxes, instances.labels, instances.scores, strict=True):
+    for color, box, text in zip(colors, boxes, texts, strict=True):
         fill = tuple(int(c) for c in color)
         draw.rectangle([float(v) for v in box], outline=fill, width=width)
-        text = f"{label[:40]} {score:.2f}"
         x, y = float(box[0]), max(0.0, float(box[1]) - 12)
         draw.rectangle(draw.textbbox((x, y), text), fill=fill)
         draw.text((x, y), text, fill=(255, 255, 255))

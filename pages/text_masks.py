@@ -1,5 +1,7 @@
 """Text masks: one phrase, one image → each route's masks side by side; then one route over the whole working set."""
 
+from dataclasses import replace
+
 import streamlit as st
 
 from components import text_masks_view as view
@@ -26,7 +28,7 @@ routes = view.pick_routes(key="tm")
 options = view.pick_options(key="tm")
 models = view.route_models(routes, key="tm")
 random_note([m for r in routes for m in models[r].values()])
-compare, whole_set = st.tabs(["Side by side", "Instance segmentation (whole set)"])
+compare, ask, whole_set = st.tabs(["Side by side", "Ask PaliGemma 2", "Instance segmentation (whole set)"])
 
 try:
     split_phrases(phrase)
@@ -38,16 +40,26 @@ with compare:
     index = pick_image(images, "Image", key="tm_image")
     image, name = images.items[index].image, images.names[index]
     last = view.last_compare("tm")
-    if problem:
-        st.info(problem)
+    box = view.draw_exemplar(image, key="tm") if "sam3" in routes else None
+    asked, chosen, blocked = phrase, routes, problem
+    if problem and box is not None:  # SAM 3 can run on the exemplar box alone
+        st.info(f"{problem} SAM 3 runs on the exemplar box alone.")
+        asked, chosen, blocked = "", ["sam3"], ""
+    if blocked:
+        st.info(blocked)
         if (kept := last.get()) and kept[1] == name:
             st.caption(f"Earlier result, for “{kept[0]}”:")
             view.show_panels(image, kept[2], name, key="tm_kept")
     else:
-        results = view.run_routes(image, phrase, routes, models, options)
-        last.set((phrase, name, {r: f for r, f in results.items() if not isinstance(f, str)}))
+        results = view.run_routes(image, asked, chosen, models, replace(options, exemplar_box=box))
+        label = asked or "exemplar"
+        last.set((label, name, {r: f for r, f in results.items() if not isinstance(f, str)}))
         view.show_panels(image, results, name, key="tm")
-        view.show_exports(image, results, phrase, name, key="tm")
+        view.show_exports(image, results, label, name, key="tm")
+
+with ask:
+    st.caption(f"About {name}, the image chosen under Side by side.")
+    view.show_ask_vlm(image, phrase, options, key="tm_ask")
 
 with whole_set:
     if problem:
