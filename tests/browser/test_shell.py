@@ -11,7 +11,7 @@ import pytest
 
 from tests.browser.conftest import screenshot
 from tests.browser.drive import WATCH_RUNS, rerun, wait_idle
-from tests.browser.server import serve
+from tests.browser.server import ROOT, serve
 
 pytestmark = pytest.mark.browser
 PAGES = ["PCA Foreground", "Embedding Scatter", "Patch Matching", "Segment", "Models", "Upload"]
@@ -132,3 +132,15 @@ def test_a_run_over_half_a_second_shows_working_and_faded_pictures_say_updating(
             assert stale and set(stale) == {'"updating…"'}, stale
         finally:
             context.close()
+
+
+def test_every_page_is_in_view_in_the_sidebar(page):
+    """Sixteen pages in four groups, none behind a "View more" link (Streamlit folds lists longer than ten)."""
+    import re
+
+    wait_idle(page)
+    nav = page.locator("[data-testid=stSidebarNav]")
+    titles = [t.strip() for t in nav.locator("a span").all_inner_texts() if t.strip()]
+    pages = re.findall(r'st.Page\([^)]*title="([^"]+)"', (ROOT / "app.py").read_text())
+    assert set(pages) <= set(titles), set(pages) - set(titles)
+    assert nav.get_by_text(re.compile(r"^View \d+ more$")).count() == 0

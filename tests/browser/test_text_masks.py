@@ -9,7 +9,7 @@ import pytest
 
 from core.text_routes import ROUTES
 from tests.browser.conftest import screenshot
-from tests.browser.drive import open_page, rerun, settled_pixels, wait_idle
+from tests.browser.drive import open_page, rerun, settled_pixels
 
 pytestmark = pytest.mark.browser
 
@@ -42,10 +42,6 @@ def _shows_its_picture(page, route: str) -> None:
 
 
 def test_a_phrase_shows_each_routes_masks_and_an_exemplar_box_reaches_sam3(page):
-    wait_idle(page)
-    more = page.get_by_text(re.compile(r"^View \d+ more$"))  # the sidebar lists the first ten pages until asked
-    if more.count():
-        more.first.click()
     open_page(page, "Text masks")
     routes = page.locator("[data-testid=stMultiSelect]").first
     with rerun(page):
