@@ -30,20 +30,28 @@ def server():
 
 
 @pytest.fixture(scope="session")
-def browser():
-    executable = _chromium()
-    if executable is None:
+def playwright_driver():
+    """One Playwright for the whole run: a second `sync_playwright()` inside the first one's event loop fails."""
+    if _chromium() is None:
         pytest.skip("chromium is not installed (make test installs it: make browser-deps)")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        b = p.chromium.launch(
-            executable_path=executable,
-            headless=True,
-            args=CHROMIUM_ARGS,
-        )
-        yield b
-        b.close()
+        yield p
+
+
+@pytest.fixture(scope="session")
+def browser(playwright_driver):
+    b = playwright_driver.chromium.launch(executable_path=_chromium(), headless=True, args=CHROMIUM_ARGS)
+    yield b
+    b.close()
+
+
+def launch(playwright_driver, extra_args: list[str]):
+    """Another Chromium of the same Playwright, with `extra_args` (e.g. a fake camera)."""
+    return playwright_driver.chromium.launch(
+        executable_path=_chromium(), headless=True, args=CHROMIUM_ARGS + extra_args
+    )
 
 
 @pytest.fixture

@@ -7,22 +7,17 @@ import re
 
 import pytest
 
-from tests.browser.conftest import _chromium
+from tests.browser.conftest import launch
 from tests.browser.drive import fake_camera_args, write_y4m
-from tests.browser.server import CHROMIUM_ARGS
 
 pytestmark = pytest.mark.browser
 
 
-def test_a_camera_photo_lands_in_the_working_set(server, tmp_path):
-    from playwright.sync_api import sync_playwright
-
+def test_a_camera_photo_lands_in_the_working_set(server, tmp_path, playwright_driver):
     clip = tmp_path / "camera.y4m"
     write_y4m(clip)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=_chromium(), headless=True, args=CHROMIUM_ARGS + fake_camera_args(clip)
-        )
+    browser = launch(playwright_driver, fake_camera_args(clip))
+    try:
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.set_default_timeout(90_000)
         page.goto(server)
@@ -35,4 +30,5 @@ def test_a_camera_photo_lands_in_the_working_set(server, tmp_path):
         page.get_by_text("Added 1 image").wait_for()
         page.get_by_text(re.compile(r"camera-\d{6}\.jpg")).first.wait_for()
         assert page.locator("[data-testid=stException]").count() == 0
+    finally:
         browser.close()

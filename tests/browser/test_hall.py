@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -25,7 +26,9 @@ def _args(**overrides) -> argparse.Namespace:
 
 
 def test_each_session_gets_its_own_masks(server):
-    result = asyncio.run(bench_hall.hall(server, 2, _args()))
+    # in a thread of its own: the session's Playwright keeps an event loop running in this one
+    with ThreadPoolExecutor(1) as pool:
+        result = pool.submit(asyncio.run, bench_hall.hall(server, 2, _args())).result()
     assert result["errors"] == []
     assert result["clicks_answered"] == 4, result  # 2 sessions × 2 clicks, every one answered and checked
     assert result["lost_masks"] == [] and result["leaks"] == []

@@ -7,21 +7,17 @@ import re
 
 import pytest
 
-from tests.browser.conftest import _chromium
+from tests.browser.conftest import launch
 from tests.browser.drive import fake_camera_args, write_y4m
-from tests.browser.server import CHROMIUM_ARGS
 
 pytestmark = pytest.mark.browser
 
 
-def test_the_camera_stream_comes_back_analysed_with_a_frame_rate(server, tmp_path):
-    from playwright.sync_api import sync_playwright
-
+def test_the_camera_stream_comes_back_analysed_with_a_frame_rate(server, tmp_path, playwright_driver):
     clip = tmp_path / "camera.y4m"
     write_y4m(clip)
-    fake_camera = fake_camera_args(clip)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=_chromium(), headless=True, args=CHROMIUM_ARGS + fake_camera)
+    browser = launch(playwright_driver, fake_camera_args(clip))
+    try:
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.set_default_timeout(90_000)
         page.goto(server + "/live")
@@ -37,4 +33,5 @@ def test_the_camera_stream_comes_back_analysed_with_a_frame_rate(server, tmp_pat
         shown = page.locator("[data-testid=stMetric]").filter(has_text="Frames shown per second")
         shown.get_by_text(re.compile(r"^(?!0\.0$)\d+\.\d$")).wait_for()  # more than zero frames per second
         assert page.locator("[data-testid=stException]").count() == 0
+    finally:
         browser.close()
