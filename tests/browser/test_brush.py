@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from PIL import Image
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from tests.browser.drive import rerun
 
@@ -24,9 +25,17 @@ def _keep_and_export(page) -> np.ndarray:
     """Keep the corrected mask and export it (the export picks the latest kept mask): (H, W) bool."""
     page.get_by_role("button", name="Keep", exact=True).click()
     _settled(page)
-    with page.expect_download() as download:
-        page.locator("[data-testid=stDownloadButton]").filter(has_text="Mask PNG").locator("button").click()
-    return np.asarray(Image.open(download.value.path())) > 0
+    button = page.locator("[data-testid=stDownloadButton]").filter(has_text="Mask PNG").locator("button")
+    for attempt in range(3):  # a click that lands on the button of the run before (being replaced) downloads nothing
+        try:
+            with page.expect_download(timeout=20_000) as download:
+                button.click()
+            return np.asarray(Image.open(download.value.path())) > 0
+        except PlaywrightTimeout:
+            if attempt == 2:
+                raise
+            _settled(page)
+    raise AssertionError("unreachable")
 
 
 def _start(page):

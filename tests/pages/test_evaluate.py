@@ -151,7 +151,7 @@ def test_the_page_is_in_the_apps_navigation_next_to_segment():
     app = Path(PAGE).parents[1] / "app.py"
     lines = app.read_text().splitlines()
     segment = next(i for i, line in enumerate(lines) if '"pages/segment.py"' in line)
-    assert '"pages/evaluate.py", title="Measure segmentation"' in lines[segment + 1]
+    assert any('"pages/evaluate.py", title="Measure segmentation"' in line for line in lines[segment + 1 : segment + 4])
     at = AppTest.from_file(str(app), default_timeout=180).run()
     at.switch_page("pages/evaluate.py").run()
     assert not at.exception, at.exception
