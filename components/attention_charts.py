@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import plotly.graph_objects as go
 
+from components.matching_charts import image_figure
 from core import registry
 from core.analysis.imaging import blend, colorize, resize_map, sprite_sheet, to_png
 from core.analysis.matching import patch_box, pixel_to_patch
@@ -86,18 +87,7 @@ def attention_figure(
     if box is not None:
         x0, y0, x1, y1 = patch_box(*box, (height, width), (h, w))
         shapes.append({"type": "rect", "x0": x0, "y0": y0, "x1": x1, "y1": y1, "line": {"color": BOX, "width": 2}})
-    layout = {
-        "xaxis": {"visible": False, "range": [0, width], "constrain": "domain"},
-        "yaxis": {"visible": False, "range": [height, 0], "scaleanchor": "x", "constrain": "domain"},
-        "margin": {"l": 0, "r": 0, "t": 0, "b": 0},
-        "height": FIGURE_HEIGHT,
-        "dragmode": False,
-        "hovermode": "closest",
-        "hoverdistance": -1,
-        "showlegend": False,
-        "shapes": shapes,
-    }
-    return go.Figure(data=data, layout=layout)
+    return image_figure(data, (height, width), shapes, height=FIGURE_HEIGHT)  # Patch Matching's image layout
 
 
 def overlay(image: np.ndarray, heat: np.ndarray, alpha: float) -> np.ndarray:

@@ -144,7 +144,7 @@ def patch_grid_figure(
             "hovertemplate": "patch (row %{customdata[0]}, col %{customdata[1]})<extra></extra>",
         }
     )
-    figure = _figure(data, (height, width), [_rect(box, BEST, 3) for box in boxes])
+    figure = image_figure(data, (height, width), [_rect(box, BEST, 3) for box in boxes])
     return figure.update_layout(dragmode=dragmode) if dragmode else figure
 
 
@@ -172,7 +172,7 @@ def figure_b(pair: MatchPair, view: ClickView, alpha: float) -> go.Figure:
         shapes.append(_rect((x0, y0, x1, y1), BEST if rank == 1 else OTHERS, 3 if rank == 1 else 1.5))
         notes.append({"x": x0, "y": y0, "text": str(rank), "showarrow": False, "xanchor": "left", "yanchor": "bottom",
                       "font": {"color": BEST if rank == 1 else OTHERS, "size": 12}})  # fmt: skip
-    return _figure([_image_trace(pair.uris[1]), heat], (height, width), shapes, notes)
+    return image_figure([_image_trace(pair.uris[1]), heat], (height, width), shapes, notes)
 
 
 def figure_pairs(pair: MatchPair, matches: list[Match], gap: int = 16) -> go.Figure:
@@ -199,7 +199,7 @@ def figure_pairs(pair: MatchPair, matches: list[Match], gap: int = 16) -> go.Fig
                 "hovertemplate": label + "<extra></extra>",
             }
         )
-    return _figure(data, (max(ha, hb), offset + wb), [])
+    return image_figure(data, (max(ha, hb), offset + wb), [])
 
 
 def _image_trace(uri: str, x0: float = 0.0) -> dict:
@@ -221,14 +221,20 @@ def _rect(box: tuple[float, float, float, float], color: str, width: float) -> d
     return {"type": "rect", "x0": x0, "y0": y0, "x1": x1, "y1": y1, "line": {"color": color, "width": width}}
 
 
-def _figure(data: list[dict], size: tuple[int, int], shapes: list[dict], notes: list[dict] | None = None) -> go.Figure:
+def image_figure(
+    data: list[dict],
+    size: tuple[int, int],
+    shapes: list[dict],
+    notes: list[dict] | None = None,
+    height: int = FIGURE_HEIGHT,
+) -> go.Figure:
     """Built from plain dicts with numpy arrays: ~10× faster to validate than trace objects."""
     height, width = size
     layout = {
         "xaxis": {"visible": False, "range": [0, width], "constrain": "domain"},
         "yaxis": {"visible": False, "range": [height, 0], "scaleanchor": "x", "constrain": "domain"},
         "margin": {"l": 0, "r": 0, "t": 0, "b": 0},
-        "height": FIGURE_HEIGHT,
+        "height": height,
         "dragmode": False,
         "hovermode": "closest",
         "hoverdistance": -1,
