@@ -25,7 +25,7 @@ from core.data import image_hash
 from core.models import Adapter, Can, build_adapter, can, check_architecture, families, family
 from core.models.attention_groups import AttentionMaps, split_attention
 from core.models.detection import Detections, split_phrases
-from core.models.fast import apply_fast_paths
+from core.models.fast import apply_fast_paths, cpu_bf16
 from core.models.sam import AutoMaskParams, AutoMasks, SamEmbedding, SamPrediction, SamPrompt
 from core.registry import ModelRef, parse
 from core.weights import WeightsStatus, WeightsUnavailable, fetch, locate, unavailable
@@ -217,6 +217,8 @@ class Engine:
             adapter = build_adapter(ref.spec, "random", None, self.device)
         if self.device.type == "cuda" or family(ref.spec.family).fast_on_cpu:
             apply_fast_paths(adapter, self.device)  # SDPA everywhere, on-device preprocessing, float32 outputs
+        if self.device.type == "cpu":
+            cpu_bf16(adapter)  # a full-size image tower in bf16 weights where the CPU multiplies bf16 natively
         return LoadedModel(adapter, status, threading.Lock())
 
     @contextmanager

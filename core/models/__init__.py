@@ -73,6 +73,9 @@ class Family:
     # (adapter, device) → (how attention runs, where preprocessing runs); the engine applies it on CUDA
     fast_paths: Callable[[Any, torch.device], tuple[str, str]] | None = None
     fast_on_cpu: bool = False  # apply the fast paths on CPU too
+    # the adapter's image tower, which holds bf16 weights on a CPU that multiplies bf16 natively (`fast.cpu_bf16`);
+    # the adapter casts its pixels to that tower's dtype
+    bf16_tower: Callable[[Any], torch.nn.Module] | None = None
     compile_target: Callable[[torch.nn.Module], torch.nn.Module] = field(default=lambda module: module)
     notes: str = ""  # licence or access notes for the Models page
 

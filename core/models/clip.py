@@ -12,7 +12,7 @@ from PIL import Image
 
 from core.analysis.retrieval import ZERO_SHOT_SCALE, ZeroShotRule
 from core.models import Can, Family
-from core.models.fast import clip_fast_paths
+from core.models.fast import clip_fast_paths, module_dtype
 from core.models.pixels import recipe_of
 from core.registry import ModelSpec
 from core.weights import OpenClipHub
@@ -77,6 +77,11 @@ class CLIPAdapter:
     def device(self) -> torch.device:
         return next(self.module.parameters()).device
 
+    @property
+    def dtype(self) -> torch.dtype:
+        """The image tower's dtype (bf16 on CPUs with native bf16, `core.models.fast.cpu_bf16`)."""
+        return module_dtype(self.module.visual)
+
     def pixels(self, images: list[np.ndarray]) -> torch.Tensor:
         """HWC uint8 RGB → (B, 3, S, S) float, as open_clip's eval transform makes it (resampled on the arrays)."""
         if self._recipe is not None:
@@ -84,7 +89,7 @@ class CLIPAdapter:
         return torch.stack([self.preprocess(Image.fromarray(im)) for im in images])
 
     def embed(self, images: list[np.ndarray]) -> torch.Tensor:
-        return self.module.encode_image(self.pixels(images).to(self.device))
+        return self.module.encode_image(self.pixels(images).to(self.device, self.dtype))
 
     def embed_text(self, texts: list[str]) -> torch.Tensor:
         """(T, D) text embeddings (unnormalised), in the joint space of `embed`."""
@@ -108,7 +113,7 @@ class CLIPAdapter:
         if route not in PATCH_ROUTES:
             raise ValueError(f"route must be one of {', '.join(PATCH_ROUTES)}, got {route!r}")
         visual = self.module.visual
-        pixels = torch.stack([self._squash(Image.fromarray(im)) for im in images]).to(self.device)
+        pixels = torch.stack([self._squash(Image.fromarray(im)) for im in images]).to(self.device, self.dtype)
         x = visual._embeds(pixels)
         if route == "final":
             _, tokens = visual._pool(visual.transformer(x))
@@ -149,5 +154,6 @@ FAMILY = Family(
     tiny="clip_tiny",
     fast_paths=clip_fast_paths,
     compile_target=lambda module: module.visual,
+    bf16_tower=lambda adapter: adapter.module.visual,
     notes="MIT (OpenAI weights); LAION weights MIT",
 )

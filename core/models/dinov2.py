@@ -92,5 +92,6 @@ FAMILY = Family(
     default="dinov2_small",
     tiny="dinov2_tiny",
     fast_paths=transformers_fast_paths,
+    bf16_tower=lambda adapter: adapter.module,
     notes="Apache-2.0",
 )

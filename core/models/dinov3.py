@@ -102,5 +102,6 @@ FAMILY = Family(
     default="dinov3_small",
     tiny="dinov3_tiny",
     fast_paths=fast_paths,
+    bf16_tower=lambda adapter: adapter.module,
     notes=LICENCE,
 )

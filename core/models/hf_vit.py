@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from core.models.fast import module_dtype
 from core.models.vit_attention import layer_attention
 from core.registry import ModelSpec
 
@@ -33,7 +34,7 @@ class TokenGridViT:
 
     def embed(self, images: list[np.ndarray]) -> torch.Tensor:
         """Normalised CLS token, (B, D)."""
-        return self.module(pixel_values=self.pixels(images).to(self.device)).pooler_output
+        return self.module(pixel_values=self._input(images)).pooler_output
 
     def patch_tokens(self, images: list[np.ndarray], size: int, layer: int | None = None) -> torch.Tensor:
         """(B, h, w, D) patch tokens of an image resized to `size`×`size` (a multiple of the patch).
@@ -57,12 +58,16 @@ class TokenGridViT:
         eager attention path; tokens CLS, registers, patches (`core.models.attention_groups.split_attention`)."""
         if size % self.spec.patch_size:
             raise ValueError(f"size must be a multiple of {self.spec.patch_size}, got {size}")
-        return layer_attention(self.module, self.pixels(images, size).to(self.device), layer)
+        return layer_attention(self.module, self._input(images, size), layer)
 
     def _forward(self, images: list[np.ndarray], size: int, hidden_states: bool):
         if size % self.spec.patch_size:
             raise ValueError(f"size must be a multiple of {self.spec.patch_size}, got {size}")
-        return self.module(pixel_values=self.pixels(images, size).to(self.device), output_hidden_states=hidden_states)
+        return self.module(pixel_values=self._input(images, size), output_hidden_states=hidden_states)
+
+    def _input(self, images: list[np.ndarray], size: int | None = None) -> torch.Tensor:
+        """`pixels` on the model's device, in its dtype (bf16 weights on CPUs with native bf16: `fast.cpu_bf16`)."""
+        return self.pixels(images, size).to(self.device, module_dtype(self.module))
 
     def _grid(self, tokens: torch.Tensor, size: int) -> torch.Tensor:
         """(B, T, D) tokens [CLS, registers…, patches] → (B, h, w, D) patch tokens, row-major."""

@@ -30,7 +30,7 @@ from transformers import (
 
 from core.analysis.retrieval import ZeroShotRule
 from core.models import Can, Family
-from core.models.fast import sdpa_attention
+from core.models.fast import module_dtype, sdpa_attention
 from core.registry import ModelSpec
 from core.weights import HubSnapshot
 
@@ -112,7 +112,8 @@ class SigLIP2Adapter:
 
     def embed(self, images: list[np.ndarray]) -> torch.Tensor:
         """(B, D) image embeddings (unnormalised): the attention-pooling head's output, already in the joint space."""
-        return self.module.get_image_features(pixel_values=self.pixels(images).to(self.device)).pooler_output
+        pixels = self.pixels(images).to(self.device, module_dtype(self.module.vision_model))
+        return self.module.get_image_features(pixel_values=pixels).pooler_output
 
     def embed_text(self, texts: list[str]) -> torch.Tensor:
         """(T, D) text embeddings (unnormalised) in the joint space of `embed`, padded to the trained length."""
@@ -148,6 +149,7 @@ FAMILY = Family(
     can=frozenset({Can.EMBED, Can.TEXT}),
     default="siglip2_base",
     tiny="siglip2_tiny",
+    bf16_tower=lambda adapter: adapter.module.vision_model,
     fast_paths=_fast_paths,
     notes="Apache-2.0",
 )

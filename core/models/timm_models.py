@@ -9,7 +9,7 @@ from PIL import Image
 from timm.data import create_transform, resolve_data_config
 
 from core.models import Can, Family
-from core.models.fast import timm_fast_paths
+from core.models.fast import module_dtype, timm_fast_paths
 from core.models.pixels import recipe_of
 from core.registry import ModelSpec
 from core.weights import HubFile
@@ -45,7 +45,7 @@ class TimmAdapter:
     def embed(self, images: list[np.ndarray]) -> torch.Tensor:
         """Pooled pre-logits features, (B, D)."""
         device = next(self.module.parameters()).device
-        features = self.module.forward_features(self.pixels(images).to(device))
+        features = self.module.forward_features(self.pixels(images).to(device, module_dtype(self.module)))
         return self.module.forward_head(features, pre_logits=True)
 
 
@@ -59,5 +59,6 @@ FAMILY = Family(
     default="timm_vit_b16",
     tiny="timm_tiny",
     fast_paths=timm_fast_paths,
+    bf16_tower=lambda adapter: adapter.module,
     notes="Apache-2.0",
 )

@@ -16,11 +16,12 @@ from segment_anything.modeling import image_encoder as sam_encoder
 from skimage import data
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from core.models import build_adapter
+from core.models import build_adapter, fast
 from core.models import sam as sam_module
 from core.models.fast import (
     SdpaRelPosAttention,
     apply_fast_paths,
+    cpu_bf16,
     fill_rel_pos,
     gpu_preprocess,
     native_bf16,
@@ -270,7 +271,8 @@ class MatmulDtypes(TorchDispatchMode):
         self.dtypes: set[torch.dtype] = set()
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        if any(name in str(func) for name in ("addmm", ".mm.", "bmm", "scaled_dot_product")):
+        products = ("addmm", ".mm.", "bmm", "scaled_dot_product", "aten.linear", "aten.matmul", "multi_head_attention")
+        if any(name in str(func) for name in products):
             self.dtypes.add(args[1].dtype if "addmm" in str(func) else args[0].dtype)
         return func(*args, **(kwargs or {}))
 
@@ -320,3 +322,97 @@ def test_the_engine_loads_sam_with_its_fast_path_on_cpu(engine):
     with torch.inference_mode(), AtenOps() as ops:
         adapter.module.image_encoder(torch.randn(1, 3, 256, 256))
     assert ops.sdpa() and not ops.softmax()
+
+
+# ---- image towers in bf16 weights on CPUs with native bf16 (#24) ------------------------------------------------
+EMBEDDERS = ["clip_tiny", "dinov2_tiny", "dinov3_tiny", "siglip2_tiny", "timm_tiny"]
+
+
+def full_size_stand_in(name: str, monkeypatch) -> object:
+    """The tiny adapter treated as its full-size model would be, on a CPU said to multiply bf16 natively."""
+    monkeypatch.setattr(fast, "native_bf16", lambda: True)
+    monkeypatch.delenv("VFM_LENS_CPU_BF16", raising=False)
+    torch.manual_seed(0)
+    adapter = build_adapter(get(name), "random", None, CPU)
+    adapter.spec = replace(adapter.spec, tiny=False)
+    return adapter
+
+
+def rowwise_cosine(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float(torch.nn.functional.cosine_similarity(a.float().flatten(1), b.float().flatten(1)).min())
+
+
+@pytest.mark.parametrize("name", EMBEDDERS)
+def test_a_full_size_image_tower_runs_in_bf16_on_a_native_bf16_cpu_with_embeddings_unchanged(name, images, monkeypatch):
+    """CLIP ViT-B/32 2.0× and DINOv2-S 1.7× faster a forward pass on a 2-core EPYC (`fast.cpu_bf16`): every
+    matrix product of the image tower in bf16, the embeddings' cosine to fp32 ≥ 0.999 on the tiny weights (≥ 0.9999
+    at full size: bench/pairs_embed.py); the text tower stays fp32, its embeddings bit-identical."""
+    adapter = full_size_stand_in(name, monkeypatch)
+    with torch.inference_mode():
+        reference = adapter.embed(images)
+        text = adapter.embed_text(["a photo of a cat"]) if hasattr(adapter, "embed_text") else None
+    assert cpu_bf16(adapter) is not None
+    with torch.inference_mode(), MatmulDtypes() as ops:
+        embedded = adapter.embed(images)
+    assert ops.dtypes == {torch.bfloat16}
+    assert rowwise_cosine(embedded, reference) >= 0.999
+    if text is not None:
+        with torch.inference_mode(), MatmulDtypes() as ops:
+            torch.testing.assert_close(adapter.embed_text(["a photo of a cat"]), text, rtol=0, atol=0)
+        assert ops.dtypes == {torch.float32}
+
+
+@pytest.mark.parametrize("name", ["dinov2_tiny", "dinov3_tiny"])
+def test_patch_tokens_of_a_bf16_tower_stay_close_to_fp32(name, images, monkeypatch):
+    adapter = full_size_stand_in(name, monkeypatch)
+    size = adapter.spec.input_size
+    with torch.inference_mode():
+        reference = [adapter.patch_tokens(images, size, layer) for layer in (None, 1)]
+        cpu_bf16(adapter)
+        tokens = [adapter.patch_tokens(images, size, layer) for layer in (None, 1)]
+    for got, want in zip(tokens, reference, strict=True):
+        assert got.dtype == torch.bfloat16
+        cos = torch.nn.functional.cosine_similarity(got.float(), want, dim=-1)
+        assert float(cos.min()) >= 0.999
+
+
+def test_maskclip_tokens_of_a_bf16_clip_tower_stay_close_to_fp32(images, monkeypatch):
+    adapter = full_size_stand_in("clip_tiny", monkeypatch)
+    with torch.inference_mode():
+        reference = adapter.patch_embeddings(images)
+        cpu_bf16(adapter)
+        tokens = adapter.patch_embeddings(images)
+    assert float(torch.nn.functional.cosine_similarity(tokens.float(), reference, dim=-1).min()) >= 0.999
+
+
+def test_bf16_towers_only_for_full_size_models_on_native_bf16_cpus(monkeypatch):
+    """Tiny test models stay fp32 (equal to upstream); so does every model on a CPU without native bf16, with
+    VFM_LENS_CPU_BF16=0, and SAM (its encoder uses autocast instead: `sam_fast_paths`)."""
+    adapter = full_size_stand_in("clip_tiny", monkeypatch)
+    monkeypatch.setenv("VFM_LENS_CPU_BF16", "0")
+    assert cpu_bf16(adapter) is None
+    monkeypatch.delenv("VFM_LENS_CPU_BF16")
+    monkeypatch.setattr(fast, "native_bf16", lambda: False)
+    assert cpu_bf16(adapter) is None
+    monkeypatch.setattr(fast, "native_bf16", lambda: True)
+    adapter.spec = replace(adapter.spec, tiny=True)
+    assert cpu_bf16(adapter) is None
+    assert fast.module_dtype(adapter.module.visual) == torch.float32
+    sam = full_size_stand_in("sam_tiny", monkeypatch)
+    assert cpu_bf16(sam) is None and fast.module_dtype(sam.module) == torch.float32
+
+
+def test_the_engine_loads_a_full_size_embedder_with_a_bf16_tower_and_returns_float32(images, monkeypatch):
+    """The engine applies `cpu_bf16` when it loads a full-size model on CPU (DINOv2-S, random weights here); what
+    it returns and caches is float32."""
+    from core.engine import Engine
+
+    monkeypatch.setattr(fast, "native_bf16", lambda: True)
+    monkeypatch.delenv("VFM_LENS_CPU_BF16", raising=False)
+    engine = Engine(device="cpu", cache=None)
+    loaded = engine.model("dinov2_small@random")
+    assert fast.module_dtype(loaded.adapter.module) == torch.bfloat16
+    out = engine.embed(images[:1], "dinov2_small@random")
+    tokens = engine.patch_tokens(images[:1], "dinov2_small@random", size=56)
+    assert out.dtype == np.float32 and out.shape == (1, 384) and np.isfinite(out).all()
+    assert tokens.dtype == np.float32 and tokens.shape == (1, 4, 4, 384)
