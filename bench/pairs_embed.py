@@ -117,14 +117,21 @@ def _plain_batches(paths: list[Path], preprocess: Callable, forward: Callable) -
     return np.concatenate(out)
 
 
+def _plain_adapter(model: str):
+    """The same seeded random weights as the engine loads, built as upstream would run them: fp32, no fast path
+    (the engine's copy may hold a bf16 image tower: `core.models.fast.cpu_bf16`)."""
+    from core.models import build_adapter
+    from core.registry import get
+
+    return build_adapter(get(model), "random", None, "cpu")
+
+
 def pair_embed_clip(model: str = "clip_vit_b32") -> Pair:
     """Ours against PIL + open_clip's own eval transform + `encode_image`, the same random weights."""
     import torch
 
     ours = _ours_embed(model, paths := photo_folder(), cache=False)
-    from core.engine import Engine
-
-    adapter = Engine(device="cpu", cache=None).model(model).adapter
+    adapter = _plain_adapter(model)
     module, transform = adapter.module, adapter.preprocess  # open_clip's module and eval transform
 
     def plain() -> np.ndarray:
@@ -135,11 +142,10 @@ def pair_embed_clip(model: str = "clip_vit_b32") -> Pair:
 
 def pair_embed_dinov2(model: str = "dinov2_small") -> Pair:
     """Ours against PIL + the transformers image processor (DINOv2's eval crop) + the model's pooled CLS."""
-    from core.engine import Engine
     from core.models.dinov2 import _processor
 
     ours = _ours_embed(model, paths := photo_folder(), cache=False)
-    adapter = Engine(device="cpu", cache=None).model(model).adapter
+    adapter = _plain_adapter(model)
     processor = _processor(adapter.spec.input_size, crop=True)
 
     def plain() -> np.ndarray:
