@@ -19,6 +19,7 @@ browser in a second, tiny component, so the map's payload is never sent again fo
 from __future__ import annotations
 
 import base64
+import gc
 import hashlib
 import json
 from collections.abc import Callable
@@ -141,6 +142,18 @@ def _map_clusters(digest: str, k: int, _xy: np.ndarray) -> np.ndarray:
 
 
 # ---- the widget -------------------------------------------------------------------------------------
+@st.cache_resource(show_spinner=False)
+def _freeze_imported() -> bool:
+    """Once per server: move every object alive now (nearly all of them the imported libraries' modules, classes and
+    functions: ~0.6 million with torch and transformers) to the collector's permanent generation. Streamlit runs a
+    full `gc.collect(2)` after every script run (`runner.postScriptGC`), holding the GIL while it walks them all:
+    0.5–1.7 s on two loaded cores, during which the server sent nothing, so a lasso's images reached the browser
+    only after it (bench/bench_bigmap.py --app). Objects that become garbage later are still freed."""
+    gc.collect()
+    gc.freeze()
+    return True
+
+
 def selected_points(key: str, n: int, digest: str) -> np.ndarray:
     """The points (indices into the map's payload) selected on the map `key`, empty when none or when the selection
     was made on other data (its digest differs)."""
@@ -177,6 +190,7 @@ def show_big_map(
     point i is `image_of(i)` (HWC uint8, None when it cannot be read) captioned `caption_of(i)`; the selected
     points (sorted indices into `xy`) go to `show_selected`, which draws them. Runs as a fragment: a hover or a
     selection reruns only the map and what `show_selected` draws."""
+    _freeze_imported()
     _map_fragment(np.asarray(xy, np.float32), np.asarray(labels, dtype=object), key, image_of, caption_of,
                   show_selected, height)  # fmt: skip
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import streamlit as st
 
 from core import config, registry, store, store_reports
@@ -46,7 +47,7 @@ def store_name(path: str) -> str:
     inside = within(path, config.data_roots())
     name = str(inside[0].relative_to(inside[1])) if inside else path
     try:
-        return f"{name} · {registry.display_name(store.open_store(path).ref)}"
+        return f"{name} · {registry.display_name(store.open_store(path, index=False).ref)}"
     except (ValueError, OSError, KeyError):  # not readable now: the folder alone, opening it says why
         return name
 
@@ -58,21 +59,35 @@ def titles(paths: list[str]) -> list[str]:
 
 
 # ---- columns and derived tables -----------------------------------------------------------------
-@st.cache_data(show_spinner=False, max_entries=8)
+# Whole-dataset columns and coordinates are shared read-only (st.cache_resource), not copied: st.cache_data would
+# keep a pickled copy and unpickle a fresh one on every run (a million paths: ~130 MB and ~0.2 s each time), and a
+# new array each run would also make the big map rebuild its payload on every page run.
+def _frozen(values: np.ndarray) -> np.ndarray:
+    values.flags.writeable = False
+    return values
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
 def labels_of(path: str) -> np.ndarray:
-    """Every row's label (None where unlabeled), read once per dataset."""
-    return store.read_column(opened(path).table, "label")
+    """Every row's label (None where unlabeled), read once per dataset; shared, read-only. One str object per
+    distinct label (a million rows: 8 MB, not 60)."""
+    column = store.read_arrow_column(opened(path).table, "label").dictionary_encode()
+    names = np.array([*column.dictionary.to_pylist(), None], dtype=object)
+    return _frozen(names[column.indices.fill_null(len(column.dictionary)).to_numpy()])
 
 
-@st.cache_data(show_spinner=False, max_entries=8)
-def paths_of(path: str) -> np.ndarray:
-    """Every row's image path, read once per dataset."""
-    return store.read_column(opened(path).table, "path")
+@st.cache_resource(show_spinner=False, max_entries=8)
+def paths_of(path: str) -> pa.Array:
+    """Every row's image path (an Arrow string array: `paths[i].as_py()`, `paths.take(rows).to_pylist()`), read
+    once per dataset, shared: the k-NN index's own copy when it is loaded (a million paths as Python strings would
+    take ~130 MB more)."""
+    return store.read_arrow_column(opened(path).table, "path")
 
 
-@st.cache_data(show_spinner=False, max_entries=8)
-def projection(path: str, method: str, sample: int) -> tuple[np.ndarray, list[str]]:
-    """(N, 2) coordinates of every row, by `method` fitted on `sample` random rows, and notes on the fit."""
+@st.cache_resource(show_spinner=False, max_entries=8)
+def projection(path: str, method: str, sample: int) -> tuple[np.ndarray, tuple[str, ...]]:
+    """(N, 2) float32 coordinates of every row (shared, read-only), by `method` fitted on `sample` random rows, and
+    notes on the fit."""
     stored = opened(path)
     offsets = store.sample_offsets(stored.rows, sample)
     rows = store.read_rows(stored.table, offsets, ("label", "vector"))
@@ -82,9 +97,8 @@ def projection(path: str, method: str, sample: int) -> tuple[np.ndarray, list[st
     update = lambda done, total: bar.progress(done / total, text=f"Projecting {done:,} / {total:,} rows")  # noqa: E731
     coords = project_batches(projector, store.iter_vectors(stored.table), stored.rows, update)
     bar.empty()
-    return coords, [
-        f"Fitted on a random sample of {len(offsets):,} of {stored.rows:,} rows (seed 0)."
-    ] + projector.notes
+    notes = (f"Fitted on a random sample of {len(offsets):,} of {stored.rows:,} rows (seed 0).", *projector.notes)
+    return _frozen(np.asarray(coords, np.float32)), notes
 
 
 @st.cache_data(show_spinner="Comparing rows…", max_entries=8)

@@ -9,6 +9,7 @@ import hashlib
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import streamlit as st
 
 from components import big_map
@@ -182,7 +183,7 @@ def show_big(coords: np.ndarray, stored: store.StoredDataset, key: str) -> int |
     labels, paths = labels_of(path), paths_of(path)
 
     def caption(row: int) -> str:
-        return f"{Path(paths[row]).name}" + (f" [{labels[row]}]" if labels[row] is not None else "")
+        return f"{Path(paths[row].as_py()).name}" + (f" [{labels[row]}]" if labels[row] is not None else "")
 
     def selected(rows: np.ndarray) -> None:
         if rows.size == 1 and picked_row(key).get() != int(rows[0]):
@@ -191,13 +192,13 @@ def show_big(coords: np.ndarray, stored: store.StoredDataset, key: str) -> int |
         _show_selection(rows, paths, labels, key)
 
     big_map.show_big_map(
-        coords, labels, key=key, image_of=lambda row: stored_thumbnail(str(paths[row]), big_map.TIP),
+        coords, labels, key=key, image_of=lambda row: stored_thumbnail(paths[row].as_py(), big_map.TIP),
         caption_of=caption, show_selected=selected,
     )  # fmt: skip
     return picked_row(key).get()
 
 
-def _show_selection(rows: np.ndarray, paths: np.ndarray, labels: np.ndarray, key: str, per_page: int = 48) -> None:
+def _show_selection(rows: np.ndarray, paths: pa.Array, labels: np.ndarray, key: str, per_page: int = 48) -> None:
     """How many rows are selected, per class, and their images a page at a time."""
     if not rows.size:
         return
@@ -208,14 +209,14 @@ def _show_selection(rows: np.ndarray, paths: np.ndarray, labels: np.ndarray, key
     pages = (rows.size + per_page - 1) // per_page
     page = st.number_input("Page", 1, pages, 1, key=f"{key}_sel_page") if pages > 1 else 1
     chunk = rows[(page - 1) * per_page : page * per_page]
-    show_images([str(p) for p in paths[chunk]], [f"row {r}" for r in chunk], side=96)
+    show_images(paths.take(chunk).to_pylist(), [f"row {r}" for r in chunk], side=96)
 
 
 def _hover_images(stored: store.StoredDataset, rows: np.ndarray, key: str) -> None:
     """The images of `rows` (storage offsets) beside the map's hover label; grey for files that moved."""
-    paths = paths_of(str(stored.path))[rows]
+    paths = paths_of(str(stored.path)).take(rows).to_pylist()
     with st.spinner(f"Reading {len(rows):,} images for the hover thumbnails…"):
-        thumbs = [stored_thumbnail(str(p), TILE) for p in paths]
+        thumbs = [stored_thumbnail(p, TILE) for p in paths]
     digest = hashlib.blake2b(f"{stored.path}|{stored.rows}".encode() + rows.tobytes(), digest_size=16).hexdigest()
     hover_thumbnails([key], rows, [missing_tile(TILE) if t is None else t for t in thumbs], digest, key=f"{key}_hover")
 

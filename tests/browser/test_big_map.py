@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bench.bench_bigmap import draw_lasso
 from tests.browser.conftest import ARTIFACTS
 from tests.browser.drive import WATCH_RUNS, open_page, rerun
 from tests.browser.server import serve
@@ -78,12 +79,7 @@ def test_a_lasso_on_200k_points_shows_the_selected_images(browser, big_store):
         expected = np.flatnonzero(_inside(positions, polygon))
         assert 100 < expected.size < N // 2, expected.size  # a region, not everything
 
-        page.get_by_role("button", name="Lasso", exact=True).click()
-        page.mouse.move(*polygon[0])
-        page.mouse.down()
-        for x, y in polygon[1:]:
-            page.mouse.move(x, y)
-        page.mouse.move(*polygon[0])
+        draw_lasso(page, polygon)
         with rerun(page):
             released = time.perf_counter()
             page.mouse.up()

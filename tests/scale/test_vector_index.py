@@ -68,3 +68,17 @@ def test_rows_added_after_the_index_was_built_are_found_and_rebuilding_indexes_t
     assert store.search(stored.table, new[0], k=1)["id"][0] == "id99999"
     assert store.build_index(stored.table, min_rows=1000).startswith("IVF-Flat index on 2,001 rows")
     assert store.search(stored.table, new[0], k=1)["id"][0] == "id99999" and stored.index_name == "IVF-Flat"
+
+
+def test_opened_for_its_name_a_dataset_leaves_its_index_on_disk_and_columns_share_the_loaded_copy(tmp_path):
+    stored = make_store(tmp_path / "db", clustered_vectors(3000, 64, seed=4))
+    store.build_index(stored.table, min_rows=1000)
+    store._KNN.clear()  # a new server process: nothing in memory
+    light = store.open_store(tmp_path / "db", index=False)
+    assert light.rows == 3000 and not store._KNN
+    opened = store.open_store(tmp_path / "db")
+    assert list(store._KNN) == [opened.table.uri]
+    paths = store.read_arrow_column(opened.table, "path")
+    loaded = store._KNN[opened.table.uri].meta.column("path").chunk(0)
+    assert paths.buffers()[2].address == loaded.buffers()[2].address  # the index's copy, not a second one
+    assert paths.to_pylist() == store.read_arrow_column(light.table, "path").to_pylist()  # read: the same paths
