@@ -31,10 +31,16 @@ setup: $(VENV)/.run-deps
 setup-dev: $(VENV)/.dev-deps
 setup-scale: $(VENV)/.scale-deps
 
+# The server's environment (measured in docs/PERFORMANCE.md, "A lecture hall at the protocol level"; bench/bench_hall.py
+# reads this line): no garbage collection after every script run (Streamlit's default gc.collect() walks the ~500k
+# objects torch and friends leave: ~0.2 s of CPU per click), and OpenMP threads that sleep when idle instead of
+# spinning (spinning workers took the CPU from other sessions' requests; torch keeps all cores for one big op).
+SERVE_ENV ?= STREAMLIT_RUNNER_POST_SCRIPT_GC=false OMP_WAIT_POLICY=PASSIVE
+
 ## run: set up (first time) and serve the dashboard on http://$(HOST):$(PORT); PACK=file.vfmpack opens a lecture pack
 run: setup
-	$(if $(PACK),eval "$$($(PY) -m core.lecture_pack open $(PACK))" && )$(VENV)/bin/streamlit run app.py \
-	  --server.address $(HOST) --server.port $(PORT)
+	$(if $(PACK),eval "$$($(PY) -m core.lecture_pack open $(PACK))" && )env $(SERVE_ENV) $(VENV)/bin/streamlit run \
+	  app.py --server.address $(HOST) --server.port $(PORT)
 
 ## lecture-pack: weights + images + precomputed results in one file, e.g.
 ##   make lecture-pack MODELS="dinov2_small sam_vit_b" IMAGES=photos PACK=lecture.vfmpack

@@ -9,14 +9,16 @@ All sessions run in one asyncio process, so the client costs next to nothing bes
 
 Each session opens Segment, picks "Upload", uploads its own image (a different one per session, or one shared
 image with --shared-image, so that a full-size SAM embeds it once), then clicks a point of its own every
-`--period` seconds for `--duration` seconds. A click's latency is the time from sending its BackMsg to the
-`script_finished` ForwardMsg of the fragment run that carries the new overlay. Checked on every answer: the
-widget's data echoes this session's own prompts, its last click included (no lost mask); at the end, each
-session's overlay background is its own image (correlation with every session's image: its own is the best).
+`--period` seconds for `--duration` seconds. Before the first click it says that it has the image, as the prompt
+widget does once it shows it: the answers to clicks then carry the masks only. A click's latency is the time from
+sending its BackMsg to the `script_finished` ForwardMsg of the fragment run that carries the new mask layer. Checked on every answer: the
+widget's data echoes this session's own prompts, its last click included, and carries a mask layer (no lost
+mask), and names this session's image; at the end, the image each session's widget was given is its own
+(correlation with every session's image: its own is the best). Also counted: the kilobytes of each click's answer.
 
-Starts its own `make run`-like server on 127.0.0.1 (tests/browser/server.serve) unless --url is given, and runs
-each level of --sessions against it in turn (the server stays warm between levels). Bounded: every wait has a
-timeout and the whole run a deadline.
+Starts its own `make run`-like server on 127.0.0.1 (tests/browser/server.serve) unless --url is given, with the
+environment `make run` gives it (the Makefile's SERVE_ENV, plus --env), and runs each level of --sessions against it in turn
+(the server stays warm between levels). Bounded: every wait has a timeout and the whole run a deadline.
 
     .venv/bin/python -m bench.bench_hall [--sessions 10 25 50] [--profile tiny|default] [--shared-image]
 """
@@ -70,6 +72,7 @@ class Run:
     elements: list = field(default_factory=list)  # (Element proto, fragment id)
     texts: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    bytes: int = 0  # received over the websocket, all messages of the run
 
     def find(self, kind: str, label: str = "", name: str = ""):
         """The last element of type `kind` (with this label or component name) and its fragment id."""
@@ -119,6 +122,7 @@ class Session:
         async for raw in self._ws:
             msg = ForwardMsg()
             msg.ParseFromString(raw)
+            self._run.bytes += len(raw)
             self._receive(msg)
 
     def _receive(self, msg: ForwardMsg) -> None:
@@ -212,9 +216,11 @@ class Student:
     clicks: list[tuple[float, float]]
     latencies_ms: list[float] = field(default_factory=list)
     decoder_ms: list[float] = field(default_factory=list)
+    kilobytes: list[float] = field(default_factory=list)  # received per click
     errors: list[str] = field(default_factory=list)
     last_echo: list[list[float]] = field(default_factory=list)  # the widget's prompts after the last answer
-    background: str = ""  # the last overlay (data URL)
+    background: str = ""  # the image the widget was given (data URL, sent once), the masks in a layer over it
+    image_id: str = ""  # what the server calls that image; every answer must name it
     component_key: str = ""
     sent: int = 0  # clicks answered
     first_sent: float = 0.0  # monotonic seconds
@@ -222,7 +228,9 @@ class Student:
 
 
 async def open_segment(session: Session, student: Student) -> tuple[str, str]:
-    """Open Segment, choose "Upload", upload this student's image: the prompt widget's id and fragment id."""
+    """Open Segment, choose "Upload", upload this student's image: the prompt widget's id and fragment id. Then,
+    as the widget does once it shows the image, say so (its "shown" state, a fragment rerun): later answers leave
+    the image out."""
     await session.open()
     run = await session.rerun()
     radio, _ = run.find("radio", label="Image from")
@@ -232,6 +240,13 @@ async def open_segment(session: Session, student: Student) -> tuple[str, str]:
     canvas, fragment = run.find("bidi_component", name=CANVAS)
     if not fragment:
         raise ProtocolError("the prompt widget is not inside a fragment: every click would rerun the whole page")
+    data = json.loads(canvas.json)
+    student.background, student.image_id = data["image"], data["imageId"]
+    run = await session.rerun(
+        session.set_state(canvas.id, json_value=json.dumps({"shown": data["imageId"]})), fragment_id=fragment
+    )
+    if json.loads(run.find("bidi_component", name=CANVAS)[0].json)["image"]:
+        raise ProtocolError("the image was sent again after the widget said it has it")
     return canvas.id, fragment
 
 
@@ -245,12 +260,16 @@ async def click(session: Session, widget_id: str, fragment: str, xy: tuple[float
 
 
 def check_answer(run: Run, student: Student, done: int) -> dict:
-    """The widget's data after click number `done`: it must echo exactly this student's first `done` clicks."""
+    """The widget's data after click number `done`: it must echo exactly this student's first `done` clicks, carry
+    a mask layer, and name this student's image (sent again or not)."""
     data = json.loads(run.find("bidi_component", name=CANVAS)[0].json)
     echo = [p["xy"] for p in data["prompts"]]
     mine = student.clicks[:done]
-    if data["seq"] != done or len(echo) != done or not np.allclose(echo, mine, atol=2e-3):
+    if data["seq"] != done or len(echo) != done or not np.allclose(echo, mine, atol=2e-3) or not data["layer"]:
         raise ProtocolError(f"session {student.n} after click {done}: seq {data['seq']}, prompts {echo[-2:]}")
+    if data["imageId"] != student.image_id:
+        raise ProtocolError(f"session {student.n} after click {done}: image {data['imageId']}, not its own")
+    student.background = data["image"] or student.background
     return data
 
 
@@ -292,8 +311,9 @@ async def student_session(url: str, student: Student, barrier: Barrier, phase: f
             student.sent = i + 1
             decoder = [int(m[1]) for text in run.texts if (m := _DECODER.search(text))]
             student.decoder_ms.extend(decoder[-1:])
+            student.kilobytes.append(run.bytes / 1e3)
             data = check_answer(run, student, i + 1)
-            student.last_echo, student.background = [p["xy"] for p in data["prompts"]], data["image"]
+            student.last_echo = [p["xy"] for p in data["prompts"]]
     except Exception as exc:  # every failure is counted, none stops the others
         student.errors.append(f"{type(exc).__name__}: {exc}")
     finally:
@@ -321,7 +341,7 @@ def _pixels(url_or_image, size: tuple[int, int]) -> np.ndarray:
 
 
 def leaks(students: list[Student]) -> list[str]:
-    """Sessions whose last overlay is not its own image (best correlation among all sessions' images)."""
+    """Sessions whose widget was given an image that is not its own (best correlation among all sessions' images)."""
     size = (128, 96)
     images = np.stack([_pixels(s.image, size).ravel() for s in students])
     found = []
@@ -372,6 +392,7 @@ async def _cpu_when(event: asyncio.Event) -> float | None:
 def summary(students: list[Student], server_cpu: float | None = None) -> dict:
     latencies = np.array([ms for s in students for ms in s.latencies_ms])
     decoder = np.array([ms for s in students for ms in s.decoder_ms])
+    kilobytes = np.array([kb for s in students for kb in s.kilobytes])
     clicking = [s for s in students if s.first_sent]
     span = max(s.last_answer for s in clicking) - min(s.first_sent for s in clicking) if clicking else 0.0
     pct = lambda a, q: round(float(np.percentile(a, q)), 1) if len(a) else None  # noqa: E731
@@ -386,6 +407,7 @@ def summary(students: list[Student], server_cpu: float | None = None) -> dict:
         "p95_ms": pct(latencies, 95),
         "max_ms": pct(latencies, 100),
         "decoder_p50_ms": pct(decoder, 50),
+        "kB_per_click_p50": pct(kilobytes, 50),
         "server_cpu_ms_per_click": round(1e3 * server_cpu / len(latencies), 1)
         if server_cpu and len(latencies)
         else None,
@@ -397,6 +419,13 @@ def summary(students: list[Student], server_cpu: float | None = None) -> dict:
     }
 
 
+def make_run_env() -> dict[str, str]:
+    """The environment `make run` gives the server: the Makefile's SERVE_ENV."""
+    makefile = (Path(__file__).resolve().parents[1] / "Makefile").read_text()
+    line = re.search(r"^SERVE_ENV \?= (.*)$", makefile, re.MULTILINE)
+    return dict(item.split("=", 1) for item in line.group(1).split()) if line else {}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sessions", type=int, nargs="+", default=[50])
@@ -406,27 +435,29 @@ def main() -> None:
     parser.add_argument("--profile", default="tiny", help="VFM_LENS_PROFILE of the server: tiny or default")
     parser.add_argument("--shared-image", action="store_true", help="one image for all (full-size SAM: embed once)")
     parser.add_argument("--side", type=int, default=64, help="uploaded image width in pixels")
-    parser.add_argument("--env", nargs="*", default=[], help="KEY=VALUE for the server, e.g. OMP_NUM_THREADS=1")
+    parser.add_argument("--env", nargs="*", default=[], help="KEY=VALUE for the server beyond MAKE_RUN_ENV")
     parser.add_argument("--url", help="an already running server instead of starting one")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds one answer may take")
     parser.add_argument("--setup-timeout", type=float, default=600.0, help="seconds the first embedding may take")
     parser.add_argument("--deadline", type=float, default=900.0, help="seconds one level may take in all")
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args()
+    env = {} if args.url else make_run_env() | dict(item.split("=", 1) for item in args.env)  # --url: not ours
     if args.url:
         results = asyncio.run(_levels(args.url, args))
     else:
         from tests.browser.server import log_problems, serve
 
         log: list[str] = []
-        env = dict(item.split("=", 1) for item in args.env)
+        print("server environment:", " ".join(f"{k}={v}" for k, v in env.items()), flush=True)
         with serve(startup_s=180, log=log, VFM_LENS_PROFILE=args.profile, **env) as url:
             results = asyncio.run(_levels(url, args))
         problems = log_problems(log)
         print(f"server log: {len(problems)} warnings or errors", *problems[:20], sep="\n")
     if args.json:
         with open(args.json, "w") as f:
-            machine = {"machine": platform.machine(), "load_average": os.getloadavg(), "env": args.env}
+            server = [f"{k}={v}" for k, v in env.items()]
+            machine = {"machine": platform.machine(), "load_average": os.getloadavg(), "env": server}
             json.dump({"profile": args.profile, **machine, "levels": results}, f, indent=1)
     bad = any(r["errors"] or r["lost_masks"] or r["leaks"] for r in results)
     raise SystemExit(1 if bad else 0)

@@ -1,8 +1,25 @@
 // The SAM prompt widget's frontend (Streamlit Components v2), loaded by prompt_canvas.py: click adds a point,
 // right-click (or ctrl-click) a negative point, drag draws a box; each gesture is sent as the "prompt" trigger,
-// in fractions of the shown image's width and height.
+// in fractions of the shown image's width and height. The picture is the image (data.image) with an optional mask
+// layer over it (data.layer, a PNG transparent outside the masks, or ""): a click changes the layer alone. The layer is
+// the widget's first <img> (stacked over the image by its position): the redraw probes of tests/browser/drive.py
+// and bench/bench_load.py watch the first <img>'s src for a click's new masks. With data.imageId the image is sent
+// once: the widget keeps it here and says so in its "shown" state; the server then sends "" in its place, until the
+// widget asks again (shown: null) because it lost it.
 const SVG = "http://www.w3.org/2000/svg";
 const views = new WeakMap();  // parentElement → its view: the widget is built once, then updated
+const images = new Map();  // imageId → data URL, the most recent few: they outlive a view (the page rebuilds it)
+const KEEP_IMAGES = 4;
+
+function imageOf(data) {
+  if (!data.imageId) return data.image;
+  if (data.image) {
+    images.delete(data.imageId);
+    images.set(data.imageId, data.image);
+    while (images.size > KEEP_IMAGES) images.delete(images.keys().next().value);
+  }
+  return images.get(data.imageId) ?? "";
+}
 
 function svg(tag, attrs) {
   const node = document.createElementNS(SVG, tag);
@@ -29,20 +46,25 @@ function build(parent) {
   root.setAttribute("aria-label", "Image: click adds a point, right-click a negative point, drag draws a box");
   Object.assign(root.style, { position: "relative", maxWidth: "100%", touchAction: "none", cursor: "crosshair",
                               userSelect: "none", webkitUserSelect: "none", lineHeight: "0" });
-  const img = document.createElement("img");
-  img.draggable = false;
-  img.alt = "";
-  Object.assign(img.style, { display: "block", width: "100%", height: "100%", pointerEvents: "none" });
-  const layer = svg("svg", { preserveAspectRatio: "none" });
+  const img = document.createElement("img"), layerImg = document.createElement("img");
+  for (const node of [img, layerImg]) {
+    node.draggable = false;
+    node.alt = "";
+    Object.assign(node.style, { display: "block", width: "100%", height: "100%", pointerEvents: "none" });
+  }
+  layerImg.className = "layer";
+  Object.assign(layerImg.style, { position: "absolute", inset: "0", visibility: "hidden" });
+  const layer = svg("svg", { preserveAspectRatio: "none" });  // the prompts' layer, over both images
   Object.assign(layer.style, { position: "absolute", inset: "0", width: "100%", height: "100%",
                                pointerEvents: "none", overflow: "visible" });
   const drawn = svg("g", { class: "prompts" }), pending = svg("g", { class: "pending" });
   const band = svg("rect", { class: "band", fill: "rgba(245,158,11,0.12)", "stroke-dasharray": "6 4",
                              "stroke-width": 2, display: "none" });
   layer.append(drawn, pending, band);
-  root.append(img, layer);
+  root.append(layerImg, img, layer);
   parent.appendChild(root);
-  const view = { root, img, layer, drawn, pending, band, drag: null, data: null, send: null, shownSeq: -1 };
+  const view = { root, img, layerImg, layerUrl: "", layer, drawn, pending, band, drag: null, data: null, send: null,
+                 confirm: null, confirmed: null, shownSeq: -1 };
 
   const at = (event) => {
     const r = root.getBoundingClientRect();
@@ -88,6 +110,13 @@ function build(parent) {
   return view;
 }
 
+function showLayer(view, url) {
+  view.layerUrl = url;
+  if (url) view.layerImg.src = url;
+  else view.layerImg.removeAttribute("src");
+  view.layerImg.style.visibility = url ? "visible" : "hidden";
+}
+
 function drawPrompts(view) {
   view.drawn.replaceChildren(...view.data.prompts.map((p) => shape(p, view.data, "drawn")));
   view.pending.replaceChildren();
@@ -96,25 +125,45 @@ function drawPrompts(view) {
 }
 
 export default function (component) {
-  const { data, parentElement, setTriggerValue } = component;
+  const { data, parentElement, setTriggerValue, setStateValue } = component;
   const view = views.get(parentElement) ?? build(parentElement);
   views.set(parentElement, view);
   view.send = (prompt) => setTriggerValue("prompt", prompt);
+  const url = imageOf(data), layerUrl = data.layer || "";
+  if (!url) {  // the server left the image out, but this page no longer has it: ask for it again
+    view.confirmed = null;
+    setStateValue("shown", null);
+    return;
+  }
+  view.confirm = () => {  // once the image is on screen: it need not be sent again
+    if (data.imageId && view.confirmed !== data.imageId) setStateValue("shown", (view.confirmed = data.imageId));
+  };
   const first = view.data === null;
-  view.data = data;
+  view.data = { ...data, image: url };
   view.root.style.width = `${data.width}px`;
   view.root.style.aspectRatio = `${data.width} / ${data.height}`;
   view.layer.setAttribute("viewBox", `0 0 ${data.width} ${data.height}`);
-  if (first || view.img.getAttribute("src") === data.image) {
-    if (first) view.img.src = data.image;
+  if (first) {
+    view.img.src = url;
+    showLayer(view, layerUrl);
+  }
+  const newImage = url !== view.img.getAttribute("src"), newLayer = layerUrl !== view.layerUrl;
+  if (!newImage && !newLayer) {
     drawPrompts(view);
+    view.confirm();
     return;
   }
-  const next = new Image(), url = data.image;  // swap the background once decoded: the old one stays until then
-  next.src = url;
-  next.decode().catch(() => {}).then(() => {
-    if (view.data.image !== url) return;  // a newer answer came meanwhile
+  // swap the picture once its new parts are decoded: the old one stays until then
+  const decoded = [newImage && url, newLayer && layerUrl].filter(Boolean).map((u) => {
+    const next = new Image();
+    next.src = u;
+    return next.decode().catch(() => {});
+  });
+  Promise.all(decoded).then(() => {
+    if (view.data.image !== url || (view.data.layer || "") !== layerUrl) return;  // a newer answer came meanwhile
     view.img.src = url;
+    showLayer(view, layerUrl);
     drawPrompts(view);
+    view.confirm();
   });
 }

@@ -19,7 +19,7 @@ import streamlit as st
 from components.downloads import download_json, download_png
 from components.errors import user_errors
 from components.progress import progress_bar
-from components.prompt_canvas import CanvasFrame, prompt_canvas
+from components.prompt_canvas import CanvasFrame, mask_layer, prompt_canvas
 from components.state import (
     Slot,
     decoded_uploads,
@@ -29,8 +29,8 @@ from components.state import (
     mask_name,
     segment_images,
 )
-from core.analysis.imaging import data_url, palette, resize_map, to_png
-from core.analysis.masks import canvas_background, coco_annotations, cutout, overlay_masks
+from core.analysis.imaging import data_url, palette, resize_map, to_jpeg, to_png
+from core.analysis.masks import coco_annotations, cutout, overlay_masks
 from core.data import ImageError, ImageSet, image_hash, load_image
 from core.models import Can, can
 from core.models.sam import PREVIEW_SIDE, AutoMaskParams, AutoMasks, SamEmbedding, auto_mask_defaults
@@ -198,18 +198,20 @@ def _segmenter(image: np.ndarray, embedding: SamEmbedding, model: str, name: str
         alpha = st.slider("Opacity", 0.0, 1.0, 0.5, 0.05, key=f"{key}_alpha")
         contour = st.toggle("Contour", True, key=f"{key}_contour")
 
-    display = _display_image(image, image_key, frame, key)
     layers = state.layers(_hex_rgb(color))
-    background = canvas_background(display, [k.mask for k in layers], [k.color for k in layers], alpha, 2 * contour)
     st.caption("Click to add a point, right-click for a negative one, drag to draw a box; points and a box combine.")
     prompt_canvas(
-        data_url(background),
+        _display_url(image, image_key, frame, key),
         frame,
         state.prompts,
         negative=mode == MODES[1],
         seq=state.seq,
         key=f"{key}_prompts_{image_key[:12]}",
         on_prompt=state.receive,
+        layer_url=mask_layer(
+            [k.mask for k in layers], [k.color for k in layers], alpha, 2 * contour, (frame.height, frame.width)
+        ),
+        image_id=f"{image_key}@{frame.width}x{frame.height}",  # the image at this size: sent until the widget has it
     )
     if state.steps:
         st.caption(f"Last click: SAM's mask decoder took {state.decode_ms:.0f} ms on this server.")
@@ -239,6 +241,15 @@ def _display_image(image: np.ndarray, image_key: str, frame: CanvasFrame, key: s
         size = (round(frame.height * width / frame.width), width)
         cache[image_key, frame, width] = resize_map(cache[image_key, frame], size).round().astype(np.uint8)
     return cache[image_key, frame, width] if width else cache[image_key, frame]
+
+
+def _display_url(image: np.ndarray, image_key: str, frame: CanvasFrame, key: str) -> str:
+    """The image at canvas size as a JPEG data URL, encoded once per image (the masks go in a layer over it)."""
+    cache = display_images(key).setdefault({})
+    _display_image(image, image_key, frame, key)  # resets the cache for a new image
+    if (image_key, frame, "url") not in cache:
+        cache[image_key, frame, "url"] = data_url(to_jpeg(cache[image_key, frame]))
+    return cache[image_key, frame, "url"]
 
 
 def _hex_rgb(color: str) -> tuple[int, int, int]:

@@ -9,7 +9,9 @@ weights), not from the page.
 
 from __future__ import annotations
 
+import base64
 import io
+import json
 from pathlib import Path
 
 import numpy as np
@@ -19,14 +21,15 @@ from PIL import Image
 from scipy import ndimage
 from segment_anything import SamAutomaticMaskGenerator, SamPredictor
 from segment_anything.utils.transforms import ResizeLongestSide
+from streamlit.proto.WidgetStates_pb2 import WidgetState
 from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
 
 from components import segment_view
-from components.prompt_canvas import CanvasFrame, gesture_prompt, widget_prompts
+from components.prompt_canvas import CanvasFrame, gesture_prompt, mask_layer, widget_prompts
 from core import engine as engine_module
 from core.analysis.imaging import palette, resize_map
-from core.analysis.masks import mask_contour
+from core.analysis.masks import mask_contour, overlay_masks
 from core.data import load_samples
 from core.engine import Engine
 from core.models.sam import SamPrompt
@@ -34,7 +37,7 @@ from core.registry import parse
 from core.segment_session import Prompt
 from core.weights import WeightsStatus
 from tests import corpus
-from tests.widgets import component_data, data_url_pixels, record_spinners, send_trigger
+from tests.widgets import component, component_data, data_url_pixels, record_spinners, send_trigger
 
 PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "segment.py")
 MODEL = "sam_tiny@random"
@@ -97,6 +100,38 @@ def test_the_widget_draws_the_prompts_it_sent_and_rejects_malformed_gestures():
         assert gesture_prompt(bad, size) is None, bad
 
 
+def _composited(layer_url: str, image: np.ndarray) -> np.ndarray:
+    """A mask layer laid over an HWC uint8 image, as the browser composites an image with alpha (float)."""
+    layer = np.asarray(Image.open(io.BytesIO(base64.b64decode(layer_url.split(",", 1)[1]))).convert("RGBA"))
+    opacity = layer[..., 3:] / 255
+    return layer[..., :3] * opacity + image * (1 - opacity)
+
+
+@pytest.mark.parametrize("count", [1, 4, 7, 40])
+@pytest.mark.parametrize(("alpha", "contour"), [(0.5, 2), (0.05, 0), (1.0, 1)])
+def test_the_mask_layer_over_the_image_draws_what_overlay_masks_draws(count, alpha, contour):
+    """Overlapping masks at image size, drawn at another size: the layer, laid over the image at that size, equals
+    `overlay_masks` on it up to rounding; outside every mask it is fully transparent. 40 masks make more
+    combinations than a palette holds."""
+    rng = np.random.default_rng(count)
+    size, shown = (60, 80), (150, 200)
+    yy, xx = np.mgrid[: size[0], : size[1]]
+    centres, radii = rng.uniform(0, 1, (count, 2)) * size, rng.uniform(8, 30, count)
+    masks = [(yy - cy) ** 2 + (xx - cx) ** 2 < r**2 for (cy, cx), r in zip(centres, radii, strict=True)]
+    colors = [tuple(int(c) for c in rng.integers(0, 256, 3)) for _ in range(count)]
+    image = rng.integers(0, 256, (*shown, 3), dtype=np.uint8)
+    url = mask_layer(masks, colors, alpha, contour, shown)
+    small = [resize_map(m, shown, nearest=True) > 0.5 for m in masks]
+    expected = overlay_masks(image, small, np.array(colors, np.uint8), alpha, contour)
+    drawn = _composited(url, image)
+    assert np.abs(drawn - expected).max() <= 1.0 + 0.5 * min(
+        count, 6
+    )  # the layer rounds; each blend of overlay_masks too
+    outside = ~np.any(small, axis=0)
+    assert outside.any() and (drawn[outside] == image[outside]).all()
+    assert mask_layer([], [], alpha, contour, shown) == ""
+
+
 def test_engine_decodes_prompts_in_sams_frame_on_a_non_square_image(engine):
     """Our prompts, given in image pixels, decode exactly like hand-mapped coordinates fed to the decoder."""
     rng = np.random.default_rng(3)
@@ -142,9 +177,12 @@ def open_page() -> AppTest:
 
 
 def canvas(at: AppTest) -> dict:
-    """What the prompt widget is given: its background decoded to HWC uint8 ("pixels"), prompts, size, ..."""
+    """What the prompt widget is given, and what it shows ("pixels", HWC uint8): its mask layer (a PNG with
+    alpha, or none) laid over its image, as the browser composites the two."""
     data = component_data(at, "vfm_prompt_canvas")
-    return {**data, "pixels": data_url_pixels(data["image"])}
+    image = data_url_pixels(data["image"])
+    shown = _composited(data["layer"], image).round().astype(np.uint8) if data["layer"] else image
+    return {**data, "pixels": shown}
 
 
 def click(at: AppTest, kind: str, *xy: float, positive: bool = True, side: float = 512.0) -> None:
@@ -230,6 +268,49 @@ def test_a_click_draws_the_mask_overlay_and_the_next_click_feeds_its_logits(engi
     assert [k.name for k in kept] == ["astronaut"] and not state(at).steps and canvas(at)["prompts"] == []
     np.testing.assert_array_equal(kept[0].mask, expected.masks[(best + 1) % 3])
     assert (canvas(at)["pixels"] != plain).any()  # the kept object stays drawn
+
+
+def test_a_click_sends_the_image_once_and_then_only_a_mask_layer(monkeypatch):
+    """The image goes to the widget as a JPEG encoded once per image; a click re-encodes only the small mask
+    layer, and the image the widget is given stays the same string (#24)."""
+    at = open_page()
+    before = canvas(at)
+    assert before["layer"] == ""
+    encoded = []
+    real = segment_view.to_jpeg
+    monkeypatch.setattr(segment_view, "to_jpeg", lambda image, *a: encoded.append(image.shape) or real(image, *a))
+    click(at, "point", 256.0, 200.0)
+    click(at, "point", 100.0, 300.0, positive=False)
+    after = canvas(at)
+    assert encoded == [] and after["image"] == before["image"]
+    # smaller than the image even for the random tiny SAM's ragged masks (a trained model's: ~1 kB)
+    assert after["layer"].startswith("data:image/png;base64,") and len(after["layer"]) < len(after["image"]) / 2
+
+
+def _widget_says_shown(at: AppTest, image_id: str | None) -> None:
+    """Rerun as after the widget's `setStateValue("shown", image_id)` in the browser (the component's state)."""
+    states = at._tree.get_widget_states()
+    kept = [w for w in states.widgets if w.id != component(at, "vfm_prompt_canvas").proto.id]
+    del states.widgets[:]
+    states.widgets.extend(
+        [*kept, WidgetState(id=component(at, "vfm_prompt_canvas").proto.id, json_value=json.dumps({"shown": image_id}))]
+    )
+    at._run(states)
+    assert not at.exception, at.exception
+
+
+def test_once_the_widget_has_the_image_answers_leave_it_out_until_it_asks_again():
+    at = open_page()
+    first = component_data(at, "vfm_prompt_canvas")
+    assert first["image"].startswith("data:image/jpeg;base64,") and first["imageId"]
+    _widget_says_shown(at, first["imageId"])
+    click(at, "point", 256.0, 200.0)
+    kept = component_data(at, "vfm_prompt_canvas")
+    assert kept["image"] == "" and kept["imageId"] == first["imageId"] and kept["layer"]  # the masks only
+    _widget_says_shown(at, None)  # it lost the image
+    assert component_data(at, "vfm_prompt_canvas")["image"] == first["image"]
+    _widget_says_shown(at, "another image")
+    assert component_data(at, "vfm_prompt_canvas")["image"] == first["image"]
 
 
 def test_a_click_hashes_no_image(monkeypatch):
