@@ -177,10 +177,11 @@ def show_query(images: ImageSet, index: PatchIndex, key: str) -> tuple[np.ndarra
     view = view_image(item.image)
     size = view.shape[:2]
     boxes = [patch_box(r, c, size, grid) for r, c in cells]
-    figure = patch_grid_figure(data_url(to_jpeg(view)), size, grid, boxes, False, dragmode="select")
+    figure = patch_grid_figure(data_url(to_jpeg(view)), size, grid, boxes, False)
     st.caption(
-        "Click a patch, or draw a box (or a lasso, from the chart's toolbar) over several: they are searched with the "
-        f"mean of their tokens. Picked: {len(picked)} patch{'es' if len(picked) != 1 else ''}"
+        "Click a patch; for several, pick Box Select or Lasso Select in the chart's toolbar (top right) and draw "
+        "over them: they are searched with the mean of their tokens. "
+        f"Picked: {len(picked)} patch{'es' if len(picked) != 1 else ''}"
         + (
             f", searched as the {len(cells)} patches of their 2 × 2 windows (the index is pooled)."
             if settings.pool > 1
