@@ -120,11 +120,11 @@ def patch_grid_figure(
     grid: tuple[int, int],
     boxes: list[tuple[float, float, float, float]],
     show_grid: bool,
-    dragmode: str | bool = False,
 ) -> go.Figure:
     """A clickable patch grid: the image (a data URI, `size` = (height, width) view px) with a near-transparent
     marker on every patch centre (point i is patch (i // w, i % w), its customdata [row, col]) and `boxes` (XYXY)
-    outlined. `dragmode` "select" or "lasso" lets a box or lasso pick several patches."""
+    outlined. No drag mode is set: Streamlit's frontend drops clicks while it is box or lasso, so a box or lasso is
+    offered through the mode bar instead (`st.plotly_chart(selection_mode=("points", "box", "lasso"))`)."""
     height, width = size
     rows, cols = np.divmod(np.arange(grid[0] * grid[1]), grid[1])
     data = [_image_trace(uri)]
@@ -144,8 +144,7 @@ def patch_grid_figure(
             "hovertemplate": "patch (row %{customdata[0]}, col %{customdata[1]})<extra></extra>",
         }
     )
-    figure = image_figure(data, (height, width), [_rect(box, BEST, 3) for box in boxes])
-    return figure.update_layout(dragmode=dragmode) if dragmode else figure
+    return image_figure(data, (height, width), [_rect(box, BEST, 3) for box in boxes])
 
 
 def figure_b(pair: MatchPair, view: ClickView, alpha: float) -> go.Figure:

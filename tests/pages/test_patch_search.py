@@ -160,3 +160,35 @@ def test_a_pooled_index_queries_with_the_clicked_window_and_finds_it_first(worki
     assert any("searched as the 4 patches of their 2 × 2 windows" in c.value for c in at.caption)
     first = results(at)[0]
     assert first[1:5] == ("im0.png", "dogs", 2, 0) and first[5] == 1.0
+
+
+def test_the_pictures_of_a_hit_keep_the_crop_and_draw_the_heat_map_small():
+    """The crop is the image's own pixels around the hit with the red outline (as drawn on the whole image, then cut);
+    the heat picture is at most `heat_width` wide, outlined at the same place; heats() of several images is heat()
+    of each."""
+    from core.patch_index import Hit, PatchSettings, build_patch_index, heat, heats, hit_pictures
+
+    rng = np.random.default_rng(3)
+    image = rng.integers(0, 200, (480, 640, 3), dtype=np.uint8)
+    grid, hit = (16, 16), Hit(0, 5, 7, 0.9)
+    crop, picture = hit_pictures(image, grid, hit, 1, rng.random(grid).astype(np.float32), heat_width=400)
+    y0, y1, x0, x1 = 120, 210, 240, 360  # patches 4–6 × 6–8 of 30 × 40 px
+    assert crop.shape == (90, 120, 3)
+    red = np.all(crop == (255, 43, 43), axis=-1)
+    assert red[30:60, 40:80].any() and not red[:30].any() and not red[:, :40].any()  # only around patch (5, 7)
+    np.testing.assert_array_equal(crop[~red], image[y0:y1, x0:x1][~red])
+    assert picture.shape == (300, 400, 3)
+    red = np.all(picture == (255, 43, 43), axis=-1)
+    rows, cols = np.nonzero(red)
+    assert (rows.min(), rows.max() + 1, cols.min(), cols.max() + 1) == (
+        round(5 * 300 / 16),
+        round(6 * 300 / 16),
+        175,
+        200,
+    )
+
+    tokens = [rng.standard_normal((4, 4, 8)).astype(np.float32) for _ in range(3)]
+    index = build_patch_index(tokens, ["a", "b", "c"], [None] * 3, PatchSettings("m@r", 56, 14))
+    query = tokens[1][2, 2]
+    for got, image_index in zip(heats(index, [2, 0, 2], query), [2, 0, 2], strict=True):
+        np.testing.assert_array_equal(got, heat(index, image_index, query))
