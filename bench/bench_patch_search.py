@@ -206,7 +206,7 @@ CLICK_PROBE = """k => {
     const ran = probe.down !== null && runs.finished > probe.before
       && app.getAttribute('data-test-script-state') === 'notRunning';
     if (ran) probe.ran = probe.ran ?? performance.now();
-    const ready = ran && pictures.length >= 2 * k && pictures.every(i => i.complete && i.naturalWidth > 0);
+    const ready = ran && pictures.length >= k && pictures.every(i => i.complete && i.naturalWidth > 0);
     if (ready) probe.drawn = performance.now(); else requestAnimationFrame(tick);
   };
   requestAnimationFrame(tick);

@@ -232,31 +232,50 @@ def show_results(found: Searchable, hits: list[Hit], query: np.ndarray, key: str
     if not hits:
         st.info("No patches match: the class filter keeps no image of this index.")
         return
-    st.markdown(f"**The {len(hits)} most similar patches** (cosine to the query; red: the matched patch)")
+    st.markdown(
+        f"**The {len(hits)} most similar patches**, best first: each crop (red: the matched patch) above its image "
+        "coloured by the cosine of every patch to the query"
+    )
     maps = heats(index, [hit.image for hit in hits], query)  # one read of a stored index, not one per hit
+    pictures = [_hit_pictures(found, hit, heat_map) for hit, heat_map in zip(hits, maps, strict=True)]
     for start in range(0, len(hits), COLUMNS):
         for column, (rank, hit) in zip(
             st.columns(COLUMNS), enumerate(hits[start : start + COLUMNS], start + 1), strict=False
         ):
-            _show_hit(column, found, rank, hit, maps[rank - 1])
+            _show_hit(column, found.index, rank, hit, pictures[rank - 1])
     rows = hits_table(index, hits)
     download_csv(matches_csv(rows), "patch_search.csv", f"{key}_csv", "CSV: image, row, col, cosine", on_click="ignore")
 
 
-def _show_hit(where, found: Searchable, rank: int, hit: Hit, heat_map: np.ndarray) -> None:
-    index = found.index
-    name = index.names[hit.image]
-    label = f" · {index.labels[hit.image]}" if index.labels[hit.image] is not None else ""
-    caption = f"#{rank} · {name}{label} · row {hit.row}, col {hit.col} · cosine {hit.cosine:.2f}"
+def _hit_pictures(found: Searchable, hit: Hit, heat_map: np.ndarray) -> np.ndarray | Exception:
+    """One hit's picture (its enlarged crop above its image's heat map), or why its image cannot be read."""
     try:
         image = found.load(hit.image)
     except (ValueError, OSError) as exc:
-        where.warning(f"#{rank} · {name}: the image cannot be read ({exc}).")
+        return exc
+    grid = tuple(int(v) for v in found.index.grids[hit.image])
+    crop, heat_image = hit_pictures(image, grid, hit, found.index.settings.pool, heat_map, heat_width=HEAT_WIDTH)
+    return _card(_enlarge(crop), heat_image)
+
+
+def _card(crop: np.ndarray, heat_image: np.ndarray, gap: int = 8) -> np.ndarray:
+    """The crop centred above the heat picture on white: one picture a hit (one image message, not two)."""
+    width = max(crop.shape[1], heat_image.shape[1])
+    card = np.full((crop.shape[0] + gap + heat_image.shape[0], width, 3), 255, np.uint8)
+    for top, picture in ((0, crop), (crop.shape[0] + gap, heat_image)):
+        left = (width - picture.shape[1]) // 2
+        card[top : top + picture.shape[0], left : left + picture.shape[1]] = picture
+    return card
+
+
+def _show_hit(where, index: PatchIndex, rank: int, hit: Hit, pictures: np.ndarray | Exception):
+    name = index.names[hit.image]
+    if isinstance(pictures, Exception):
+        where.warning(f"#{rank} · {name}: the image cannot be read ({pictures}).")
         return
-    grid = tuple(int(v) for v in index.grids[hit.image])
-    crop, heat_image = hit_pictures(image, grid, hit, index.settings.pool, heat_map, heat_width=HEAT_WIDTH)
-    where.image(_enlarge(crop), caption=caption)
-    where.image(heat_image, caption="Cosine of every patch of this image to the query", width="stretch")
+    label = f" · {index.labels[hit.image]}" if index.labels[hit.image] is not None else ""
+    caption = f"#{rank} · {name}{label} · row {hit.row}, col {hit.col} · cosine {hit.cosine:.2f}"
+    where.image(pictures, caption=caption, width="stretch")
 
 
 def _enlarge(crop: np.ndarray) -> np.ndarray:

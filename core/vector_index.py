@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import threading
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -66,6 +67,9 @@ class IndexInfo:
         )
 
 
+_DIRECT_MAP_LOCK = threading.Lock()
+
+
 @dataclass(frozen=True)
 class KnnIndex:
     index: faiss.Index
@@ -83,6 +87,17 @@ class KnnIndex:
             return self.index.search(q, k, params=faiss.SearchParameters(sel=allowed) if allowed else None)
         nprobe = min(self.info.lists, self.info.nprobe * widen)
         return self.index.search(q, k, params=faiss.SearchParametersIVF(nprobe=nprobe, sel=allowed))
+
+    def vectors(self, rows: np.ndarray) -> np.ndarray:
+        """(n, D) float32: the stored (unit) vectors at row offsets `rows`, read back from the index itself (an
+        IVF index gets its id → list map on first use: 8 bytes a row)."""
+        rows = np.ascontiguousarray(rows, dtype=np.int64)
+        if not self.info.exact:
+            with _DIRECT_MAP_LOCK:
+                ivf = faiss.extract_index_ivf(self.index)
+                if ivf.direct_map.type == faiss.DirectMap.NoMap:
+                    ivf.make_direct_map()
+        return self.index.reconstruct_batch(rows)
 
     @property
     def probes_all(self) -> bool:

@@ -28,13 +28,14 @@ def colorize(
     """(H, W) float → (H, W, 3) uint8 through a plotly colour scale (256-entry lookup table)."""
     lo = float(np.nanmin(values)) if vmin is None else vmin
     hi = float(np.nanmax(values)) if vmax is None else vmax
-    lut = _lut(scale)
+    lut = colour_table(scale)
     idx = np.clip((values - lo) / max(hi - lo, 1e-12) * 255, 0, 255).astype(np.uint8)
     return lut[idx]
 
 
 @functools.cache  # 4–11 ms a call here: once per scale, not once per heat map
-def _lut(scale: str) -> np.ndarray:
+def colour_table(scale: str) -> np.ndarray:
+    """(256, 3) uint8: the plotly colour scale `scale` sampled at 256 levels (read-only)."""
     colors = sample_colorscale(getattr(sequential, scale), np.linspace(0, 1, 256), colortype="rgb")
     lut = np.array([[float(c) for c in s[4:-1].split(",")] for s in colors]).round().astype(np.uint8)
     lut.flags.writeable = False

@@ -112,7 +112,13 @@ def test_a_deleted_image_file_is_a_warning_in_its_place_and_the_other_results_sh
 
 
 def test_an_index_built_at_another_size_is_queried_at_that_size(photos, engine, monkeypatch):
+    from core.patch_index import open_patch_index
+    from core.vector_index import unit_rows
+
     folder = write_index(engine, photos[0], "size112.lance", 112)
+    stored = open_patch_index(folder)  # the heat maps' vectors come from the k-NN index: the stored tokens' unit rows
+    for got, tokens in zip(stored.unit_vectors([4, 0]), stored.images_vectors([4, 0]), strict=True):
+        np.testing.assert_allclose(got, unit_rows(tokens), rtol=0, atol=1e-6)
     at = open_stored(photos, folder, monkeypatch)
     assert any("112 px" in c.value or "8 × 8" in c.value for c in at.caption), [c.value for c in at.caption]
     shown = results(at)

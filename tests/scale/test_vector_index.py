@@ -82,3 +82,17 @@ def test_opened_for_its_name_a_dataset_leaves_its_index_on_disk_and_columns_shar
     loaded = store._KNN[opened.table.uri].meta.column("path").chunk(0)
     assert paths.buffers()[2].address == loaded.buffers()[2].address  # the index's copy, not a second one
     assert paths.to_pylist() == store.read_arrow_column(light.table, "path").to_pylist()  # read: the same paths
+
+
+def test_the_index_gives_back_the_unit_vectors_it_holds_at_any_row_offsets(tmp_path):
+    """`KnnIndex.vectors` (the heat maps of Patch Search read a stored index's vectors from it): exact and IVF-Flat,
+    also after a round trip through the index's files."""
+    data = clustered_vectors(6_000, 32, 0)
+    rows = np.array([5_999, 0, 17, 17, 4_096])
+    for min_rows in (10**9, 1_000):  # exact, then IVF-Flat
+        knn = vector_index.build([data[:2_500], data[2_500:]], 32, 1, min_rows)
+        assert knn.info.exact == (min_rows > len(data))
+        np.testing.assert_allclose(knn.vectors(rows), vector_index.unit_rows(data[rows]), rtol=0, atol=1e-6)
+        vector_index.save(knn, tmp_path, f"v{min_rows}")
+        again = vector_index.load(tmp_path, 1, f"v{min_rows}")
+        np.testing.assert_allclose(again.vectors(rows), vector_index.unit_rows(data[rows]), rtol=0, atol=1e-6)
