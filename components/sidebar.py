@@ -12,6 +12,7 @@ from components.presenter import presenter_switch
 from components.state import chosen_model, chosen_weights, get_engine
 from core import config, registry
 from core.models import Can, can, families, family
+from core.models.fast import cpu_bf16_on
 from core.weights import WeightsStatus
 
 # picked here; the timm baselines are offered on the Compare page
@@ -107,7 +108,10 @@ def show_sidebar() -> list[WeightsStatus]:
     engine = get_engine()
     with st.sidebar:
         presenter_switch()
-        st.markdown(f"**Device:** `{engine.device.type}` ({str(engine.dtype).removeprefix('torch.')})")
+        precision = str(engine.dtype).removeprefix("torch.")
+        if engine.device.type == "cpu" and cpu_bf16_on():
+            precision += "; full-size image towers in bf16"  # this CPU multiplies bf16 natively
+        st.markdown(f"**Device:** `{engine.device.type}` ({precision})")
         statuses = [_model_picker(role) for role in ROLES]
         if engine.notices:
             st.caption(f":material/memory: {engine.notices[-1]}")

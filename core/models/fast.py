@@ -109,10 +109,15 @@ def cpu_bf16(adapter) -> str | None:
     from core.models import family
 
     tower = family(adapter.spec.family).bf16_tower
-    if tower is None or adapter.spec.tiny or not native_bf16() or os.environ.get("VFM_LENS_CPU_BF16") == "0":
+    if tower is None or adapter.spec.tiny or not cpu_bf16_on():
         return None
     tower(adapter).to(torch.bfloat16)
     return "image tower in bf16 weights (CPU with native bf16)"
+
+
+def cpu_bf16_on() -> bool:
+    """Whether full-size image towers load in bf16 on this machine's CPU (`cpu_bf16`)."""
+    return native_bf16() and os.environ.get("VFM_LENS_CPU_BF16") != "0"
 
 
 def module_dtype(module: torch.nn.Module) -> torch.dtype:

@@ -59,6 +59,19 @@ def test_upload_starts_on_the_built_in_samples_and_sidebar_shows_device_and_weig
     assert "Device:" in sidebar and "weights: **random**" in sidebar
 
 
+@pytest.mark.parametrize(("native", "switch", "said"), [(True, None, True), (True, "0", False), (False, None, False)])
+def test_the_sidebar_says_when_full_size_image_towers_run_in_bf16(monkeypatch, native, switch, said):
+    from core.models import fast
+
+    monkeypatch.setattr(fast, "native_bf16", lambda: native)
+    if switch is None:
+        monkeypatch.delenv("VFM_LENS_CPU_BF16", raising=False)
+    else:
+        monkeypatch.setenv("VFM_LENS_CPU_BF16", switch)
+    device = next(m.value for m in run_app().sidebar.markdown if "Device:" in m.value)
+    assert ("full-size image towers in bf16" in device) == said, device
+
+
 def test_uploading_a_zip_and_a_corrupt_file_adds_labels_and_reports_the_bad_file():
     at = run_app()
     png = corpus.GOOD["plain.png"]()
