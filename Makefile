@@ -32,10 +32,12 @@ setup-dev: $(VENV)/.dev-deps
 setup-scale: $(VENV)/.scale-deps
 
 # The server's environment (measured in docs/PERFORMANCE.md, "A lecture hall at the protocol level"; bench/bench_hall.py
-# reads this line): OpenMP threads that sleep when idle instead of spinning (spinning workers took the CPU from other
-# sessions' requests; torch keeps all cores for one big op). No garbage collection after every script run is in
-# .streamlit/config.toml (runner.postScriptGC), so it holds for `streamlit run app.py` and the test servers too.
-SERVE_ENV ?= OMP_WAIT_POLICY=PASSIVE
+# and bench/bench_patch_search.py read this line): no garbage collection after every script run (Streamlit's default
+# gc.collect() walks the ~500k objects torch and friends leave: ~0.2 s of CPU per click), and OpenMP threads that
+# sleep when idle instead of spinning (spinning workers took the CPU from other sessions' requests; torch keeps all
+# cores for one big op). Not in .streamlit/config.toml: the browser tests' servers keep Streamlit's default, because
+# their run watcher (tests/browser/drive.py) can miss a run too short for the browser to paint its "running" state.
+SERVE_ENV ?= STREAMLIT_RUNNER_POST_SCRIPT_GC=false OMP_WAIT_POLICY=PASSIVE
 
 ## run: set up (first time) and serve the dashboard on http://$(HOST):$(PORT); PACK=file.vfmpack opens a lecture pack
 run: setup

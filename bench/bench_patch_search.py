@@ -280,7 +280,9 @@ def browser_clicks(folder: Path, clicks: int, k: int = K) -> tuple[list[float], 
     from tests.browser.server import CHROMIUM_ARGS, serve
 
     times = []
-    with serve(VFM_LENS_DATA_ROOTS=str(folder.parent)) as url, sync_playwright() as p:
+    from bench.bench_hall import make_run_env
+
+    with serve(VFM_LENS_DATA_ROOTS=str(folder.parent), **make_run_env()) as url, sync_playwright() as p:
         browser = p.chromium.launch(executable_path=shutil.which("chromium"), headless=True, args=CHROMIUM_ARGS)
         context = browser.new_context(viewport={"width": 1400, "height": 1000})
         context.add_init_script(WATCH_RUNS)
