@@ -262,7 +262,7 @@ def draw_lasso(page, polygon: np.ndarray) -> None:
 def bench_app(browser, args) -> dict:
     """The Stored datasets page on an `args.rows`-row stored dataset: open it, project every row (PCA), lasso
     ~`args.lasso` points `args.lassos` times, click one point (its k-NN search); the server's memory at each step."""
-    from tests.browser.drive import WATCH_RUNS, open_page, rerun, wait_idle
+    from tests.browser.drive import new_page, open_page, rerun, wait_idle
     from tests.browser.server import serve
 
     root, db = write_app_store(Path(args.folder), args.rows, args.dim, args.files)
@@ -270,11 +270,7 @@ def bench_app(browser, args) -> dict:
     with serve(VFM_LENS_DATA_ROOTS=str(root)) as url:
         pid = server_pid(int(url.rsplit(":", 1)[1]))
         out["memory"]["started"] = memory_mb(pid)
-        context = browser.new_context(viewport={"width": 1400, "height": 1000})
-        context.add_init_script(WATCH_RUNS)
-        page = context.new_page()
-        page.set_default_timeout(300_000)
-        page.goto(url)
+        page = new_page(browser, url, 300_000)
         open_page(page, "Stored datasets")
         out["memory"]["page"] = memory_mb(pid)
         start = time.perf_counter()
@@ -323,7 +319,7 @@ def bench_app(browser, args) -> dict:
         out["search"] = time.perf_counter() - start
         out["memory"]["searched"] = memory_mb(pid)
         assert page.locator("[data-testid=stException]").count() == 0
-        context.close()
+        page.context.close()
     return out
 
 

@@ -276,7 +276,7 @@ def browser_clicks(folder: Path, clicks: int, k: int = K) -> tuple[list[float], 
 
     from playwright.sync_api import sync_playwright
 
-    from tests.browser.drive import WATCH_RUNS, open_page, rerun
+    from tests.browser.drive import new_page, open_page, rerun
     from tests.browser.server import CHROMIUM_ARGS, serve
 
     times = []
@@ -284,11 +284,7 @@ def browser_clicks(folder: Path, clicks: int, k: int = K) -> tuple[list[float], 
 
     with serve(VFM_LENS_DATA_ROOTS=str(folder.parent), **make_run_env()) as url, sync_playwright() as p:
         browser = p.chromium.launch(executable_path=shutil.which("chromium"), headless=True, args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1400, "height": 1000})
-        context.add_init_script(WATCH_RUNS)
-        page = context.new_page()
-        page.set_default_timeout(600_000)
-        page.goto(url)
+        page = new_page(browser, url, 600_000)
         open_page(page, "Patch Search")
         with rerun(page):
             page.get_by_text("A stored patch index", exact=True).click()

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tests.browser.drive import WATCH_RUNS
+from tests.browser.drive import new_page
 from tests.browser.server import CHROMIUM_ARGS, ROOT, serve
 
 ARTIFACTS = ROOT / "test-artifacts"
@@ -56,13 +56,9 @@ def launch(playwright_driver, extra_args: list[str]):
 
 @pytest.fixture
 def page(browser, server):
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    context.add_init_script(WATCH_RUNS)  # counts Streamlit reruns (tests.browser.drive.rerun)
-    pg = context.new_page()
-    pg.set_default_timeout(60_000)
-    pg.goto(server)
+    pg = new_page(browser, server)  # its reruns counted (tests.browser.drive.rerun)
     yield pg
-    context.close()
+    pg.context.close()
 
 
 def screenshot(page, name: str, focus=None, docs: bool = False) -> Path:

@@ -36,6 +36,16 @@ _IDLE = """([before, quietMs]) => {
 RUN_TIMEOUT_MS = 120_000
 
 
+def new_page(browser, url: str, timeout_ms: int = 60_000):
+    """A fresh 1400 × 1000 page of `browser` at `url`, its reruns counted (`WATCH_RUNS`)."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    context.add_init_script(WATCH_RUNS)
+    page = context.new_page()
+    page.set_default_timeout(timeout_ms)
+    page.goto(url)
+    return page
+
+
 def finished_runs(page) -> int:
     return page.evaluate("window.__vfmRuns ? window.__vfmRuns.finished : 0")
 

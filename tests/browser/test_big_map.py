@@ -11,7 +11,7 @@ import pytest
 
 from bench.bench_bigmap import draw_lasso
 from tests.browser.conftest import ARTIFACTS
-from tests.browser.drive import WATCH_RUNS, open_page, rerun
+from tests.browser.drive import new_page, open_page, rerun
 from tests.browser.server import serve
 
 pytestmark = pytest.mark.browser
@@ -51,11 +51,7 @@ def _inside(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:
 def test_a_lasso_on_200k_points_shows_the_selected_images(browser, big_store):
     root, db = big_store
     with serve(VFM_LENS_DATA_ROOTS=str(root)) as url:
-        context = browser.new_context(viewport={"width": 1400, "height": 1000})
-        context.add_init_script(WATCH_RUNS)
-        page = context.new_page()
-        page.set_default_timeout(120_000)
-        page.goto(url)
+        page = new_page(browser, url, 120_000)
         open_page(page, "Stored datasets")
         with rerun(page):
             page.get_by_role("textbox", name="…or its folder").fill(str(db))
@@ -94,4 +90,4 @@ def test_a_lasso_on_200k_points_shows_the_selected_images(browser, big_store):
         page.locator(".vfm-big-map").screenshot(path=str(ARTIFACTS.mkdir(exist_ok=True) or ARTIFACTS / "big_map.png"))
         print(f"\n200k points: drawn {drawn:.2f} s after the projection's rerun; lasso of {expected.size:,} points → "
               f"images shown {back:.2f} s after the mouse-up")  # fmt: skip
-        context.close()
+        page.context.close()
