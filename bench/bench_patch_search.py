@@ -15,7 +15,7 @@ the issue: p50 ≤ 50 ms and recall@20 ≥ 0.9. Prints a Markdown table.
     .venv/bin/python -m bench.bench_patch_search [--rows 2560000] [--queries 200] [--only ivf_flat,ivf_pq,hnsw]
 
 `--browser` measures the page instead: a click on a patch of the query image → the top-20 results on screen (every
-result's crop and heat map drawn) in Chromium, on a stored patch index (`--images` images × 256 patches of 384
+result's crop and heat map drawn by the results widget, components/patch_hits.js) in Chromium, on a stored patch index (`--images` images × 256 patches of 384
 synthetic clustered tokens, written as `python -m core.batch patches` writes them, model "dinov2_small@random" at
 224 px, so the query's tokens come from the random-weight DINOv2-S the server loads offline; the images are
 `--files` distinct 640 × 480 JPEGs the rows share). The index is written once into `--data` and reused. Prints the
@@ -194,7 +194,8 @@ PHOTO = (480, 640)  # height, width of the stored images
 WRITE_BLOCK = 250  # images a write
 RESULTS = 12  # the page's default number of results
 # In the page: the time of the next pointerdown, of the first animation frame after it in which the fragment's run
-# has finished (`ran`), and of the first in which every result picture (a crop and a heat map each) is decoded too.
+# has finished (`ran`), and of the first in which the results widget (components/patch_hits.js) has also drawn every
+# crop and heat map of this click's payload (`drawn`: its images decoded, its canvases filled).
 CLICK_PROBE = """k => {
   const runs = window.__vfmRuns, probe = {down: null, ran: null, drawn: null, before: runs.finished};
   window.__vfmClick = probe;
@@ -202,11 +203,11 @@ CLICK_PROBE = """k => {
                           {capture: true, once: true});
   const app = document.querySelector('[data-testid=stApp]');
   const tick = () => {
-    const pictures = [...document.querySelectorAll('[data-testid=stImage] img')];
     const ran = probe.down !== null && runs.finished > probe.before
       && app.getAttribute('data-test-script-state') === 'notRunning';
     if (ran) probe.ran = probe.ran ?? performance.now();
-    const ready = ran && pictures.length >= k && pictures.every(i => i.complete && i.naturalWidth > 0);
+    const hits = Object.values(window.__vfmPatchHits ?? {});
+    const ready = ran && hits.some(h => h.at > probe.down && h.count >= k);
     if (ready) probe.drawn = performance.now(); else requestAnimationFrame(tick);
   };
   requestAnimationFrame(tick);

@@ -120,13 +120,16 @@ def patch_grid_figure(
     grid: tuple[int, int],
     boxes: list[tuple[float, float, float, float]],
     show_grid: bool,
+    selected: list[int] | None = None,
 ) -> go.Figure:
     """A clickable patch grid: the image (a data URI, `size` = (height, width) view px) with a near-transparent
     marker on every patch centre (point i is patch (i // w, i % w), its customdata [row, col]) and `boxes` (XYXY)
-    outlined. No drag mode is set: Streamlit's frontend drops clicks while it is box or lasso, so a box or lasso is
+    outlined. With `selected` (patch indices), the patches selected on the chart are outlined in red by plotly (the
+    ones given, then what the user clicks, boxes or lassoes: drawn in the browser at once). No drag mode is set: Streamlit's frontend drops clicks while it is box or lasso, so a box or lasso is
     offered through the mode bar instead (`st.plotly_chart(selection_mode=("points", "box", "lasso"))`)."""
     height, width = size
     rows, cols = np.divmod(np.arange(grid[0] * grid[1]), grid[1])
+    size = max(4.0, 0.8 * FIGURE_HEIGHT / grid[0])
     data = [_image_trace(uri)]
     if show_grid:
         data.append(_grid_trace((height, width), grid))
@@ -137,10 +140,14 @@ def patch_grid_figure(
             "y": (rows + 0.5) * height / grid[0],
             "mode": "markers",
             "customdata": np.stack([rows, cols], axis=1),
-            "marker": {"symbol": "square", "size": max(4.0, 0.8 * FIGURE_HEIGHT / grid[0]), "color": "white"},
-            "opacity": 0.01,
-            "selected": {"marker": {"opacity": 0.01}},
+            "marker": (
+                {"symbol": "square-open", "size": size, "color": BEST, "opacity": 0.01, "line": {"width": 3}}
+                if selected is not None
+                else {"symbol": "square", "size": size, "color": "white", "opacity": 0.01}
+            ),
+            "selected": {"marker": {"opacity": 1.0 if selected is not None else 0.01}},
             "unselected": {"marker": {"opacity": 0.01}},
+            **({"selectedpoints": list(selected)} if selected is not None else {}),
             "hovertemplate": "patch (row %{customdata[0]}, col %{customdata[1]})<extra></extra>",
         }
     )

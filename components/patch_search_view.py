@@ -20,12 +20,13 @@ from components.downloads import download_csv
 from components.errors import user_errors
 from components.images import pick_image
 from components.matching_charts import FIGURE_HEIGHT, patch_grid_figure, view_image
+from components.patch_hits import HitCard, show_hits
 from components.progress import patch_tokens
-from components.state import asked, get_engine, picked_patches, query_chart
+from components.state import asked, chart_picks, get_engine, picked_patches, query_chart
 from core import config, registry, store
 from core.analysis.imaging import data_url, to_jpeg
-from core.analysis.matching import matches_csv, patch_box
-from core.data import ImageSet, confine
+from core.analysis.matching import matches_csv
+from core.data import ImageSet, browser_copy, confine
 from core.patch_index import (
     PATCHES,
     Hit,
@@ -33,7 +34,7 @@ from core.patch_index import (
     PatchSettings,
     build_patch_index,
     heats,
-    hit_pictures,
+    hit_layout,
     hits_table,
     open_patch_index,
     query_cells,
@@ -52,7 +53,8 @@ class Searchable:
     """A patch index and how to get the pixels of its images."""
 
     index: PatchIndex
-    load: Callable[[int], np.ndarray]  # image position → HWC uint8 (ValueError/OSError when it cannot be read)
+    # image position → (JPEG bytes for the browser, (height, width)); ValueError/OSError when it cannot be read
+    jpeg: Callable[[int], tuple[bytes, tuple[int, int]]]
 
 
 # ---- where to search ----------------------------------------------------------------------------
@@ -123,7 +125,7 @@ def _working_set_index(images: ImageSet, settings: PatchSettings) -> Searchable:
             built[key] = build_patch_index(list(tokens), images.names, images.labels, settings)
         while len(built) > KEEP_INDEXES:
             built.pop(next(iter(built)))
-    return Searchable(built[key], lambda i: items[i].image)
+    return Searchable(built[key], lambda i: _working_jpeg(items[i].digest, items[i].image))
 
 
 @st.cache_resource(show_spinner=False)
@@ -137,7 +139,13 @@ def _stored_index(folder: str) -> Searchable:
     stamp = (path / f"{PATCHES}.json").stat().st_mtime if (path / f"{PATCHES}.json").exists() else 0.0
     index = _open(str(path), stamp)
     roots = config.data_roots()
-    return Searchable(index, lambda i: store.load_stored_image(index.paths[i], roots))
+    return Searchable(index, lambda i: store.stored_browser_image(index.paths[i], roots))
+
+
+@st.cache_data(max_entries=512, show_spinner=False)
+def _working_jpeg(digest: str, _image: np.ndarray) -> tuple[bytes, tuple[int, int]]:
+    """A working-set image as a JPEG for the browser, made once per image (kept by the server)."""
+    return browser_copy(_image)
 
 
 @st.cache_resource(max_entries=2, show_spinner="Opening the patch index…")
@@ -173,12 +181,11 @@ def show_query(images: ImageSet, index: PatchIndex, key: str) -> tuple[np.ndarra
     (tokens,) = patch_tokens([item.image], settings.size, [(settings.model, None)], "Patch tokens of the query")
     tokens = tokens[0]
     grid = tokens.shape[:2]
-    picked = _read_picked(item.digest, grid, key)
+    picked, on_chart = _read_picked(item.digest, grid, key)
     cells = query_cells(picked, grid, settings.pool)
-    view = view_image(item.image)
-    size = view.shape[:2]
-    boxes = [patch_box(r, c, size, grid) for r, c in cells]
-    figure = patch_grid_figure(data_url(to_jpeg(view)), size, grid, boxes, False)
+    uri, size = _query_view(item.digest, item.image)
+    selected = _chart_selection(key, item.digest, grid, cells, on_chart and cells == sorted(picked))
+    figure = patch_grid_figure(uri, size, grid, [], False, selected=selected)
     st.caption(
         "Click a patch; for several, pick Box Select or Lasso Select in the chart's toolbar (top right) and draw "
         "over them: they are searched with the mean of their tokens. "
@@ -200,17 +207,41 @@ def show_query(images: ImageSet, index: PatchIndex, key: str) -> tuple[np.ndarra
     return tokens[list(rows), list(cols)].mean(axis=0), cells
 
 
-def _read_picked(digest: str, grid: tuple[int, int], key: str) -> list[tuple[int, int]]:
+def _chart_selection(
+    key: str, digest: str, grid: tuple[int, int], cells: list[tuple[int, int]], on_chart: bool
+) -> list[int]:
+    """The patches the query chart is sent as selected (outlined red). Plotly selects a clicked, boxed or lassoed
+    patch itself, in the browser, at once; while the chart shows the searched patches so, the figure it was sent
+    stays as it was: Streamlit then sends none of it again and the browser redraws nothing (a changed figure cost
+    ~100 ms of the browser's time a click on two cores, bench/bench_patch_search.py --browser). A new image, picks
+    the chart does not show (the centre patch before the first, picks kept from an earlier visit) and a pooled
+    index's 2 × 2 windows are sent."""
+    held = chart_picks(key).get()
+    if on_chart and held is not None and held[0] == digest and held[1] == grid:
+        return list(held[2])
+    indices = tuple(r * grid[1] + c for r, c in cells)
+    chart_picks(key).set((digest, grid, indices))
+    return list(indices)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def _query_view(digest: str, _image: np.ndarray) -> tuple[str, tuple[int, int]]:
+    """The query image as the chart shows it: (a JPEG data URL, its (height, width)); made once per image."""
+    view = view_image(_image)
+    return data_url(to_jpeg(view)), view.shape[:2]
+
+
+def _read_picked(digest: str, grid: tuple[int, int], key: str) -> tuple[list[tuple[int, int]], bool]:
     """The patches picked on the chart (its selection read before it is drawn again), kept per image; the centre
-    patch until the first pick."""
+    patch until the first pick. And whether the chart shows them as its selection now."""
     event = query_chart(key).get() or {}
     chosen = selected_indices(event, [np.zeros(0, int)] + [np.arange(grid[0] * grid[1])])
     if chosen.size:
         picked_patches(key).set((digest, grid, tuple((int(i) // grid[1], int(i) % grid[1]) for i in chosen)))
     held = picked_patches(key).get()
     if held is None or held[0] != digest or held[1] != grid:
-        return [(grid[0] // 2, grid[1] // 2)]
-    return list(held[2])
+        return [(grid[0] // 2, grid[1] // 2)], False
+    return list(held[2]), bool(chosen.size)
 
 
 # ---- results ------------------------------------------------------------------------------------
@@ -227,7 +258,8 @@ def show_search_controls(index: PatchIndex, key: str) -> tuple[int, bool, list[s
 
 
 def show_results(found: Searchable, hits: list[Hit], query: np.ndarray, key: str) -> None:
-    """The hits as crops (matched patch outlined) over heat maps of their images, best first; then the CSV."""
+    """The hits as crops (matched patch outlined) above heat maps of their images, best first, drawn by the browser
+    (`components.patch_hits`); then the CSV."""
     index = found.index
     if not hits:
         st.info("No patches match: the class filter keeps no image of this index.")
@@ -237,52 +269,29 @@ def show_results(found: Searchable, hits: list[Hit], query: np.ndarray, key: str
         "coloured by the cosine of every patch to the query"
     )
     maps = heats(index, [hit.image for hit in hits], query)  # one read of a stored index, not one per hit
-    pictures = [_hit_pictures(found, hit, heat_map) for hit, heat_map in zip(hits, maps, strict=True)]
-    for start in range(0, len(hits), COLUMNS):
-        for column, (rank, hit) in zip(
-            st.columns(COLUMNS), enumerate(hits[start : start + COLUMNS], start + 1), strict=False
-        ):
-            _show_hit(column, found.index, rank, hit, pictures[rank - 1])
+    images: dict[int, tuple[int, bytes, tuple[int, int]] | Exception] = {}  # image → (position, JPEG, size) or why not
+    cards = []
+    for rank, (hit, heat_map) in enumerate(zip(hits, maps, strict=True), 1):
+        if hit.image not in images:
+            try:
+                jpeg, size = found.jpeg(hit.image)
+                images[hit.image] = (sum(not isinstance(v, Exception) for v in images.values()), jpeg, size)
+            except (ValueError, OSError) as exc:
+                images[hit.image] = exc
+        caption = _caption(index, rank, hit)
+        held = images[hit.image]
+        if isinstance(held, Exception):
+            cards.append(HitCard(caption, error=str(held)))
+            continue
+        grid = tuple(int(v) for v in index.grids[hit.image])
+        layout = hit_layout(held[2], grid, hit, index.settings.pool, HEAT_WIDTH, CROP_HEIGHT)
+        cards.append(HitCard(caption, held[0], heat_map, layout))
+    shown = [v[1] for v in images.values() if not isinstance(v, Exception)]
+    show_hits(cards, shown, key=key, columns=COLUMNS)
     rows = hits_table(index, hits)
     download_csv(matches_csv(rows), "patch_search.csv", f"{key}_csv", "CSV: image, row, col, cosine", on_click="ignore")
 
 
-def _hit_pictures(found: Searchable, hit: Hit, heat_map: np.ndarray) -> np.ndarray | Exception:
-    """One hit's picture (its enlarged crop above its image's heat map), or why its image cannot be read."""
-    try:
-        image = found.load(hit.image)
-    except (ValueError, OSError) as exc:
-        return exc
-    grid = tuple(int(v) for v in found.index.grids[hit.image])
-    crop, heat_image = hit_pictures(image, grid, hit, found.index.settings.pool, heat_map, heat_width=HEAT_WIDTH)
-    return _card(_enlarge(crop), heat_image)
-
-
-def _card(crop: np.ndarray, heat_image: np.ndarray, gap: int = 8) -> np.ndarray:
-    """The crop centred above the heat picture on white: one picture a hit (one image message, not two)."""
-    width = max(crop.shape[1], heat_image.shape[1])
-    card = np.full((crop.shape[0] + gap + heat_image.shape[0], width, 3), 255, np.uint8)
-    for top, picture in ((0, crop), (crop.shape[0] + gap, heat_image)):
-        left = (width - picture.shape[1]) // 2
-        card[top : top + picture.shape[0], left : left + picture.shape[1]] = picture
-    return card
-
-
-def _show_hit(where, index: PatchIndex, rank: int, hit: Hit, pictures: np.ndarray | Exception):
-    name = index.names[hit.image]
-    if isinstance(pictures, Exception):
-        where.warning(f"#{rank} · {name}: the image cannot be read ({pictures}).")
-        return
+def _caption(index: PatchIndex, rank: int, hit: Hit) -> str:
     label = f" · {index.labels[hit.image]}" if index.labels[hit.image] is not None else ""
-    caption = f"#{rank} · {name}{label} · row {hit.row}, col {hit.col} · cosine {hit.cosine:.2f}"
-    where.image(pictures, caption=caption, width="stretch")
-
-
-def _enlarge(crop: np.ndarray) -> np.ndarray:
-    """The crop CROP_HEIGHT px tall, nearest neighbour (the pixels of `resize_map(nearest=True)`, by indexing: torch
-    took ~7 ms a call on a busy CPU)."""
-    height, width = crop.shape[:2]
-    wide = max(1, round(width * CROP_HEIGHT / height))
-    rows = np.minimum((np.arange(CROP_HEIGHT) * (height / CROP_HEIGHT)).astype(np.int64), height - 1)
-    cols = np.minimum((np.arange(wide) * (width / wide)).astype(np.int64), width - 1)
-    return crop[rows[:, None], cols[None, :]]
+    return f"#{rank} · {index.names[hit.image]}{label} · row {hit.row}, col {hit.col} · cosine {hit.cosine:.2f}"

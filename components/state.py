@@ -151,3 +151,4 @@ video_seq: Keys[int] = Keys("{}_seq")  # gestures the canvas sent so far (its `s
 # ---- Patch Search -------------------------------------------------------------------------------
 query_chart: Keys[dict] = Keys("{}_query_chart")  # the selection event of the clickable query image (its key)
 picked_patches: Keys[tuple] = Keys("{}_patches")  # (query image digest, grid, ((row, col), ...)) last picked
+chart_picks: Keys[tuple] = Keys("{}_chart_picks")  # (query image digest, grid, (patch index, ...)) the chart was sent

@@ -195,6 +195,34 @@ def load_image(source: bytes | str | Path, name: str | None = None) -> tuple[np.
     return np.require(array, requirements=("C", "W")), "; ".join(notes) or None
 
 
+BROWSER_SIDE = 1280  # px: pictures a browser draws itself (Patch Search's hits) are sent at most this large
+_ORIENTATION = 0x0112  # EXIF tag
+
+
+def browser_ready_size(data: bytes, side: int = BROWSER_SIDE) -> tuple[int, int] | None:
+    """(height, width) of an image file a browser can be given as it is, to draw the pixels `load_image` gives: a
+    JPEG in RGB or grey, not rotated by EXIF, at most `side` px; None for any other file (reads the header only)."""
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            plain = img.format == "JPEG" and img.mode in ("RGB", "L") and max(img.size) <= side
+            if plain and img.getexif().get(_ORIENTATION, 1) == 1:
+                return img.size[1], img.size[0]
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        pass
+    return None
+
+
+def browser_copy(image: np.ndarray, side: int = BROWSER_SIDE, quality: int = 90) -> tuple[bytes, tuple[int, int]]:
+    """HWC uint8 RGB → (JPEG bytes at most `side` px (bicubic), its (height, width)), for a browser to draw; colour
+    kept at full resolution (4:4:4: the crops are shown enlarged)."""
+    picture = Image.fromarray(image)
+    if max(picture.size) > side:
+        picture = picture.resize(_fitted(picture.size, side), Image.Resampling.BICUBIC)
+    buffer = io.BytesIO()
+    picture.save(buffer, format="JPEG", quality=quality, subsampling=0)
+    return buffer.getvalue(), (picture.size[1], picture.size[0])
+
+
 def _fitted(size: tuple[int, int], side: int) -> tuple[int, int]:
     """(W, H) scaled to fit a `side` square, rounded as `Image.thumbnail` rounds it (closest aspect ratio)."""
     w, h = size

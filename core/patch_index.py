@@ -32,10 +32,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from PIL import Image
 
 from core import store, vector_index
-from core.analysis.imaging import colour_table
 from core.analysis.matching import patch_box
 from core.analysis.pca import compute_foreground
 
@@ -402,7 +400,25 @@ def open_patch_index(folder: str | Path) -> PatchIndex:
     )
 
 
-# ---- pictures of a hit ------------------------------------------------------------------------
+# ---- where a hit's pictures come from (the browser draws them: components/patch_hits.js) ----------------------
+@dataclass(frozen=True)
+class HitLayout:
+    """A hit's two pictures in an image shown at (height, width) px. Boxes are XYXY ints, end exclusive.
+
+    crop: the matched patches with one patch of context around them (image px), shown `crop_size` (height, width)
+    px by nearest neighbour, the matched patches outlined at `crop_box` (crop px) with bars `crop_line` px thick;
+    heat: the whole image shrunk to `heat_size` (height, width) under the cosine heat map of its patches
+    (`matching.overlay_similarity`'s picture), the matched patches outlined at `heat_box` with `heat_line` px."""
+
+    crop: tuple[int, int, int, int]
+    crop_box: tuple[int, int, int, int]
+    crop_line: int
+    crop_size: tuple[int, int]
+    heat_size: tuple[int, int]
+    heat_box: tuple[int, int, int, int]
+    heat_line: int
+
+
 def hit_box(image_size: tuple[int, int], grid: tuple[int, int], row: int, col: int, span: int) -> tuple[int, ...]:
     """XYXY pixel box (ints, end exclusive) of the `span` × `span` patches from (row, col), clipped to the grid."""
     x0, y0, _, _ = patch_box(row, col, image_size, grid)
@@ -410,56 +426,28 @@ def hit_box(image_size: tuple[int, int], grid: tuple[int, int], row: int, col: i
     return round(x0), round(y0), max(round(x1), round(x0) + 1), max(round(y1), round(y0) + 1)
 
 
-def hit_pictures(
-    image: np.ndarray,
-    grid: tuple[int, int],
-    hit: Hit,
-    span: int,
-    heat_map: np.ndarray,
-    alpha: float = 0.5,
-    heat_width: int | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """(crop, heat): the matched patches with one patch of context around them, outlined in red, and the whole image
-    under `heat_map` ((h, w) cosine, NaN where nothing is stored) with the same outline. HWC uint8 each. The crop keeps
-    the image's pixels; the heat picture is drawn `heat_width` px wide at most (the image shrunk first: much less to
-    colour and encode when it is only shown small)."""
-    height, width = image.shape[:2]
-    box = hit_box((height, width), grid, hit.row, hit.col, span)
-    x0, y0, x1, y1 = hit_box((height, width), grid, max(hit.row - 1, 0), max(hit.col - 1, 0), span + 2)
-    thickness = _thickness(image.shape, box)
-    shifted = (box[0] - x0, box[1] - y0, box[2] - x0, box[3] - y0)
-    crop = _outline(image[y0:y1, x0:x1], shifted, thickness)
-    if heat_width is not None and width > heat_width:
-        size = (heat_width, max(1, round(height * heat_width / width)))
-        image = np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BOX))  # area mean: 1.5 ms, not 2.2
-        box = hit_box(image.shape[:2], grid, hit.row, hit.col, span)
-    filled = np.where(np.isnan(heat_map), np.nanmin(heat_map), heat_map).astype(np.float32)
-    heat_image = _outline(_overlay(image, filled, alpha), box, _thickness(image.shape, box))
-    return crop, heat_image
+def hit_layout(
+    image_size: tuple[int, int], grid: tuple[int, int], hit: Hit, span: int, heat_width: int, crop_height: int
+) -> HitLayout:
+    """The layout of `hit` (its `span` × `span` patches from row, col of `grid`) in an image of `image_size` (height,
+    width) px: the heat picture `heat_width` px wide at most, the crop enlarged or shrunk to `crop_height` px tall."""
+    height, width = image_size
+    box = hit_box(image_size, grid, hit.row, hit.col, span)
+    crop = hit_box(image_size, grid, max(hit.row - 1, 0), max(hit.col - 1, 0), span + 2)
+    crop_h, crop_w = crop[3] - crop[1], crop[2] - crop[0]
+    heat_size = (max(1, round(height * heat_width / width)), heat_width) if width > heat_width else (height, width)
+    heat_box = hit_box(heat_size, grid, hit.row, hit.col, span)
+    return HitLayout(
+        crop=crop,
+        crop_box=(box[0] - crop[0], box[1] - crop[1], box[2] - crop[0], box[3] - crop[1]),
+        crop_line=_thickness(image_size, box),
+        crop_size=(crop_height, max(1, round(crop_w * crop_height / crop_h))),
+        heat_size=heat_size,
+        heat_box=heat_box,
+        heat_line=_thickness(heat_size, heat_box),
+    )
 
 
-def _overlay(image: np.ndarray, heat_map: np.ndarray, alpha: float) -> np.ndarray:
-    """`matching.overlay_similarity`'s picture, in PIL throughout: the values resized bilinear (equal to torch's
-    within 2e-6 here), coloured as a palette image through the same Viridis table as `colorize`, blended (within one
-    level of `blend`'s rounding): ~0.7 ms a 400 × 300 picture where torch and numpy took ~7 ms, then ~2 ms."""
-    height, width = image.shape[:2]
-    values = np.asarray(Image.fromarray(heat_map).resize((width, height), Image.Resampling.BILINEAR))
-    lo, hi = float(heat_map.min()), float(heat_map.max())
-    codes = np.clip((values - lo) / max(hi - lo, 1e-12) * 255, 0, 255).astype(np.uint8)
-    colours = Image.frombytes("P", (width, height), codes.tobytes())
-    colours.putpalette(colour_table("Viridis").ravel().tolist())
-    return np.asarray(Image.blend(Image.fromarray(image), colours.convert("RGB"), alpha))
-
-
-def _thickness(shape: tuple[int, ...], box: tuple[int, ...]) -> int:
+def _thickness(size: tuple[int, int], box: tuple[int, ...]) -> int:
     x0, y0, x1, y1 = box
-    return max(1, min(max(shape[:2]) // 150, (x1 - x0) // 3, (y1 - y0) // 3))
-
-
-def _outline(image: np.ndarray, box: tuple[int, ...], t: int, color=(255, 43, 43)) -> np.ndarray:
-    out = image.copy()
-    x0, y0, x1, y1 = box
-    for rows, cols in ((slice(y0, y0 + t), slice(x0, x1)), (slice(y1 - t, y1), slice(x0, x1)),
-                       (slice(y0, y1), slice(x0, x0 + t)), (slice(y0, y1), slice(x1 - t, x1))):  # fmt: skip
-        out[rows, cols, :3] = color
-    return out
+    return max(1, min(max(size) // 150, (x1 - x0) // 3, (y1 - y0) // 3))

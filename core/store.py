@@ -12,6 +12,7 @@ Similarity is cosine everywhere; Lance reports cosine *distance* (1 - cosine), t
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import weakref
@@ -25,7 +26,7 @@ import pandas as pd
 import pyarrow as pa
 
 from core import vector_index
-from core.data import confine, load_image
+from core.data import browser_copy, browser_ready_size, confine, load_image
 
 IMAGES, SKIPPED = "images", "skipped"
 LANCE_TABLE_MARK = "_versions"  # every Lance table folder holds its manifests here
@@ -352,3 +353,21 @@ def _search_lance(table: lancedb.table.Table, query: np.ndarray, k: int, columns
 def load_stored_image(path: str, roots: Sequence[Path]) -> np.ndarray:
     """The stored image at `path` (HWC uint8 RGB), only if it lies inside one of `roots`; else ImageError."""
     return load_image(confine(path, roots, folder=False))[0]
+
+
+def stored_browser_image(path: str, roots: Sequence[Path]) -> tuple[bytes, tuple[int, int]]:
+    """The stored image at `path` (inside one of `roots`) as JPEG bytes for a browser to draw, and its (height,
+    width): the file itself when the browser draws from it the pixels `load_image` gives (`browser_ready_size`:
+    read, ~0.1 ms), else those pixels encoded, once per file version (the last 256 kept). ImageError, OSError."""
+    file = confine(path, roots, folder=False)
+    data = file.read_bytes()
+    size = browser_ready_size(data)
+    if size is not None:
+        return data, size
+    stat = file.stat()
+    return _browser_copy(str(file), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=256)
+def _browser_copy(path: str, mtime_ns: int, size: int) -> tuple[bytes, tuple[int, int]]:
+    return browser_copy(load_image(path)[0])

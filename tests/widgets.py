@@ -69,3 +69,16 @@ def record_spinners(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     monkeypatch.setattr(streamlit, "spinner", spinner)
     return texts
+
+
+def patch_hits(at: AppTest) -> list[dict]:
+    """The hits Patch Search's results widget was given (`components.patch_hits`), best first; [] when none."""
+    from components.patch_hits import decode_hits
+
+    elements = [e for e in at.get("bidi_component") if e.proto.component_name == "vfm_patch_hits"]
+    return decode_hits(elements[0].proto.bytes)[0]["hits"] if elements else []
+
+
+def hit_captions(at: AppTest) -> list[str]:
+    """The captions of the hits drawn (not those whose image cannot be read)."""
+    return [hit["caption"] for hit in patch_hits(at) if "error" not in hit]

@@ -19,6 +19,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core.data import ImageItem, ImageSet
+from tests.widgets import hit_captions
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
 PAGE = "pages/patch_search.py"
@@ -51,10 +52,9 @@ def open_page(working_set: ImageSet, build: bool = True) -> AppTest:
 
 def results(at: AppTest) -> list[tuple[int, str, str | None, int, int, float]]:
     found = []
-    for element in at.get("image"):
-        for img in element.proto.imgs:
-            if m := CAPTION.match(img.caption):
-                found.append((int(m[1]), m[2], m[3], int(m[4]), int(m[5]), float(m[6])))
+    for caption in hit_captions(at):
+        if m := CAPTION.match(caption):
+            found.append((int(m[1]), m[2], m[3], int(m[4]), int(m[5]), float(m[6])))
     return found
 
 
@@ -162,33 +162,71 @@ def test_a_pooled_index_queries_with_the_clicked_window_and_finds_it_first(worki
     assert first[1:5] == ("im0.png", "dogs", 2, 0) and first[5] == 1.0
 
 
-def test_the_pictures_of_a_hit_keep_the_crop_and_draw_the_heat_map_small():
-    """The crop is the image's own pixels around the hit with the red outline (as drawn on the whole image, then cut);
-    the heat picture is at most `heat_width` wide, outlined at the same place; heats() of several images is heat()
-    of each."""
-    from core.patch_index import Hit, PatchSettings, build_patch_index, heat, heats, hit_pictures
+def test_the_layout_of_a_hit_places_its_crop_and_its_outlines_and_heats_are_per_image():
+    """A hit's crop is its patches with one patch of context, enlarged to 120 px tall, the hit outlined inside it; the
+    heat picture is at most 400 px wide with the hit outlined at its place; heats() of several images is heat() of
+    each. (The browser draws them: tests/browser/test_patch_search.py compares its canvases with these boxes.)"""
+    from core.patch_index import Hit, HitLayout, PatchSettings, build_patch_index, heat, heats, hit_layout
 
     rng = np.random.default_rng(3)
-    image = rng.integers(0, 200, (480, 640, 3), dtype=np.uint8)
-    grid, hit = (16, 16), Hit(0, 5, 7, 0.9)
-    crop, picture = hit_pictures(image, grid, hit, 1, rng.random(grid).astype(np.float32), heat_width=400)
-    y0, y1, x0, x1 = 120, 210, 240, 360  # patches 4–6 × 6–8 of 30 × 40 px
-    assert crop.shape == (90, 120, 3)
-    red = np.all(crop == (255, 43, 43), axis=-1)
-    assert red[30:60, 40:80].any() and not red[:30].any() and not red[:, :40].any()  # only around patch (5, 7)
-    np.testing.assert_array_equal(crop[~red], image[y0:y1, x0:x1][~red])
-    assert picture.shape == (300, 400, 3)
-    red = np.all(picture == (255, 43, 43), axis=-1)
-    rows, cols = np.nonzero(red)
-    assert (rows.min(), rows.max() + 1, cols.min(), cols.max() + 1) == (
-        round(5 * 300 / 16),
-        round(6 * 300 / 16),
-        175,
-        200,
+    layout = hit_layout((480, 640), (16, 16), Hit(0, 5, 7, 0.9), 1, heat_width=400, crop_height=120)
+    assert layout == HitLayout(
+        crop=(240, 120, 360, 210),  # patches 4–6 × 6–8 of 40 × 30 px
+        crop_box=(40, 30, 80, 60),
+        crop_line=4,  # 640 // 150
+        crop_size=(120, 160),
+        heat_size=(300, 400),
+        heat_box=(175, round(5 * 300 / 16), 200, round(6 * 300 / 16)),
+        heat_line=2,  # 400 // 150
     )
+    corner = hit_layout((480, 640), (16, 16), Hit(0, 0, 15, 0.9), 2, heat_width=800, crop_height=60)
+    assert corner.crop == (560, 0, 640, 120) and corner.crop_box == (40, 0, 80, 60)  # cut at the grid's edges
+    assert corner.heat_size == (480, 640) and corner.crop_size == (60, 40)  # a narrow image: never widened
 
     tokens = [rng.standard_normal((4, 4, 8)).astype(np.float32) for _ in range(3)]
     index = build_patch_index(tokens, ["a", "b", "c"], [None] * 3, PatchSettings("m@r", 56, 14))
     query = tokens[1][2, 2]
     for got, image_index in zip(heats(index, [2, 0, 2], query), [2, 0, 2], strict=True):
         np.testing.assert_array_equal(got, heat(index, image_index, query))
+
+
+def test_the_results_payload_round_trips_and_fills_unstored_patches_with_the_minimum():
+    from components.patch_hits import HitCard, decode_hits, encode_hits
+    from core.patch_index import Hit, hit_layout
+
+    heat = np.array([[np.nan, 0.5], [-0.25, 1.0]], np.float32)
+    layout = hit_layout((20, 30), (2, 2), Hit(0, 1, 0, 1.0), 1, heat_width=400, crop_height=120)
+    cards = [HitCard("#1 · a", 1, heat, layout), HitCard("#2 · b", error="gone"), HitCard("#3 · c", 0, heat, layout)]
+    payload = encode_hits(cards, [b"first", b"second!"], key="k", columns=4, alpha=0.5)
+    header, heats, images = decode_hits(payload)
+    assert images == [b"first", b"second!"] and header["key"] == "k" and header["columns"] == 4
+    assert [h["caption"] for h in header["hits"]] == ["#1 · a", "#2 · b", "#3 · c"] and header["hits"][1]["error"]
+    assert [h.get("image") for h in header["hits"]] == [1, None, 0] and heats[1] is None
+    np.testing.assert_array_equal(heats[0], [[-0.25, 0.5], [-0.25, 1.0]])  # nothing stored: drawn as the minimum
+    assert header["hits"][2]["layout"]["crop_size"] == [120, 180] and len(header["colours"]) == 768
+    other = encode_hits(cards[:1], [b"first", b"second!"], key="k", columns=4, alpha=0.5)
+    assert decode_hits(other)[0]["digest"] != header["digest"]
+
+
+def _query_figure(at: AppTest) -> dict:
+    import json
+
+    (chart,) = [c for c in at.get("plotly_chart") if "psearch_query_chart" in c.proto.id]
+    return json.loads(chart.proto.spec)
+
+
+def test_a_click_leaves_the_query_chart_as_it_was_and_its_selection_shows_the_pick(working_set):
+    """The chart is sent the centre patch as selected (plotly outlines selected patches in red); a click, box or lasso
+    is then shown by plotly itself, so every pick on an unpooled index sends the same figure (Streamlit sends it
+    once, the browser keeps it); a pooled index's window is sent as selected."""
+    at = open_page(working_set)
+    first = _query_figure(at)
+    markers = first["data"][1]
+    assert markers["selectedpoints"] == [2 * 4 + 2] and not first["layout"].get("shapes")  # the centre patch
+    assert markers["selected"]["marker"]["opacity"] == 1.0 and markers["marker"]["opacity"] < 0.05
+    assert markers["marker"]["symbol"] == "square-open"
+    figures = [_query_figure(select_box(at, [cell])) for cell in [(0, 1), (3, 2)]]
+    assert figures[0] == figures[1] == first
+    at.toggle(key="psearch_pool").set_value(True).run()
+    select_box(at, [(3, 1)])
+    assert _query_figure(at)["data"][1]["selectedpoints"] == [2 * 4 + 0, 2 * 4 + 1, 3 * 4 + 0, 3 * 4 + 1]  # its window

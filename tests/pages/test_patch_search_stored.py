@@ -1,5 +1,5 @@
 """Patch Search on a stored patch index (#20's bad input): an index of other weights than those that load here is
-one sentence and the page stays usable; a result whose image file was deleted is a warning in its place while the
+one sentence and the page stays usable; a result whose image file was deleted is a note in its place while the
 other results show; an index built at another input size is queried at that size (the query's own patch found
 first, at the right row and col of the larger grid).
 
@@ -18,6 +18,7 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from core.data import ImageItem, ImageSet
+from tests.widgets import hit_captions, patch_hits
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
 PAGE = "pages/patch_search.py"
@@ -76,10 +77,9 @@ def open_stored(photos, folder: Path, monkeypatch) -> AppTest:
 
 def results(at: AppTest) -> list[tuple[str, int, int, float]]:
     found = []
-    for element in at.get("image"):
-        for img in element.proto.imgs:
-            if m := CAPTION.match(img.caption):
-                found.append((m[2], int(m[4]), int(m[5]), float(m[6])))
+    for caption in hit_captions(at):
+        if m := CAPTION.match(caption):
+            found.append((m[2], int(m[4]), int(m[5]), float(m[6])))
     return found
 
 
@@ -94,7 +94,7 @@ def test_an_index_of_other_weights_is_one_sentence_and_the_working_set_still_sea
     assert not at.exception and results(at)[0][:3] == ("p0.png", 2, 2)
 
 
-def test_a_deleted_image_file_is_a_warning_in_its_place_and_the_other_results_show(photos, engine, monkeypatch):
+def test_a_deleted_image_file_is_a_note_in_its_place_and_the_other_results_show(photos, engine, monkeypatch):
     root = photos[0]
     folder = write_index(engine, root, "deleted.lance", 56)
     gone = root / "images" / "cats" / "p3.png"
@@ -102,11 +102,12 @@ def test_a_deleted_image_file_is_a_warning_in_its_place_and_the_other_results_sh
     gone.unlink()
     try:
         at = open_stored(photos, folder, monkeypatch)
-        warnings = [w.value for w in at.warning]
+        unread = [hit for hit in patch_hits(at) if "error" in hit]
         shown = results(at)
     finally:
         gone.write_bytes(kept)
-    assert any(w.startswith("#") and "p3.png: the image cannot be read" in w for w in warnings), warnings
+    assert [hit["caption"].split(" · ")[1] for hit in unread] == ["p3.png"], unread  # drawn as a note in its place
+    assert "No such file" in unread[0]["error"] or "not found" in unread[0]["error"].lower(), unread
     assert len(shown) == 5 and "p3.png" not in {s[0] for s in shown}  # one result per image: the other five
     assert shown[0][:3] == ("p0.png", 2, 2) and shown[0][3] == 1.0
 
