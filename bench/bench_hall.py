@@ -419,13 +419,6 @@ def summary(students: list[Student], server_cpu: float | None = None) -> dict:
     }
 
 
-def make_run_env() -> dict[str, str]:
-    """The environment `make run` gives the server: the Makefile's SERVE_ENV."""
-    makefile = (Path(__file__).resolve().parents[1] / "Makefile").read_text()
-    line = re.search(r"^SERVE_ENV \?= (.*)$", makefile, re.MULTILINE)
-    return dict(item.split("=", 1) for item in line.group(1).split()) if line else {}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sessions", type=int, nargs="+", default=[50])
@@ -442,12 +435,12 @@ def main() -> None:
     parser.add_argument("--deadline", type=float, default=900.0, help="seconds one level may take in all")
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args()
+    from tests.browser.server import log_problems, make_run_env, serve
+
     env = {} if args.url else make_run_env() | dict(item.split("=", 1) for item in args.env)  # --url: not ours
     if args.url:
         results = asyncio.run(_levels(args.url, args))
     else:
-        from tests.browser.server import log_problems, serve
-
         log: list[str] = []
         print("server environment:", " ".join(f"{k}={v}" for k, v in env.items()), flush=True)
         with serve(startup_s=180, log=log, VFM_LENS_PROFILE=args.profile, **env) as url:

@@ -281,9 +281,7 @@ def browser_clicks(folder: Path, clicks: int, k: int = K) -> tuple[list[float], 
     from tests.browser.server import CHROMIUM_ARGS, serve
 
     times = []
-    from bench.bench_hall import make_run_env
-
-    with serve(VFM_LENS_DATA_ROOTS=str(folder.parent), **make_run_env()) as url, sync_playwright() as p:
+    with serve(VFM_LENS_DATA_ROOTS=str(folder.parent)) as url, sync_playwright() as p:  # make run's environment
         browser = p.chromium.launch(executable_path=shutil.which("chromium"), headless=True, args=CHROMIUM_ARGS)
         page = new_page(browser, url, 600_000)
         open_page(page, "Patch Search")

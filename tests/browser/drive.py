@@ -2,8 +2,9 @@
 
 Reruns are followed through the `data-test-script-state` attribute Streamlit keeps on its app root: a
 MutationObserver (installed in every page by `WATCH_RUNS`) counts finished runs, so "wait until the rerun
-this click started has finished" needs no sleep. The "Running…" status widget is no signal: Streamlit
-shows it only for runs longer than half a second.
+this click started has finished" needs no sleep. A run too short for React to render its "running" state leaves
+no trace there, so the server's ScriptFinished messages are counted too: a run ends when either is seen. The
+"Running…" status widget is no signal: Streamlit shows it only for runs longer than half a second.
 """
 
 from __future__ import annotations
@@ -17,15 +18,36 @@ from PIL import Image
 
 WATCH_RUNS = """
 (() => {
-  const runs = {finished: 0, last: performance.now()};
+  // `finished` grows at every end of a run seen either way (most are seen both ways: only "> before" is meaningful)
+  const runs = {byState: 0, byMessage: 0, last: performance.now(),
+                get finished() { return this.byState + this.byMessage; }};
   window.__vfmRuns = runs;
   new MutationObserver((records) => {
     for (const r of records) {
       runs.last = performance.now();
-      if (r.oldValue === 'running') runs.finished += 1;
+      if (r.oldValue === 'running') runs.byState += 1;
     }
   }).observe(document, {subtree: true, attributes: true, attributeOldValue: true,
                         attributeFilter: ['data-test-script-state']});
+  // A run so short that React never renders its "running" state changes no attribute: count the server's
+  // ScriptFinished messages too. Streamlit sends one as a ForwardMsg of its metadata (field 2) and the status (field 6,
+  // a varint: 0x30 and 0, 1 or 3; 2, "finished early for a rerun", is not a finished run) and nothing else.
+  const finishedStatus = (bytes) => {
+    const n = bytes.length, start = n === 2 ? 0 : bytes[0] === 0x12 && bytes[1] < 0x80 && bytes[1] + 4 === n ? n - 2 : -1;
+    return start >= 0 && bytes[start] === 0x30 && bytes[start + 1] <= 3 ? bytes[start + 1] : -1;
+  };
+  const Native = window.WebSocket;
+  window.WebSocket = class extends Native {
+    constructor(...args) {
+      super(...args);
+      this.addEventListener('message', (event) => {
+        const data = event.data;
+        if (!(data instanceof ArrayBuffer) || data.byteLength > 131) return;
+        const status = finishedStatus(new Uint8Array(data));
+        if (status >= 0 && status !== 2) { runs.byMessage += 1; runs.last = performance.now(); }
+      });
+    }
+  };
 })();
 """
 _IDLE = """([before, quietMs]) => {

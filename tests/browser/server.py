@@ -1,4 +1,6 @@
-"""Start `streamlit run app.py` on 127.0.0.1 with tiny models and a throwaway cache (browser tests, load bench)."""
+"""Start `streamlit run app.py` on 127.0.0.1 with tiny models and a throwaway cache (browser tests, load bench), in
+the environment `make run` gives the server (the Makefile's SERVE_ENV: no garbage collection after every run), so
+the tests see the runs users get."""
 
 from __future__ import annotations
 
@@ -19,6 +21,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def make_run_env() -> dict[str, str]:
+    """The environment `make run` gives the server: the Makefile's SERVE_ENV."""
+    makefile = (ROOT / "Makefile").read_text()
+    line = re.search(r"^SERVE_ENV \?= (.*)$", makefile, re.MULTILINE)
+    return dict(item.split("=", 1) for item in line.group(1).split()) if line else {}
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -27,13 +36,15 @@ def free_port() -> int:
 
 @contextmanager
 def serve(startup_s: float = 90, log: list[str] | None = None, **env: str) -> Iterator[str]:
-    """Yield the URL of a fresh server; `env` adds environment variables. Stops it on exit.
+    """Yield the URL of a fresh server; `env` adds environment variables (over `make run`'s and this process's).
+    Stops it on exit.
 
     The server's output (stdout and stderr) is read line by line as it comes into `log` when given.
     """
     port = free_port()
     cache = tempfile.mkdtemp(prefix="vfm-lens-server-cache-")
     environ = {
+        **make_run_env(),
         **os.environ,
         "VFM_LENS_PROFILE": "tiny",
         "VFM_LENS_OFFLINE": "1",
