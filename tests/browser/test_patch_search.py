@@ -5,9 +5,12 @@ searches with their mean."""
 
 from __future__ import annotations
 
+import io
 import re
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from tests import corpus
 from tests.browser.drive import open_page, rerun, settled_pixels
@@ -88,7 +91,24 @@ def test_a_click_on_a_patch_picks_it_and_finds_it_first(search_page):
     with rerun(page):
         page.mouse.click(x, y)
     assert _wait_first(page, re.escape(QUERY) + r" · cats · row 3, col 0 · cosine 1\.00")
+    _crops_drawn(page)
+    assert _selected(chart) == [3 * GRID + 0]  # the chart outlines the pick (plotly's own selection, red)
     assert page.locator("[data-testid=stException]").count() == 0
+
+
+def _crops_drawn(page) -> None:
+    """Every hit of the results widget has its crop and heat picture drawn, and the crop of the best one shows the
+    query's own patch outlined in red."""
+    page.wait_for_function("Object.values(window.__vfmPatchHits ?? {}).some(h => h.count > 0)")
+    hits = page.locator(".vfm-patch-hit")
+    assert hits.count() == page.locator(".vfm-patch-hit canvas.crop").count() == page.locator("canvas.heat").count()
+    crop = hits.first.locator("canvas.crop")
+    pixels = np.asarray(Image.open(io.BytesIO(crop.screenshot())))[..., :3].astype(int)
+    assert (np.abs(pixels - (255, 43, 43)).max(axis=-1) <= 8).mean() > 0.02  # the outline
+
+
+def _selected(chart) -> list[int]:
+    return chart.locator(".js-plotly-plot").first.evaluate("gd => gd._fullData[1].selectedpoints ?? null")
 
 
 def test_the_box_select_of_the_mode_bar_picks_the_patches_under_the_box(search_page):
