@@ -269,25 +269,25 @@ def show_results(found: Searchable, hits: list[Hit], query: np.ndarray, key: str
         "coloured by the cosine of every patch to the query"
     )
     maps = heats(index, [hit.image for hit in hits], query)  # one read of a stored index, not one per hit
-    images: dict[int, tuple[int, bytes, tuple[int, int]] | Exception] = {}  # image → (position, JPEG, size) or why not
+    jpegs: list[bytes] = []  # each result image once
+    where: dict[int, tuple[int, tuple[int, int]] | Exception] = {}  # image → (its place in jpegs, its size) or why not
     cards = []
     for rank, (hit, heat_map) in enumerate(zip(hits, maps, strict=True), 1):
-        if hit.image not in images:
+        if hit.image not in where:
             try:
                 jpeg, size = found.jpeg(hit.image)
-                images[hit.image] = (sum(not isinstance(v, Exception) for v in images.values()), jpeg, size)
+                where[hit.image] = (len(jpegs), size)
+                jpegs.append(jpeg)
             except (ValueError, OSError) as exc:
-                images[hit.image] = exc
-        caption = _caption(index, rank, hit)
-        held = images[hit.image]
+                where[hit.image] = exc
+        caption, held = _caption(index, rank, hit), where[hit.image]
         if isinstance(held, Exception):
             cards.append(HitCard(caption, error=str(held)))
             continue
         grid = tuple(int(v) for v in index.grids[hit.image])
-        layout = hit_layout(held[2], grid, hit, index.settings.pool, HEAT_WIDTH, CROP_HEIGHT)
+        layout = hit_layout(held[1], grid, hit, index.settings.pool, HEAT_WIDTH, CROP_HEIGHT)
         cards.append(HitCard(caption, held[0], heat_map, layout))
-    shown = [v[1] for v in images.values() if not isinstance(v, Exception)]
-    show_hits(cards, shown, key=key, columns=COLUMNS)
+    show_hits(cards, jpegs, key=key, columns=COLUMNS)
     rows = hits_table(index, hits)
     download_csv(matches_csv(rows), "patch_search.csv", f"{key}_csv", "CSV: image, row, col, cosine", on_click="ignore")
 
