@@ -29,6 +29,7 @@ import numpy as np
 import streamlit as st
 
 from components.charts import class_colours
+from components.framing import frame, unframe
 from components.state import Slot
 from core.analysis.imaging import data_url, to_jpeg
 
@@ -69,9 +70,7 @@ def encode_points(xy: np.ndarray, codes: np.ndarray, classes: list[str], *, key:
         "n": len(xy), "classes": [str(c) for c in classes], "colors": _hex(class_colours(max(1, len(classes)))),
         "codeBytes": np.dtype(width).itemsize, "digest": digest, "key": key, "height": height,
     }  # fmt: skip
-    text = json.dumps(header).encode()
-    text += b" " * (-len(text) % 4)
-    return MAGIC + len(text).to_bytes(4, "little") + text + b"".join(body)
+    return frame(MAGIC, header, b"".join(body))
 
 
 def _hex(colours: list[str]) -> list[str]:
@@ -87,11 +86,8 @@ def _hex(colours: list[str]) -> list[str]:
 
 def decode_points(payload: bytes) -> tuple[np.ndarray, np.ndarray, dict]:
     """The inverse of `encode_points`: ((N, 2) float32 coordinates, (N,) codes, the header)."""
-    if payload[:4] != MAGIC:
-        raise ValueError("Not a big-map payload.")
-    length = int.from_bytes(payload[4:8], "little")
-    header = json.loads(payload[8 : 8 + length])
-    n, start = header["n"], 8 + length
+    header, start = unframe(MAGIC, payload, "big-map")
+    n = header["n"]
     x = np.frombuffer(payload, np.float32, n, start)
     y = np.frombuffer(payload, np.float32, n, start + 4 * n)
     codes = np.frombuffer(payload, np.uint8 if header["codeBytes"] == 1 else np.uint16, n, start + 8 * n)

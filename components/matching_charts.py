@@ -125,11 +125,12 @@ def patch_grid_figure(
     """A clickable patch grid: the image (a data URI, `size` = (height, width) view px) with a near-transparent
     marker on every patch centre (point i is patch (i // w, i % w), its customdata [row, col]) and `boxes` (XYXY)
     outlined. With `selected` (patch indices), the patches selected on the chart are outlined in red by plotly (the
-    ones given, then what the user clicks, boxes or lassoes: drawn in the browser at once). No drag mode is set: Streamlit's frontend drops clicks while it is box or lasso, so a box or lasso is
-    offered through the mode bar instead (`st.plotly_chart(selection_mode=("points", "box", "lasso"))`)."""
+    ones given, then what the user clicks, boxes or lassoes: drawn in the browser at once). No drag mode is set:
+    Streamlit's frontend drops clicks while it is box or lasso, so a box or lasso is offered through the mode bar
+    instead (`st.plotly_chart(selection_mode=("points", "box", "lasso"))`)."""
     height, width = size
     rows, cols = np.divmod(np.arange(grid[0] * grid[1]), grid[1])
-    size = max(4.0, 0.8 * FIGURE_HEIGHT / grid[0])
+    marker = max(4.0, 0.8 * FIGURE_HEIGHT / grid[0])  # px, a side
     data = [_image_trace(uri)]
     if show_grid:
         data.append(_grid_trace((height, width), grid))
@@ -141,9 +142,9 @@ def patch_grid_figure(
             "mode": "markers",
             "customdata": np.stack([rows, cols], axis=1),
             "marker": (
-                {"symbol": "square-open", "size": size, "color": BEST, "opacity": 0.01, "line": {"width": 3}}
+                {"symbol": "square-open", "size": marker, "color": BEST, "opacity": 0.01, "line": {"width": 3}}
                 if selected is not None
-                else {"symbol": "square", "size": size, "color": "white", "opacity": 0.01}
+                else {"symbol": "square", "size": marker, "color": "white", "opacity": 0.01}
             ),
             "selected": {"marker": {"opacity": 1.0 if selected is not None else 0.01}},
             "unselected": {"marker": {"opacity": 0.01}},

@@ -10,8 +10,8 @@ drawing on the server (bench/bench_patch_search.py --browser). The heat picture 
 `core.analysis.matching.overlay_similarity` (bilinear cosines, Viridis from their min to max, blended), the crop the
 image's own pixels enlarged by nearest neighbour; tests/browser/test_patch_search.py compares the canvases with them.
 
-Payload: b"VFMH", uint32 LE header length, the JSON header padded to 4 bytes, the heat maps (float32, in hit order),
-then the images' bytes. The header: key, digest, columns, alpha, colours (the Viridis table, 256 × 3), images
+Payload (`components.framing`, magic b"VFMH"): the JSON header, then the heat maps (float32, in hit order), then the
+images' bytes. The header: key, digest, columns, alpha, colours (the Viridis table, 256 × 3), images
 [{offset, length}] (offsets from the start of the images' bytes), hits [{caption, image, grid, heat (offset in
 floats), layout} or {caption, error}].
 """
@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
+from components.framing import frame, unframe
 from core.analysis.imaging import colour_table
 from core.patch_index import HitLayout
 
@@ -66,18 +67,12 @@ def encode_hits(cards: list[HitCard], images: list[bytes], *, key: str, columns:
         "images": [{"offset": int(starts[i]), "length": len(b)} for i, b in enumerate(images)], "hits": hits,
         "digest": hashlib.blake2b(body + json.dumps(hits).encode(), digest_size=12).hexdigest(),
     }  # fmt: skip
-    text = json.dumps(header).encode()
-    text += b" " * (-len(text) % 4)
-    return MAGIC + len(text).to_bytes(4, "little") + text + body
+    return frame(MAGIC, header, body)
 
 
 def decode_hits(payload: bytes) -> tuple[dict, list[np.ndarray | None], list[bytes]]:
     """The inverse of `encode_hits`: (header, each hit's filled heat map or None, each image's bytes)."""
-    if payload[:4] != MAGIC:
-        raise ValueError("Not a patch-hits payload.")
-    length = int.from_bytes(payload[4:8], "little")
-    header = json.loads(payload[8 : 8 + length])
-    start = 8 + length
+    header, start = unframe(MAGIC, payload, "patch-hits")
     floats = sum(h["grid"][0] * h["grid"][1] for h in header["hits"] if "grid" in h)
     values = np.frombuffer(payload, np.float32, floats, start)
     heats = [
